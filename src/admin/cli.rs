@@ -1,0 +1,484 @@
+//! The `ferrolite` command line: argument definitions and output formatting.
+//!
+//! Commands are named after Scalelite's rake tasks (`servers add`, `poll`, `status`,
+//! `meetings end` …). Failures print one `error: …` line that says what to do and exit 1.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use super::{servers, AdminError, AdminResult};
+use crate::api::params::Params;
+use crate::app::App;
+use crate::bbb::parse_reply;
+use crate::store::{Server, ServerState};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ferrolite",
+    version,
+    about = "A load balancer for BigBlueButton, compatible with Scalelite"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the API server, the poller and (later) the recording importer.
+    Serve,
+    /// List the BBB servers, or manage them.
+    Servers {
+        #[command(subcommand)]
+        command: Option<ServersCommand>,
+        /// Print each server's secret too.
+        #[arg(long)]
+        show_secrets: bool,
+    },
+    /// Poll every server once, now, and print what was found.
+    Poll,
+    /// A table of every server: state, health, meetings, users, load.
+    Status,
+    /// List, inspect or end meetings.
+    Meetings {
+        #[command(subcommand)]
+        command: Option<MeetingsCommand>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServersCommand {
+    /// List every server.
+    List {
+        #[arg(long)]
+        show_secrets: bool,
+    },
+    /// Add a server (it starts disabled; enable it to take meetings).
+    Add {
+        /// The API URL, e.g. https://bbb1.example.com/bigbluebutton/api
+        url: String,
+        /// The server's shared secret (`bbb-conf --secret`).
+        secret: String,
+        #[arg(long)]
+        load_multiplier: Option<f64>,
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Change a server's secret, load multiplier or tag (`--tag ""` removes the tag).
+    Update {
+        id: String,
+        #[arg(long)]
+        secret: Option<String>,
+        #[arg(long)]
+        load_multiplier: Option<f64>,
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Let the server take new meetings.
+    Enable { id: String },
+    /// Stop using the server; refuses while it holds meetings unless --yes.
+    Disable {
+        id: String,
+        /// End the server's meetings.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Take no new meetings; disable once the running ones are over.
+    Cordon { id: String },
+    /// Forget (and end) every meeting on the server and disable it.
+    Panic {
+        id: String,
+        /// Keep the server's state instead of disabling it.
+        #[arg(long)]
+        keep_state: bool,
+        /// Do not send `end` to the server (it is unreachable).
+        #[arg(long)]
+        skip_end_calls: bool,
+    },
+    /// Remove the server and forget its meetings.
+    Remove { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MeetingsCommand {
+    /// List meetings and their servers (all, or the given ids).
+    List { ids: Vec<String> },
+    /// End meetings (the given ids, or all after confirmation).
+    End {
+        ids: Vec<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Ask the meeting's server about it.
+    Info { id: String },
+}
+
+/// Splits Scalelite-style `a:b:c` id lists as well as separate arguments.
+fn split_ids(ids: &[String]) -> Vec<String> {
+    ids.iter()
+        .flat_map(|i| i.split(':'))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn fmt_load(load: Option<f64>) -> String {
+    load.map(|l| format!("{l:.1}"))
+        .unwrap_or_else(|| "unavailable".into())
+}
+
+fn print_server(out: &mut impl Write, s: &Server, show_secret: bool) -> std::io::Result<()> {
+    writeln!(out, "id: {}", s.id)?;
+    writeln!(out, "\turl: {}", s.url)?;
+    if show_secret {
+        writeln!(out, "\tsecret: {}", s.secret)?;
+    }
+    writeln!(out, "\t{}", s.state)?;
+    writeln!(out, "\tload: {}", fmt_load(s.load))?;
+    writeln!(out, "\tload multiplier: {:.1}", s.load_multiplier)?;
+    writeln!(out, "\tbbb version: {}", s.bbb_version)?;
+    writeln!(out, "\ttag: {}", s.tag.as_deref().unwrap_or(""))?;
+    writeln!(out, "\t{}", if s.online { "online" } else { "offline" })
+}
+
+/// Runs an admin command; the error is printed by `main`.
+pub async fn run(app: Arc<App>, command: Command) -> AdminResult<()> {
+    let mut out = std::io::stdout().lock();
+    let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
+    match command {
+        Command::Serve => unreachable!("serve is handled by main"),
+        Command::Servers {
+            command: None,
+            show_secrets,
+        }
+        | Command::Servers {
+            command: Some(ServersCommand::List { show_secrets }),
+            ..
+        } => {
+            let list = app.store.servers().await?;
+            if list.is_empty() {
+                eprintln!("No servers are configured");
+            }
+            for s in &list {
+                print_server(&mut out, s, show_secrets).map_err(io)?;
+            }
+        }
+        Command::Servers {
+            command: Some(cmd), ..
+        } => servers_command(&app, cmd, &mut out).await?,
+        Command::Poll => {
+            let reports = crate::poller::poll_once(&app).await?;
+            if reports.is_empty() {
+                writeln!(
+                    out,
+                    "No servers to poll (only enabled and cordoned servers are polled)"
+                )
+                .map_err(io)?;
+            }
+            for r in reports {
+                match &r.error {
+                    None => writeln!(
+                        out,
+                        "{}: {}, load {}",
+                        r.id,
+                        if r.online { "online" } else { "offline" },
+                        fmt_load(r.load)
+                    ),
+                    Some(e) => writeln!(
+                        out,
+                        "{}: {} (poll failed: {e})",
+                        r.id,
+                        if r.online { "online" } else { "offline" }
+                    ),
+                }
+                .map_err(io)?;
+            }
+        }
+        Command::Status => status(&app, &mut out).await?,
+        Command::Meetings { command } => {
+            meetings_command(
+                &app,
+                command.unwrap_or(MeetingsCommand::List { ids: vec![] }),
+                &mut out,
+            )
+            .await?
+        }
+    }
+    Ok(())
+}
+
+async fn servers_command(app: &App, cmd: ServersCommand, out: &mut impl Write) -> AdminResult<()> {
+    let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
+    let ok = |out: &mut dyn Write| writeln!(out, "OK").map_err(io);
+    match cmd {
+        ServersCommand::List { .. } => unreachable!("handled by run"),
+        ServersCommand::Add {
+            url,
+            secret,
+            load_multiplier,
+            tag,
+        } => {
+            let s = servers::add(app, &url, &secret, load_multiplier, tag).await?;
+            ok(out)?;
+            writeln!(out, "id: {}", s.id).map_err(io)?;
+        }
+        ServersCommand::Update {
+            id,
+            secret,
+            load_multiplier,
+            tag,
+        } => {
+            if secret.is_none() && load_multiplier.is_none() && tag.is_none() {
+                return Err(AdminError::Invalid(
+                    "nothing to update; give --secret, --load-multiplier or --tag".into(),
+                ));
+            }
+            servers::update(app, &id, secret, load_multiplier, tag).await?;
+            ok(out)?;
+        }
+        ServersCommand::Enable { id } => {
+            servers::set_state(app, &id, ServerState::Enabled).await?;
+            ok(out)?;
+        }
+        ServersCommand::Cordon { id } => {
+            servers::set_state(app, &id, ServerState::Cordoned).await?;
+            ok(out)?;
+        }
+        ServersCommand::Disable { id, yes } => {
+            let (_, ended) = servers::disable(app, &id, yes).await?;
+            for m in ended {
+                writeln!(out, "Clearing Meeting id={}", m.meeting_id).map_err(io)?;
+            }
+            ok(out)?;
+        }
+        ServersCommand::Panic {
+            id,
+            keep_state,
+            skip_end_calls,
+        } => {
+            let (_, ended) = servers::panic(app, &id, keep_state, skip_end_calls).await?;
+            for m in ended {
+                writeln!(out, "Clearing Meeting id={}", m.meeting_id).map_err(io)?;
+            }
+            ok(out)?;
+        }
+        ServersCommand::Remove { id } => {
+            servers::remove(app, &id).await?;
+            ok(out)?;
+        }
+    }
+    Ok(())
+}
+
+async fn status(app: &App, out: &mut impl Write) -> AdminResult<()> {
+    let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
+    let mut list = app.store.servers().await?;
+    list.sort_by_key(|s| s.hostname());
+    let header = [
+        "HOSTNAME",
+        "STATE",
+        "STATUS",
+        "MEETINGS",
+        "USERS",
+        "LARGEST MEETING",
+        "VIDEOS",
+        "LOAD",
+        "BBB VERSION",
+        "TAG",
+    ];
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            vec![
+                s.hostname(),
+                s.state.to_string(),
+                if s.online { "online" } else { "offline" }.to_string(),
+                s.stats.meetings.to_string(),
+                s.stats.users.to_string(),
+                s.stats.largest_meeting.to_string(),
+                s.stats.videos.to_string(),
+                fmt_load(s.load),
+                s.bbb_version.clone(),
+                s.tag.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    writeln!(out, "{}", line(header.to_vec())).map_err(io)?;
+    for r in &rows {
+        writeln!(out, "{}", line(r.iter().map(String::as_str).collect())).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn confirm(question: &str) -> bool {
+    eprint!("{question} Type 'yes' to continue: ");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).is_ok() && line.trim() == "yes"
+}
+
+async fn meetings_command(
+    app: &App,
+    cmd: MeetingsCommand,
+    out: &mut impl Write,
+) -> AdminResult<()> {
+    let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
+    let select = |all: Vec<crate::store::Meeting>,
+                  ids: &[String]|
+     -> AdminResult<Vec<crate::store::Meeting>> {
+        let wanted = split_ids(ids);
+        if wanted.is_empty() {
+            return Ok(all);
+        }
+        let mut out = Vec::new();
+        for id in wanted {
+            match all.iter().find(|m| m.meeting_id == id) {
+                Some(m) => out.push(m.clone()),
+                None => {
+                    return Err(AdminError::NotFound(format!(
+                        "no meeting with id '{id}' (see `ferrolite meetings list`)"
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    };
+    match cmd {
+        MeetingsCommand::List { ids } => {
+            let servers = app.store.servers().await?;
+            let list = select(app.store.meetings().await?, &ids)?;
+            if list.is_empty() {
+                eprintln!("No meetings are running");
+            }
+            for m in list {
+                let url = servers
+                    .iter()
+                    .find(|s| s.id == m.server_id)
+                    .map(|s| s.url.as_str())
+                    .unwrap_or("(removed)");
+                writeln!(out, "MeetingID: {}", m.meeting_id).map_err(io)?;
+                writeln!(out, "\tServer ID: {}", m.server_id).map_err(io)?;
+                writeln!(out, "\tServer Url: {url}").map_err(io)?;
+                writeln!(out, "\tVoice bridge: {}", m.voice_bridge).map_err(io)?;
+            }
+        }
+        MeetingsCommand::End { ids, yes } => {
+            let list = select(app.store.meetings().await?, &ids)?;
+            if ids.is_empty()
+                && !yes
+                && !confirm(&format!("This ends all {} meetings.", list.len()))
+            {
+                return Err(AdminError::Refused(
+                    "nothing ended; pass --yes to end every meeting without asking".into(),
+                ));
+            }
+            for m in list {
+                app.store
+                    .delete_meeting(&m.tenant_id, &m.meeting_id)
+                    .await?;
+                if let Some(server) = app.store.server(&m.server_id).await? {
+                    let mut p: Params =
+                        [("meetingID", m.meeting_id.as_str())].into_iter().collect();
+                    if !m.moderator_pw.is_empty() {
+                        p.set("password", m.moderator_pw.clone());
+                    }
+                    if let Err(e) = app
+                        .bbb
+                        .call(
+                            &server,
+                            "end",
+                            &p,
+                            app.config.outbound_algorithm,
+                            None,
+                            None,
+                        )
+                        .await
+                    {
+                        eprintln!(
+                            "warning: {} on {}: end failed: {e}",
+                            m.meeting_id, server.id
+                        );
+                    }
+                }
+                writeln!(out, "Ended {}", m.meeting_id).map_err(io)?;
+            }
+            writeln!(out, "OK").map_err(io)?;
+        }
+        MeetingsCommand::Info { id } => {
+            let m = select(app.store.meetings().await?, std::slice::from_ref(&id))?.remove(0);
+            let server = app.store.server(&m.server_id).await?.ok_or_else(|| {
+                AdminError::NotFound(format!(
+                    "meeting '{id}' is mapped to server '{}', which was removed",
+                    m.server_id
+                ))
+            })?;
+            let p: Params = [("meetingID", m.meeting_id.as_str())].into_iter().collect();
+            let reply = app
+                .bbb
+                .call(
+                    &server,
+                    "getMeetingInfo",
+                    &p,
+                    app.config.outbound_algorithm,
+                    None,
+                    None,
+                )
+                .await
+                .map_err(|e| {
+                    AdminError::Invalid(format!(
+                        "server '{}' did not answer getMeetingInfo: {e}",
+                        server.id
+                    ))
+                })?;
+            let text = String::from_utf8_lossy(&reply.body);
+            let field = |name: &str| {
+                let open = format!("<{name}>");
+                text.find(&open)
+                    .and_then(|i| {
+                        text[i + open.len()..]
+                            .find(&format!("</{name}>"))
+                            .map(|j| text[i + open.len()..i + open.len() + j].to_string())
+                    })
+                    .unwrap_or_default()
+            };
+            if !reply.success() {
+                let head = parse_reply(&reply.body).unwrap_or_default();
+                return Err(AdminError::Invalid(format!(
+                    "server '{}' answered {}: {}",
+                    server.id, head.message_key, head.message
+                )));
+            }
+            writeln!(out, "Meeting ID: {}", m.meeting_id).map_err(io)?;
+            writeln!(out, "\tMeeting Name: {}", field("meetingName")).map_err(io)?;
+            writeln!(out, "\tInternal MeetingID: {}", field("internalMeetingID")).map_err(io)?;
+            writeln!(out, "\tCreated Date: {}", field("createDate")).map_err(io)?;
+            writeln!(out, "\tRecording Enabled: {}", field("recording")).map_err(io)?;
+            writeln!(out, "\tParticipants: {}", field("participantCount")).map_err(io)?;
+            writeln!(out, "\tVoice bridge: {}", m.voice_bridge).map_err(io)?;
+            writeln!(out, "\tServer ID: {}", server.id).map_err(io)?;
+            writeln!(out, "\tServer Url: {}", server.url).map_err(io)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,470 @@
+//! The meeting calls: create, join, end, isMeetingRunning, getMeetingInfo, getMeetings,
+//! insertDocument and sendChatMessage.
+//!
+//! A meeting belongs to the server recorded for it at `create`; every later call goes to
+//! that server. The mapping is checked against the server's health on `create`: a meeting
+//! whose server is gone, offline, or no longer runs it is placed again instead of being
+//! stuck (Scalelite's most reported failure).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http_body_util::BodyDataStream;
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+
+use super::params::{cap_duration, Params, Policy};
+use super::response::{self, ApiError, HttpResponse};
+use super::{Call, CallBody};
+use crate::app::App;
+use crate::balancer::{choose_server, voice_bridge_candidates, TagSpec};
+use crate::bbb::{parse_meetings, CallError, Reply, Upload};
+use crate::store::{now_ms, ChoiceError, Meeting, PlaceOutcome, PlaceRequest, Server, ServerState};
+
+/// How long a call to a server marked offline may take (it is probably down).
+const OFFLINE_LIMIT: Duration = Duration::from_secs(1);
+
+pub async fn dispatch(app: &App, call: Call) -> HttpResponse {
+    match call.name {
+        "create" => create(app, call).await,
+        "join" => join(app, call).await,
+        "end" => end(app, call).await,
+        "isMeetingRunning" => proxy(app, call, &["meetingID"]).await,
+        "getMeetingInfo" => proxy(app, call, &["meetingID"]).await,
+        "sendChatMessage" => proxy(app, call, &["meetingID", "message", "userName"]).await,
+        "insertDocument" => insert_document(app, call).await,
+        "getMeetings" => get_meetings(app, call).await,
+        _ => ApiError::unsupported_request().into_response(),
+    }
+}
+
+/// Scalelite's answer when there are no meetings (or getMeetings is disabled).
+pub fn no_meetings() -> HttpResponse {
+    response::xml(
+        "<response><returncode>SUCCESS</returncode><messageKey>noMeetings</messageKey>\
+         <message>no meetings were found on this server</message><meetings/></response>",
+    )
+}
+
+fn store_failed(e: impl std::fmt::Display) -> HttpResponse {
+    tracing::error!(error = %e, "store error");
+    ApiError::internal("The load balancer's store is unavailable.").into_response()
+}
+
+/// Passes a BBB answer on: verbatim on SUCCESS, as a minimal FAILED document otherwise
+/// (as Scalelite does), falling back to `generic` when BBB gave no key.
+fn relay(reply: Reply, generic: &str) -> HttpResponse {
+    if reply.success() {
+        return response::xml(reply.body);
+    }
+    if reply.head.message_key.is_empty() && reply.head.message.is_empty() {
+        return ApiError::internal(generic).into_response();
+    }
+    ApiError::new(reply.head.message_key, reply.head.message).into_response()
+}
+
+fn call_failed(
+    app: &App,
+    server: &Server,
+    call: &str,
+    e: &CallError,
+    generic: &str,
+) -> HttpResponse {
+    let _ = app;
+    tracing::warn!(server = %server.id, call, error = %e, "BBB server call failed");
+    ApiError::internal(generic).into_response()
+}
+
+fn limit_for(server: &Server) -> Option<Duration> {
+    (!server.online).then_some(OFFLINE_LIMIT)
+}
+
+/// The effective `meta_server-tag`: override, then the request, then the default.
+fn tag_spec(app: &App, params: &Params) -> TagSpec {
+    let find = |list: &[(String, String)]| {
+        list.iter()
+            .find(|(k, v)| k == "meta_server-tag" && !v.trim().is_empty())
+            .map(|(_, v)| v.clone())
+    };
+    let spec = find(&app.config.override_create_params)
+        .or_else(|| params.non_empty("meta_server-tag").map(str::to_string))
+        .or_else(|| find(&app.config.default_create_params));
+    TagSpec::parse(spec.as_deref())
+}
+
+fn random_password() -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(8)
+        .map(char::from)
+        .collect()
+}
+
+enum Placement {
+    New(Meeting, Server),
+    Existing(Meeting, Server),
+}
+
+/// Finds or makes the meeting's placement, re-placing a meeting whose server cannot hold it.
+async fn place(
+    app: &App,
+    call: &Call,
+    meeting_id: &str,
+    spec: &TagSpec,
+    exclude: &[String],
+) -> Result<Placement, HttpResponse> {
+    let cfg = &app.config;
+    let external = cfg
+        .use_external_voice_bridge
+        .then(|| call.params.get("voiceBridge"))
+        .flatten();
+    let voice_bridges = voice_bridge_candidates(meeting_id, cfg.voice_bridge_len, external, 24);
+    let moderator_pw = call
+        .params
+        .non_empty("moderatorPW")
+        .map(str::to_string)
+        .unwrap_or_else(random_password);
+    let choose = |servers: &[Server]| choose_server(servers, spec, exclude);
+    for _ in 0..3 {
+        let req = PlaceRequest {
+            tenant_id: &call.tenant_id,
+            meeting_id,
+            moderator_pw: &moderator_pw,
+            voice_bridges: &voice_bridges,
+            choose: &choose,
+            now_ms: now_ms(),
+        };
+        match app.store.place_meeting(&req).await.map_err(store_failed)? {
+            PlaceOutcome::Placed(m, s) => return Ok(Placement::New(m, s)),
+            PlaceOutcome::Refused(ChoiceError::NoServer) => {
+                return Err(ApiError::no_server().into_response())
+            }
+            PlaceOutcome::Refused(ChoiceError::TagUnavailable(t)) => {
+                return Err(ApiError::tag_unavailable(&t).into_response())
+            }
+            PlaceOutcome::NoVoiceBridge => {
+                return Err(
+                    ApiError::internal("Could not allocate a unique voice bridge.").into_response(),
+                )
+            }
+            PlaceOutcome::Existing(m) => {
+                let server = app.store.server(&m.server_id).await.map_err(store_failed)?;
+                let keep = match &server {
+                    None => false,
+                    Some(s) if !s.online => false,
+                    Some(s) if s.state == ServerState::Enabled => true,
+                    Some(s) => still_running(app, s, &m, call).await,
+                };
+                match server {
+                    Some(s) if keep => return Ok(Placement::Existing(m, s)),
+                    _ => {
+                        tracing::info!(meeting = %m.meeting_id, server = %m.server_id, "re-placing a meeting whose server cannot hold it");
+                        app.store
+                            .delete_meeting_on(&m.tenant_id, &m.meeting_id, &m.server_id)
+                            .await
+                            .map_err(store_failed)?;
+                    }
+                }
+            }
+        }
+    }
+    Err(ApiError::internal("Could not place the meeting; try again.").into_response())
+}
+
+/// Whether a cordoned or disabled server still runs the meeting.
+async fn still_running(app: &App, server: &Server, m: &Meeting, call: &Call) -> bool {
+    let p: Params = [("meetingID", m.meeting_id.as_str())].into_iter().collect();
+    match app
+        .bbb
+        .call(
+            server,
+            "isMeetingRunning",
+            &p,
+            call.alg,
+            None,
+            limit_for(server),
+        )
+        .await
+    {
+        Ok(r) => {
+            r.success() && String::from_utf8_lossy(&r.body).contains("<running>true</running>")
+        }
+        Err(_) => false,
+    }
+}
+
+async fn create(app: &App, mut call: Call) -> HttpResponse {
+    let Some(meeting_id) = call.params.non_empty("meetingID").map(str::to_string) else {
+        return ApiError::missing_meeting_id().into_response();
+    };
+    let cfg = &app.config;
+    let spec = tag_spec(app, &call.params);
+    let xml_body = match std::mem::replace(&mut call.body, CallBody::None) {
+        CallBody::Xml(b) => Some(b),
+        _ => None,
+    };
+    let mut failed: Vec<String> = Vec::new();
+    loop {
+        let (meeting, server, new) = match place(app, &call, &meeting_id, &spec, &failed).await {
+            Ok(Placement::New(m, s)) => (m, s, true),
+            Ok(Placement::Existing(m, s)) => (m, s, false),
+            Err(resp) if !failed.is_empty() => {
+                tracing::warn!(meeting = %meeting_id, "no further server to try");
+                let _ = resp;
+                return ApiError::internal("Unable to create meeting on server.").into_response();
+            }
+            Err(resp) => return resp,
+        };
+
+        let mut p = call.params.clone();
+        p.set("voiceBridge", meeting.voice_bridge.clone());
+        if new {
+            p.set("moderatorPW", meeting.moderator_pw.clone());
+        }
+        match &server.tag {
+            Some(t) => p.set("meta_server-tag", t.clone()),
+            None => {
+                p.remove("meta_server-tag");
+            }
+        }
+        cap_duration(&mut p, cfg.max_meeting_duration);
+        let forwarded = Policy {
+            defaults: &cfg.default_create_params,
+            tenant_defaults: &[],
+            overrides: &cfg.override_create_params,
+            tenant_overrides: &[],
+            exclude: &cfg.create_exclude_params,
+        }
+        .apply(&p);
+
+        let upload = xml_body.clone().map(|b: Bytes| Upload { body: b.into() });
+        match app
+            .bbb
+            .call(
+                &server,
+                "create",
+                &forwarded,
+                call.alg,
+                upload,
+                limit_for(&server),
+            )
+            .await
+        {
+            Ok(reply) => {
+                if new && !reply.success() {
+                    // BBB refused it (e.g. a validation error): do not keep a mapping to nothing.
+                    let _ = app
+                        .store
+                        .delete_meeting_on(&meeting.tenant_id, &meeting.meeting_id, &server.id)
+                        .await;
+                }
+                tracing::info!(meeting = %meeting_id, server = %server.id, new, "create");
+                return relay(reply, "Unable to create meeting on server.");
+            }
+            Err(e) if new => {
+                tracing::warn!(meeting = %meeting_id, server = %server.id, error = %e, "create failed; trying another server");
+                let _ = app
+                    .store
+                    .delete_meeting_on(&meeting.tenant_id, &meeting.meeting_id, &server.id)
+                    .await;
+                failed.push(server.id.clone());
+            }
+            Err(e) => {
+                return call_failed(
+                    app,
+                    &server,
+                    "create",
+                    &e,
+                    "Unable to create meeting on server.",
+                )
+            }
+        }
+    }
+}
+
+/// Looks up the meeting named by `meetingID`; the error answer when it is missing.
+async fn lookup(app: &App, call: &Call) -> Result<Option<(Meeting, Option<Server>)>, HttpResponse> {
+    let Some(meeting_id) = call.params.non_empty("meetingID") else {
+        return Err(ApiError::missing_meeting_id().into_response());
+    };
+    app.store
+        .meeting(&call.tenant_id, meeting_id)
+        .await
+        .map_err(store_failed)
+}
+
+async fn join(app: &App, call: Call) -> HttpResponse {
+    let server = match lookup(app, &call).await {
+        Err(r) => return r,
+        Ok(Some((_, Some(s)))) => s,
+        Ok(_) => return ApiError::meeting_not_found().into_response(),
+    };
+    if !server.online || server.state == ServerState::Disabled {
+        return ApiError::server_unavailable().into_response();
+    }
+    let cfg = &app.config;
+    let forwarded = Policy {
+        defaults: &cfg.default_join_params,
+        tenant_defaults: &[],
+        overrides: &cfg.override_join_params,
+        tenant_overrides: &[],
+        exclude: &cfg.join_exclude_params,
+    }
+    .apply(&call.params);
+    app.bump_load(&server);
+    response::redirect(&crate::bbb::signed_url(
+        &server.url,
+        &server.secret,
+        "join",
+        &forwarded,
+        call.alg,
+    ))
+}
+
+async fn end(app: &App, call: Call) -> HttpResponse {
+    let (meeting, server) = match lookup(app, &call).await {
+        Err(r) => return r,
+        Ok(Some((m, Some(s)))) => (m, s),
+        Ok(_) => return ApiError::meeting_not_found().into_response(),
+    };
+    // Forget the meeting first (as Scalelite), so a failing server cannot pin it.
+    if let Err(e) = app
+        .store
+        .delete_meeting(&meeting.tenant_id, &meeting.meeting_id)
+        .await
+    {
+        return store_failed(e);
+    }
+    let mut p: Params = [("meetingID", meeting.meeting_id.as_str())]
+        .into_iter()
+        .collect();
+    if let Some(pw) = call.params.get("password") {
+        p.set("password", pw);
+    }
+    match app
+        .bbb
+        .call(&server, "end", &p, call.alg, None, limit_for(&server))
+        .await
+    {
+        Ok(reply) => relay(reply, "Unable to access meeting on server."),
+        Err(e) => call_failed(
+            app,
+            &server,
+            "end",
+            &e,
+            "Unable to access meeting on server.",
+        ),
+    }
+}
+
+/// Forwards a meeting call with only `keep` parameters to the meeting's server.
+async fn proxy(app: &App, call: Call, keep: &[&str]) -> HttpResponse {
+    let server = match lookup(app, &call).await {
+        Err(r) => return r,
+        Ok(Some((_, Some(s)))) => s,
+        Ok(_) if call.name == "isMeetingRunning" => {
+            return response::xml(response::success(&[("running", "false")]))
+        }
+        Ok(_) => return ApiError::meeting_not_found().into_response(),
+    };
+    let p = call.params.only(keep);
+    match app
+        .bbb
+        .call(&server, call.name, &p, call.alg, None, limit_for(&server))
+        .await
+    {
+        Ok(reply) => relay(reply, "Unable to access meeting on server."),
+        Err(e) => call_failed(
+            app,
+            &server,
+            call.name,
+            &e,
+            "Unable to access meeting on server.",
+        ),
+    }
+}
+
+async fn insert_document(app: &App, call: Call) -> HttpResponse {
+    let server = match lookup(app, &call).await {
+        Err(r) => return r,
+        Ok(Some((_, Some(s)))) => s,
+        Ok(_) => return ApiError::meeting_not_found().into_response(),
+    };
+    let p = call.params.only(&["meetingID"]);
+    let upload = match call.body {
+        CallBody::Stream(incoming) => Some(Upload {
+            body: reqwest::Body::wrap_stream(BodyDataStream::new(incoming)),
+        }),
+        CallBody::Xml(b) => Some(Upload { body: b.into() }),
+        CallBody::None => None,
+    };
+    match app
+        .bbb
+        .call(
+            &server,
+            "insertDocument",
+            &p,
+            call.alg,
+            upload,
+            limit_for(&server),
+        )
+        .await
+    {
+        Ok(reply) => relay(reply, "Unable to insert document on server."),
+        Err(e) => call_failed(
+            app,
+            &server,
+            "insertDocument",
+            &e,
+            "Unable to insert document on server.",
+        ),
+    }
+}
+
+/// Asks every online, non-disabled server in parallel and merges their meetings. A server
+/// that fails or does not answer within `GET_MEETINGS_TIMEOUT` is left out, not fatal.
+async fn get_meetings(app: &App, call: Call) -> HttpResponse {
+    let servers = match app.store.servers().await {
+        Ok(s) => s,
+        Err(e) => return store_failed(e),
+    };
+    let limit = app.config.get_meetings_timeout;
+    let empty = &Params::new();
+    let alg = call.alg;
+    let asks = servers
+        .iter()
+        .filter(|s| s.online && s.state != ServerState::Disabled)
+        .map(|s| async move {
+            let r = app
+                .bbb
+                .call(s, "getMeetings", empty, alg, None, Some(limit))
+                .await;
+            (s, r)
+        });
+    let mut merged = Vec::new();
+    for (server, result) in join_all(asks).await {
+        match result {
+            Ok(reply) if reply.success() => match parse_meetings(&reply.body) {
+                Some(entries) => {
+                    for e in entries {
+                        merged.extend_from_slice(&reply.body[e.raw]);
+                    }
+                }
+                None => tracing::warn!(server = %server.id, "getMeetings answer could not be read"),
+            },
+            Ok(reply) => {
+                tracing::warn!(server = %server.id, key = %reply.head.message_key, "getMeetings refused")
+            }
+            Err(e) => tracing::warn!(server = %server.id, error = %e, "getMeetings failed"),
+        }
+    }
+    if merged.is_empty() {
+        return no_meetings();
+    }
+    let mut body = Vec::with_capacity(merged.len() + 80);
+    body.extend_from_slice(b"<response><returncode>SUCCESS</returncode><meetings>");
+    body.extend_from_slice(&merged);
+    body.extend_from_slice(b"</meetings></response>");
+    response::xml(body)
+}

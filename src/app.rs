@@ -1,0 +1,60 @@
+//! The shared state of a running `ferrolite` process: configuration, store, BBB client,
+//! and the coalesced load bumps.
+//!
+//! Scalelite raises a server's load by its multiplier on every `join` so a burst spreads
+//! out before the next poll. Writing that to the store on every join would make the busiest
+//! call the most expensive one, so joins add to an in-memory tally that a background task
+//! flushes to the store in one transaction every [`LOAD_FLUSH_INTERVAL`]. Placement itself
+//! (create) raises the load inside its own store transaction, so it is never deferred.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::bbb::BbbClient;
+use crate::config::Config;
+use crate::store::{Server, ServerState, Store};
+
+pub const LOAD_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub bbb: BbbClient,
+    pending_load: Mutex<HashMap<String, f64>>,
+}
+
+impl App {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<App> {
+        let bbb = BbbClient::new(config.connect_timeout, config.response_timeout);
+        Arc::new(App {
+            config,
+            store,
+            bbb,
+            pending_load: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Notes one join on `server` (only enabled servers carry a load to raise).
+    pub fn bump_load(&self, server: &Server) {
+        if server.state != ServerState::Enabled || server.load.is_none() {
+            return;
+        }
+        let mut pending = self.pending_load.lock().unwrap_or_else(|p| p.into_inner());
+        *pending.entry(server.id.clone()).or_insert(0.0) += server.load_multiplier;
+    }
+
+    /// Writes the pending bumps to the store.
+    pub async fn flush_load(&self) {
+        let deltas: Vec<(String, f64)> = {
+            let mut pending = self.pending_load.lock().unwrap_or_else(|p| p.into_inner());
+            pending.drain().collect()
+        };
+        if deltas.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.add_load(&deltas).await {
+            tracing::warn!(error = %e, "could not record load bumps");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The client for backend BBB servers: signed URLs, bounded calls, and reading answers.
+//!
+//! Every call has `CONNECT_TIMEOUT` and `RESPONSE_TIMEOUT` (or a tighter per-call limit), so
+//! a slow or dead server never holds the API. Answers are classified into a [`Reply`]
+//! (a BBB document with its returncode) or a [`CallError`] (no usable answer: refused,
+//! timed out, 5xx, or not a BBB document).
+
+pub mod xml;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::api::checksum::{sign, Algorithm};
+use crate::api::params::Params;
+use crate::store::Server;
+
+pub use xml::{parse_meetings, parse_reply, MeetingEntry, ReplyHead};
+
+/// A BBB answer that carried a `returncode`.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub body: Bytes,
+    pub head: ReplyHead,
+}
+
+impl Reply {
+    pub fn success(&self) -> bool {
+        self.head.returncode == "SUCCESS"
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("HTTP status {0}")]
+    Status(u16),
+    #[error("the answer is not a BBB document")]
+    Garbage,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The body of an outgoing call that carries one (create with slides, insertDocument).
+pub struct Upload {
+    pub body: reqwest::Body,
+}
+
+#[derive(Clone)]
+pub struct BbbClient {
+    http: reqwest::Client,
+}
+
+/// `<server url>/<call>?<params>&checksum=<…>`, signed with the server's secret.
+pub fn signed_url(
+    server_url: &str,
+    secret: &str,
+    call: &str,
+    params: &Params,
+    alg: Algorithm,
+) -> String {
+    let query = params.encode();
+    let checksum = sign(alg, call, &query, secret);
+    let base = server_url.trim_end_matches('/');
+    if query.is_empty() {
+        format!("{base}/{call}?checksum={checksum}")
+    } else {
+        format!("{base}/{call}?{query}&checksum={checksum}")
+    }
+}
+
+impl BbbClient {
+    pub fn new(connect_timeout: Duration, response_timeout: Duration) -> BbbClient {
+        let http = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .timeout(response_timeout + connect_timeout)
+            .read_timeout(response_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("ferrolite/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client configuration is valid");
+        BbbClient { http }
+    }
+
+    /// Calls `call` on `server`. `limit` tightens the overall time for this call.
+    pub async fn call(
+        &self,
+        server: &Server,
+        call: &str,
+        params: &Params,
+        alg: Algorithm,
+        upload: Option<Upload>,
+        limit: Option<Duration>,
+    ) -> Result<Reply, CallError> {
+        let url = signed_url(&server.url, &server.secret, call, params, alg);
+        let mut req = match upload {
+            Some(u) => self
+                .http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/xml")
+                .body(u.body),
+            None => self.http.get(&url),
+        };
+        if let Some(limit) = limit {
+            req = req.timeout(limit);
+        }
+        let resp = req.send().await.map_err(classify)?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(classify)?;
+        if status.is_server_error() {
+            return Err(CallError::Status(status.as_u16()));
+        }
+        match parse_reply(&body) {
+            Some(head) => Ok(Reply { body, head }),
+            None if !status.is_success() => Err(CallError::Status(status.as_u16())),
+            None => Err(CallError::Garbage),
+        }
+    }
+}
+
+fn classify(e: reqwest::Error) -> CallError {
+    if e.is_timeout() {
+        CallError::Timeout
+    } else if e.is_connect() {
+        CallError::Connect(
+            std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "connection failed".into()),
+        )
+    } else {
+        CallError::Other(e.without_url().to_string())
+    }
+}
+
+impl BbbClient {
+    /// The server's BBB version from the API index (`<bbbVersion>`), if it reveals it.
+    pub async fn version(&self, server: &Server) -> Option<String> {
+        let resp = self
+            .http
+            .get(server.url.trim_end_matches('/'))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        let body = resp.bytes().await.ok()?;
+        let text = String::from_utf8_lossy(&body);
+        let start = text.find("<bbbVersion>")? + "<bbbVersion>".len();
+        let end = text[start..].find("</bbbVersion>")? + start;
+        Some(text[start..end].trim().to_string())
+    }
+}

@@ -1,0 +1,246 @@
+//! Reading BBB XML answers without building a DOM.
+//!
+//! [`parse_reply`] reads the top-level `returncode`, `messageKey` and `message`;
+//! [`parse_meetings`] walks a `getMeetings` answer and returns, for every `<meeting>`, its
+//! load-relevant fields plus the byte range of the element, so the API can merge answers
+//! from several servers by copying bytes rather than re-serialising.
+
+use std::ops::Range;
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+use crate::balancer::MeetingLoad;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyHead {
+    pub returncode: String,
+    pub message_key: String,
+    pub message: String,
+}
+
+/// The head of a BBB `<response>`, or `None` if the bytes are not one.
+pub fn parse_reply(body: &[u8]) -> Option<ReplyHead> {
+    let mut reader = Reader::from_reader(body);
+    let mut head = ReplyHead::default();
+    let mut depth = 0usize;
+    let mut saw_response = false;
+    let mut closed = false;
+    let mut current: Option<String> = None;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                depth += 1;
+                if depth == 1 {
+                    if e.local_name().as_ref() != b"response" {
+                        return None;
+                    }
+                    saw_response = true;
+                } else if depth == 2 {
+                    current = Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+                }
+            }
+            Ok(Event::Empty(_)) if depth == 0 => return None,
+            Ok(Event::End(_)) => {
+                depth = depth.saturating_sub(1);
+                if depth < 2 {
+                    current = None;
+                }
+                if depth == 0 && saw_response {
+                    closed = true;
+                    break;
+                }
+            }
+            Ok(Event::Text(t)) if depth == 2 => {
+                let text = t.unescape().map(|c| c.into_owned()).unwrap_or_default();
+                push_field(&mut head, current.as_deref(), &text);
+            }
+            Ok(Event::CData(t)) if depth == 2 => {
+                let text = String::from_utf8_lossy(&t).into_owned();
+                push_field(&mut head, current.as_deref(), &text);
+            }
+            Ok(Event::Eof) => break,
+            Err(_) => return None,
+            _ => {}
+        }
+    }
+    (closed && !head.returncode.is_empty()).then_some(head)
+}
+
+fn push_field(head: &mut ReplyHead, field: Option<&str>, text: &str) {
+    match field {
+        Some("returncode") => head.returncode.push_str(text.trim()),
+        Some("messageKey") => head.message_key.push_str(text.trim()),
+        Some("message") => head.message.push_str(text),
+        _ => {}
+    }
+}
+
+/// One `<meeting>` of a `getMeetings` answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeetingEntry {
+    /// Byte range of `<meeting>…</meeting>` in the answer.
+    pub raw: Range<usize>,
+    pub meeting_id: String,
+    pub meeting_name: String,
+    pub internal_meeting_id: String,
+    pub running: bool,
+    pub load: MeetingLoad,
+    /// Children of `<metadata>`.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// Every meeting in a successful `getMeetings` answer. `None` if the bytes are not a BBB
+/// document.
+pub fn parse_meetings(body: &[u8]) -> Option<Vec<MeetingEntry>> {
+    let mut reader = Reader::from_reader(body);
+    let mut out = Vec::new();
+    let mut path: Vec<String> = Vec::new();
+    let mut current: Option<MeetingEntry> = None;
+    let mut start = 0usize;
+    let mut closed = false;
+    loop {
+        let before = reader.buffer_position() as usize;
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if path.is_empty() && name != "response" {
+                    return None;
+                }
+                if path.len() == 2 && name == "meeting" && path[1] == "meetings" {
+                    // `before` may sit on whitespace preceding the tag; find the `<`.
+                    start = before + body[before..].iter().position(|&b| b == b'<').unwrap_or(0);
+                    current = Some(MeetingEntry::default());
+                }
+                path.push(name);
+            }
+            Ok(Event::End(_)) => {
+                if path.len() == 3 && path[2] == "meeting" {
+                    if let Some(mut m) = current.take() {
+                        m.raw = start..reader.buffer_position() as usize;
+                        out.push(m);
+                    }
+                }
+                path.pop();
+                if path.is_empty() {
+                    closed = true;
+                }
+            }
+            Ok(Event::Empty(_)) if path.is_empty() => return None,
+            Ok(Event::Empty(e)) if path.len() == 4 && path[3] == "metadata" => {
+                if let Some(m) = current.as_mut() {
+                    m.metadata.push((
+                        String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+                        String::new(),
+                    ));
+                }
+            }
+            Ok(Event::Text(t)) => {
+                let text = t.unescape().map(|c| c.into_owned()).unwrap_or_default();
+                if let Some(m) = current.as_mut() {
+                    meeting_field(m, &path, &text);
+                }
+            }
+            Ok(Event::CData(t)) => {
+                let text = String::from_utf8_lossy(&t).into_owned();
+                if let Some(m) = current.as_mut() {
+                    meeting_field(m, &path, &text);
+                }
+            }
+            Ok(Event::Eof) => break,
+            Err(_) => return None,
+            _ => {}
+        }
+    }
+    closed.then_some(out)
+}
+
+fn meeting_field(m: &mut MeetingEntry, path: &[String], text: &str) {
+    let num = |s: &str| s.trim().parse::<u32>().unwrap_or(0);
+    match path.len() {
+        4 => match path[3].as_str() {
+            "meetingID" => m.meeting_id.push_str(text),
+            "meetingName" => m.meeting_name.push_str(text),
+            "internalMeetingID" => m.internal_meeting_id.push_str(text.trim()),
+            "running" => m.running = text.trim() == "true",
+            "participantCount" => m.load.participants = num(text),
+            "moderatorCount" => m.load.moderators = num(text),
+            "voiceParticipantCount" => m.load.voice = num(text),
+            "videoCount" => m.load.video = num(text),
+            "createTime" => m.load.create_time_ms = text.trim().parse().unwrap_or(0),
+            "isBreakout" => m.load.is_breakout = text.trim() == "true",
+            _ => {}
+        },
+        5 if path[3] == "metadata" => m.metadata.push((path[4].clone(), text.to_string())),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_head_of_success_and_failure() {
+        let h = parse_reply(b"<?xml version=\"1.0\"?>\n<response><returncode>FAILED</returncode><messageKey>notFound</messageKey><message>A &amp; B</message></response>").unwrap();
+        assert_eq!(
+            (
+                h.returncode.as_str(),
+                h.message_key.as_str(),
+                h.message.as_str()
+            ),
+            ("FAILED", "notFound", "A & B")
+        );
+        assert_eq!(parse_reply(b"<response><returncode>SUCCESS</returncode><meetings><meeting><message>x</message></meeting></meetings></response>").unwrap().message, "");
+    }
+
+    #[test]
+    fn garbage_is_not_a_reply() {
+        for g in [
+            &b"<html><body>502</body></html>"[..],
+            b"not xml at all",
+            b"",
+            b"<response><returncode>SUC",
+            b"<response></response>",
+        ] {
+            assert_eq!(parse_reply(g), None, "{:?}", String::from_utf8_lossy(g));
+        }
+    }
+
+    #[test]
+    fn meetings_come_with_their_fields_and_byte_ranges() {
+        let xml = b"<response><returncode>SUCCESS</returncode><meetings>\n  <meeting><meetingName>A</meetingName><meetingID>a&amp;1</meetingID><createTime>1531241258036</createTime><running>true</running><participantCount>4</participantCount><moderatorCount>1</moderatorCount><voiceParticipantCount>2</voiceParticipantCount><videoCount>3</videoCount><metadata><tenant-id>t1</tenant-id><empty/></metadata><isBreakout>false</isBreakout></meeting><meeting><meetingID>b</meetingID><isBreakout>true</isBreakout><attendees></attendees></meeting></meetings></response>";
+        let ms = parse_meetings(xml).unwrap();
+        assert_eq!(ms.len(), 2);
+        assert_eq!(ms[0].meeting_id, "a&1");
+        assert_eq!(
+            ms[0].load,
+            MeetingLoad {
+                participants: 4,
+                moderators: 1,
+                voice: 2,
+                video: 3,
+                create_time_ms: 1531241258036,
+                is_breakout: false
+            }
+        );
+        assert_eq!(
+            ms[0].metadata,
+            vec![
+                ("tenant-id".into(), "t1".into()),
+                ("empty".into(), String::new())
+            ]
+        );
+        assert!(ms[1].load.is_breakout);
+        let raw = &xml[ms[1].raw.clone()];
+        assert!(raw.starts_with(b"<meeting>") && raw.ends_with(b"</meeting>"));
+        assert!(xml[ms[0].raw.clone()].starts_with(b"<meeting>"));
+    }
+
+    #[test]
+    fn no_meetings_is_an_empty_list() {
+        let xml = b"<response><returncode>SUCCESS</returncode><meetings/><messageKey>noMeetings</messageKey></response>";
+        assert_eq!(parse_meetings(xml), Some(vec![]));
+        assert_eq!(parse_meetings(b"<html/>"), None);
+    }
+}

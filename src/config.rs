@@ -1,0 +1,493 @@
+//! Every environment variable Ferrolite reads, its default, and its validation.
+//!
+//! Names and defaults follow Scalelite's so an operator can reuse `/etc/default/scalelite`.
+//! Parsing is a pure function of a variable map ([`Config::from_map`]) so it is unit-tested
+//! without touching the process environment. A bad value produces one [`ConfigError`] that
+//! names the variable, which `main` prints as a single line before exiting non-zero.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::api::checksum::Algorithm;
+
+/// A configuration problem, always tied to the variable that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub var: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration error: {}: {}", self.var, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where `ferrolite serve` listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bind {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Bind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bind::Tcp(a) => write!(f, "http://{a}"),
+            Bind::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// `k=v,k2=v2` lists as Scalelite parses them (split on `,`, then on the first `=`).
+pub type ParamList = Vec<(String, String)>;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `LOADBALANCER_SECRET` followed by the items of `LOADBALANCER_SECRETS`.
+    pub secrets: Vec<String>,
+    /// Inbound algorithms accepted (`LOADBALANCER_CHECKSUM_ALGORITHM`).
+    pub checksum_algorithms: Vec<Algorithm>,
+    /// Algorithm for calls Ferrolite originates itself (poller, end on panic): the strongest
+    /// listed one, SHA-256 when the variable is unset (as Scalelite).
+    pub outbound_algorithm: Algorithm,
+    pub bind: Bind,
+    /// Path of the SQLite file.
+    pub database_path: PathBuf,
+    pub url_host: Option<String>,
+    pub build_number: Option<String>,
+
+    pub max_meeting_duration: u64,
+    pub default_create_params: ParamList,
+    pub override_create_params: ParamList,
+    pub create_exclude_params: Vec<String>,
+    pub default_join_params: ParamList,
+    pub override_join_params: ParamList,
+    pub join_exclude_params: Vec<String>,
+    pub voice_bridge_len: usize,
+    pub use_external_voice_bridge: bool,
+    pub get_meetings_api_disabled: bool,
+    /// Upper bound for the whole getMeetings fan-out, so one slow server cannot stall it.
+    pub get_meetings_timeout: Duration,
+
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub server_id_is_hostname: bool,
+
+    pub poll_interval: Duration,
+    pub server_healthy_threshold: u32,
+    pub server_unhealthy_threshold: u32,
+    pub poller_threads: usize,
+    pub poller_wait_timeout: Duration,
+    pub load_min_user_count: u32,
+    pub load_join_buffer_time: Duration,
+    pub load_model: LoadModel,
+    pub weights: LoadWeights,
+    /// Run the poller inside `serve` (`POLLER_ENABLED`, default true).
+    pub poller_enabled: bool,
+}
+
+/// Which load formula the poller uses (`LOAD_MODEL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadModel {
+    /// Scalelite's: attendees per meeting, a floor for young meetings, times the multiplier.
+    Scalelite,
+    /// Users, voice and video streams weighted, plus a reservation that decays with age.
+    Weighted,
+}
+
+/// Weights for [`LoadModel::Weighted`] (`LOAD_WEIGHT_*`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadWeights {
+    pub meeting: f64,
+    pub user: f64,
+    pub voice: f64,
+    pub video: f64,
+}
+
+impl Default for LoadWeights {
+    fn default() -> Self {
+        LoadWeights {
+            meeting: 1.0,
+            user: 1.0,
+            voice: 0.5,
+            video: 2.0,
+        }
+    }
+}
+
+struct Vars<'a>(&'a HashMap<String, String>);
+
+impl Vars<'_> {
+    /// The value, with blank treated as unset.
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(|s| s.trim()).filter(|s| !s.is_empty())
+    }
+
+    fn err(k: &str, m: impl Into<String>) -> ConfigError {
+        ConfigError {
+            var: k.to_string(),
+            message: m.into(),
+        }
+    }
+
+    fn bool(&self, k: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(k) {
+            None => Ok(default),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(Self::err(k, format!("expected true or false, got {v:?}"))),
+            },
+        }
+    }
+
+    fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> Result<T, ConfigError> {
+        match self.get(k) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| Self::err(k, format!("expected a number, got {v:?}"))),
+        }
+    }
+
+    fn secs(&self, k: &str, default: f64) -> Result<Duration, ConfigError> {
+        let v: f64 = self.num(k, default)?;
+        if !v.is_finite() || v < 0.0 {
+            return Err(Self::err(k, "expected a non-negative number of seconds"));
+        }
+        Ok(Duration::from_secs_f64(v))
+    }
+
+    fn list(&self, k: &str) -> Vec<String> {
+        self.get(k)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn params(&self, k: &str) -> ParamList {
+        self.get(k)
+            .map(|v| {
+                v.split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|item| match item.split_once('=') {
+                        Some((a, b)) => (a.trim().to_string(), b.to_string()),
+                        None => (item.trim().to_string(), String::new()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// What the configuration is loaded for: `serve` needs the load balancer secret,
+/// the admin CLI does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Serve,
+    Cli,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env(purpose: Purpose) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = std::env::vars().collect();
+        Config::from_map(&map, purpose)
+    }
+
+    pub fn from_map(
+        map: &HashMap<String, String>,
+        purpose: Purpose,
+    ) -> Result<Config, ConfigError> {
+        let v = Vars(map);
+
+        let mut secrets = Vec::new();
+        if let Some(s) = v.get("LOADBALANCER_SECRET") {
+            secrets.push(s.to_string());
+        }
+        if let Some(s) = v.get("LOADBALANCER_SECRETS") {
+            secrets.extend(s.split(':').filter(|x| !x.is_empty()).map(str::to_string));
+        }
+        if purpose == Purpose::Serve && secrets.is_empty() {
+            return Err(Vars::err(
+                "LOADBALANCER_SECRET",
+                "is not set; set it to the shared secret your front ends (Moodle, Greenlight, ...) use",
+            ));
+        }
+
+        let (checksum_algorithms, outbound_algorithm) = match v
+            .get("LOADBALANCER_CHECKSUM_ALGORITHM")
+        {
+            None => (Algorithm::ALL.to_vec(), Algorithm::Sha256),
+            Some(list) => {
+                let mut algs = Vec::new();
+                for name in list.split(':').filter(|s| !s.is_empty()) {
+                    let a = Algorithm::from_name(name).ok_or_else(|| {
+                        Vars::err(
+                            "LOADBALANCER_CHECKSUM_ALGORITHM",
+                            format!("unknown algorithm {name:?}; use SHA1, SHA256, SHA384 or SHA512, separated by ':'"),
+                        )
+                    })?;
+                    if !algs.contains(&a) {
+                        algs.push(a);
+                    }
+                }
+                let strongest = *algs.iter().max().ok_or_else(|| {
+                    Vars::err("LOADBALANCER_CHECKSUM_ALGORITHM", "lists no algorithm")
+                })?;
+                (algs, strongest)
+            }
+        };
+
+        let bind = parse_bind(v.get("BIND"), v.get("PORT"))?;
+
+        let database_path = match v.get("DATABASE_URL") {
+            None => PathBuf::from("ferrolite.db"),
+            Some(url) => parse_database_url(url)?,
+        };
+
+        let load_model = match v.get("LOAD_MODEL").map(|s| s.to_ascii_lowercase()) {
+            None => LoadModel::Scalelite,
+            Some(s) if s == "scalelite" => LoadModel::Scalelite,
+            Some(s) if s == "weighted" => LoadModel::Weighted,
+            Some(s) => {
+                return Err(Vars::err(
+                    "LOAD_MODEL",
+                    format!("unknown load model {s:?}; use scalelite or weighted"),
+                ))
+            }
+        };
+        let d = LoadWeights::default();
+        let weights = LoadWeights {
+            meeting: v.num("LOAD_WEIGHT_MEETING", d.meeting)?,
+            user: v.num("LOAD_WEIGHT_USER", d.user)?,
+            voice: v.num("LOAD_WEIGHT_VOICE", d.voice)?,
+            video: v.num("LOAD_WEIGHT_VIDEO", d.video)?,
+        };
+
+        let voice_bridge_len: usize = v.num("VOICE_BRIDGE_LEN", 9)?;
+        if !(5..=18).contains(&voice_bridge_len) {
+            return Err(Vars::err(
+                "VOICE_BRIDGE_LEN",
+                "must be between 5 and 18 digits",
+            ));
+        }
+        let poller_threads: usize = v.num("POLLER_THREADS", 5)?;
+        if poller_threads == 0 {
+            return Err(Vars::err("POLLER_THREADS", "must be at least 1"));
+        }
+
+        Ok(Config {
+            secrets,
+            checksum_algorithms,
+            outbound_algorithm,
+            bind,
+            database_path,
+            url_host: v.get("URL_HOST").map(str::to_string),
+            build_number: v.get("BUILD_NUMBER").map(str::to_string),
+            max_meeting_duration: v.num("MAX_MEETING_DURATION", 0)?,
+            default_create_params: v.params("DEFAULT_CREATE_PARAMS"),
+            override_create_params: v.params("OVERRIDE_CREATE_PARAMS"),
+            create_exclude_params: v.list("CREATE_EXCLUDE_PARAMS"),
+            default_join_params: v.params("DEFAULT_JOIN_PARAMS"),
+            override_join_params: v.params("OVERRIDE_JOIN_PARAMS"),
+            join_exclude_params: v.list("JOIN_EXCLUDE_PARAMS"),
+            voice_bridge_len,
+            use_external_voice_bridge: v.bool("USE_EXTERNAL_VOICE_BRIDGE", false)?,
+            get_meetings_api_disabled: v.bool("GET_MEETINGS_API_DISABLED", false)?,
+            get_meetings_timeout: v.secs("GET_MEETINGS_TIMEOUT", 3.0)?,
+            connect_timeout: v.secs("CONNECT_TIMEOUT", 5.0)?,
+            response_timeout: v.secs("RESPONSE_TIMEOUT", 10.0)?,
+            server_id_is_hostname: v.bool("SERVER_ID_IS_HOSTNAME", false)?,
+            poll_interval: v.secs("POLL_INTERVAL", 60.0)?,
+            server_healthy_threshold: v.num("SERVER_HEALTHY_THRESHOLD", 1)?,
+            server_unhealthy_threshold: v.num("SERVER_UNHEALTHY_THRESHOLD", 2)?,
+            poller_threads,
+            poller_wait_timeout: v.secs("POLLER_WAIT_TIMEOUT", 10.0)?,
+            load_min_user_count: v.num("LOAD_MIN_USER_COUNT", 15)?,
+            load_join_buffer_time: Duration::from_secs_f64(
+                60.0 * v.num::<f64>("LOAD_JOIN_BUFFER_TIME", 15.0)?,
+            ),
+            load_model,
+            weights,
+            poller_enabled: v.bool("POLLER_ENABLED", true)?,
+        })
+    }
+}
+
+fn parse_bind(bind: Option<&str>, port: Option<&str>) -> Result<Bind, ConfigError> {
+    if let Some(b) = bind {
+        if let Some(path) = b
+            .strip_prefix("unix://")
+            .or_else(|| b.strip_prefix("unix:"))
+        {
+            if path.is_empty() {
+                return Err(Vars::err(
+                    "BIND",
+                    "unix: needs a socket path, e.g. unix:/run/ferrolite/api.sock",
+                ));
+            }
+            return Ok(Bind::Unix(PathBuf::from(path)));
+        }
+        let addr = b.strip_prefix("tcp://").unwrap_or(b);
+        return addr.parse().map(Bind::Tcp).map_err(|_| {
+            Vars::err(
+                "BIND",
+                format!("{b:?} is neither unix:/path nor host:port (e.g. 127.0.0.1:3000)"),
+            )
+        });
+    }
+    let port: u16 = match port {
+        None => 3000,
+        Some(p) => p
+            .parse()
+            .map_err(|_| Vars::err("PORT", format!("expected a port number, got {p:?}")))?,
+    };
+    Ok(Bind::Tcp(SocketAddr::from(([127, 0, 0, 1], port))))
+}
+
+fn parse_database_url(url: &str) -> Result<PathBuf, ConfigError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(Vars::err(
+            "DATABASE_URL",
+            "PostgreSQL is not supported yet; unset DATABASE_URL or give a SQLite file path (sqlite:/var/lib/ferrolite/ferrolite.db)",
+        ));
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    if path.is_empty() {
+        return Err(Vars::err("DATABASE_URL", "names no file"));
+    }
+    Ok(PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_map(&map, Purpose::Serve)
+    }
+
+    #[test]
+    fn serve_requires_a_secret_and_names_the_variable() {
+        let e = cfg(&[]).unwrap_err();
+        assert_eq!(e.var, "LOADBALANCER_SECRET");
+        assert!(cfg(&[("LOADBALANCER_SECRETS", "a:b")]).is_ok());
+    }
+
+    #[test]
+    fn secrets_are_the_secret_then_the_list() {
+        let c = cfg(&[
+            ("LOADBALANCER_SECRET", "one"),
+            ("LOADBALANCER_SECRETS", "two:three"),
+        ])
+        .unwrap();
+        assert_eq!(c.secrets, vec!["one", "two", "three"]);
+    }
+
+    #[test]
+    fn defaults_match_scalelite() {
+        let c = cfg(&[("LOADBALANCER_SECRET", "s")]).unwrap();
+        assert_eq!(c.bind, Bind::Tcp("127.0.0.1:3000".parse().unwrap()));
+        assert_eq!(c.outbound_algorithm, Algorithm::Sha256);
+        assert_eq!(c.checksum_algorithms.len(), 4);
+        assert_eq!(c.voice_bridge_len, 9);
+        assert_eq!(c.server_unhealthy_threshold, 2);
+        assert_eq!(c.load_join_buffer_time, Duration::from_secs(900));
+        assert_eq!(c.database_path, PathBuf::from("ferrolite.db"));
+    }
+
+    #[test]
+    fn bind_accepts_unix_sockets_and_addresses() {
+        let c = cfg(&[
+            ("LOADBALANCER_SECRET", "s"),
+            ("BIND", "unix:/run/f/api.sock"),
+        ])
+        .unwrap();
+        assert_eq!(c.bind, Bind::Unix("/run/f/api.sock".into()));
+        let c = cfg(&[("LOADBALANCER_SECRET", "s"), ("BIND", "tcp://0.0.0.0:80")]).unwrap();
+        assert_eq!(c.bind, Bind::Tcp("0.0.0.0:80".parse().unwrap()));
+        assert_eq!(
+            cfg(&[("LOADBALANCER_SECRET", "s"), ("PORT", "x")])
+                .unwrap_err()
+                .var,
+            "PORT"
+        );
+        assert_eq!(
+            cfg(&[("LOADBALANCER_SECRET", "s"), ("BIND", "nonsense")])
+                .unwrap_err()
+                .var,
+            "BIND"
+        );
+    }
+
+    #[test]
+    fn algorithm_list_limits_and_picks_the_strongest_for_outbound() {
+        let c = cfg(&[
+            ("LOADBALANCER_SECRET", "s"),
+            ("LOADBALANCER_CHECKSUM_ALGORITHM", "SHA1:sha512"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.checksum_algorithms,
+            vec![Algorithm::Sha1, Algorithm::Sha512]
+        );
+        assert_eq!(c.outbound_algorithm, Algorithm::Sha512);
+        let e = cfg(&[
+            ("LOADBALANCER_SECRET", "s"),
+            ("LOADBALANCER_CHECKSUM_ALGORITHM", "MD5"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "LOADBALANCER_CHECKSUM_ALGORITHM");
+    }
+
+    #[test]
+    fn param_lists_split_on_comma_then_first_equals() {
+        let c = cfg(&[
+            ("LOADBALANCER_SECRET", "s"),
+            ("DEFAULT_CREATE_PARAMS", "a=1,b=x=y,c"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.default_create_params,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x=y".into()),
+                ("c".into(), "".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_numbers_name_their_variable() {
+        let e = cfg(&[
+            ("LOADBALANCER_SECRET", "s"),
+            ("MAX_MEETING_DURATION", "ten"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "MAX_MEETING_DURATION");
+        let e = cfg(&[
+            ("LOADBALANCER_SECRET", "s"),
+            ("DATABASE_URL", "postgres://x"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "DATABASE_URL");
+    }
+}

@@ -1,0 +1,29 @@
+//! Ferrolite: a load balancer for BigBlueButton, a drop-in replacement for Scalelite.
+//!
+//! A tour, in the order a request meets the code:
+//!
+//! - [`config`] reads every environment variable (Scalelite's names and defaults).
+//! - [`http`] listens on TCP or a Unix socket and hands each request to [`api::handle`].
+//! - [`api`] routes BBB calls, checks content types and checksums ([`api::checksum`]),
+//!   and runs the handlers ([`api::meetings`]); [`api::params`] holds the parameter
+//!   rewrite policy and [`api::response`] the XML answers and error catalogue.
+//! - [`balancer`] is pure: the load models, the choice of server, voice bridges.
+//! - [`store`] is the state (servers, meetings, leases) behind the [`store::Store`] trait;
+//!   [`store::SqliteStore`] is the embedded default.
+//! - [`bbb`] calls the backend BBB servers with timeouts and reads their XML.
+//! - [`poller`] keeps health and load current and reconciles meetings.
+//! - [`admin`] holds the actions behind the CLI.
+//! - [`fake`] is the simulated BBB server used by tests, demos and benchmarks.
+//! - [`app`] ties configuration, store and client together; [`shutdown`] stops it cleanly.
+
+pub mod admin;
+pub mod api;
+pub mod app;
+pub mod balancer;
+pub mod bbb;
+pub mod config;
+pub mod fake;
+pub mod http;
+pub mod poller;
+pub mod shutdown;
+pub mod store;

@@ -1,0 +1,132 @@
+//! The `ferrolite` binary: parses the command line and runs it. No logic lives here.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use ferrolite::admin::cli::{Cli, Command};
+use ferrolite::app::App;
+use ferrolite::config::{Config, Purpose};
+use ferrolite::store::SqliteStore;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(1),
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if matches!(cli.command, Command::Serve) {
+                    "info"
+                } else {
+                    "warn"
+                })
+            }),
+        )
+        .init();
+
+    let purpose = if matches!(cli.command, Command::Serve) {
+        Purpose::Serve
+    } else {
+        Purpose::Cli
+    };
+    let config = match Config::from_env(purpose) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ferrolite: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferrolite: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let store = match SqliteStore::open(&config.database_path) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                eprintln!(
+                    "ferrolite: cannot open the database {} (DATABASE_URL): {e}",
+                    config.database_path.display()
+                );
+                return ExitCode::from(1);
+            }
+        };
+        let app = App::new(config, store);
+        match cli.command {
+            Command::Serve => serve(app).await,
+            command => match ferrolite::admin::cli::run(app, command).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            },
+        }
+    })
+}
+
+async fn serve(app: Arc<App>) -> ExitCode {
+    use ferrolite::http::{serve_app, Listener};
+    let listener = match Listener::bind(&app.config.bind).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "ferrolite: cannot listen on {} (BIND/PORT): {e}",
+                app.config.bind
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let (trigger, shutdown) = ferrolite::shutdown::channel();
+    println!("ferrolite: listening on {}", listener.describe());
+    tracing::info!(address = %listener.describe(), database = %app.config.database_path.display(), "ferrolite serving");
+
+    let mut tasks = Vec::new();
+    if app.config.poller_enabled {
+        tasks.push(tokio::spawn(ferrolite::poller::run(
+            app.clone(),
+            shutdown.clone(),
+        )));
+    }
+    {
+        let app = app.clone();
+        let mut shutdown = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.recv() => break,
+                    _ = tokio::time::sleep(ferrolite::app::LOAD_FLUSH_INTERVAL) => app.flush_load().await,
+                }
+            }
+        }));
+    }
+    let server = tokio::spawn(serve_app(app.clone(), listener, shutdown));
+    ferrolite::shutdown::signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    trigger.fire();
+    let _ = server.await;
+    for t in tasks {
+        let _ = t.await;
+    }
+    app.flush_load().await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}

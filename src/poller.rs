@@ -1,0 +1,391 @@
+//! Health and load polling: every `POLL_INTERVAL`, ask each server `getMeetings`.
+//!
+//! One cycle ([`poll_once`]) asks all enabled and cordoned servers in parallel (at most
+//! `POLLER_THREADS` at a time, the cycle bounded by `POLLER_WAIT_TIMEOUT`), then for each
+//! server decides with the pure [`next_health`] whether it is online, computes its load
+//! with `balancer::server_load`, and reconciles its meetings:
+//! - a meeting is forgotten only when a *successful* poll no longer lists it;
+//! - when a server crosses `SERVER_UNHEALTHY_THRESHOLD` failures it goes offline and its
+//!   meetings are dropped (Scalelite's panic), so the next `create` lands elsewhere;
+//! - a cordoned server with no meetings left becomes disabled.
+//!
+//! Only one process polls at a time: [`run`] holds the `poller` lease in the store and
+//! renews it every cycle; another `serve` takes over when the lease expires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+
+use crate::api::params::Params;
+use crate::app::App;
+use crate::balancer::{server_load, LoadParams};
+use crate::bbb::{parse_meetings, CallError, MeetingEntry};
+use crate::shutdown::Shutdown;
+use crate::store::{now_ms, PollUpdate, Server, ServerState, ServerStats};
+
+/// The health counters after one poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    pub online: bool,
+    pub healthy_counter: u32,
+    pub unhealthy_counter: u32,
+}
+
+/// Hysteresis: `unhealthy` failures in a row take an online server offline, `healthy`
+/// successes in a row bring an offline one back.
+pub fn next_health(
+    online: bool,
+    healthy_counter: u32,
+    unhealthy_counter: u32,
+    ok: bool,
+    healthy: u32,
+    unhealthy: u32,
+) -> Health {
+    match (online, ok) {
+        (true, true) => Health {
+            online: true,
+            healthy_counter: 0,
+            unhealthy_counter: 0,
+        },
+        (true, false) => {
+            let n = unhealthy_counter + 1;
+            if n >= unhealthy.max(1) {
+                Health {
+                    online: false,
+                    healthy_counter: 0,
+                    unhealthy_counter: 0,
+                }
+            } else {
+                Health {
+                    online: true,
+                    healthy_counter: 0,
+                    unhealthy_counter: n,
+                }
+            }
+        }
+        (false, true) => {
+            let n = healthy_counter + 1;
+            if n >= healthy.max(1) {
+                Health {
+                    online: true,
+                    healthy_counter: 0,
+                    unhealthy_counter: 0,
+                }
+            } else {
+                Health {
+                    online: false,
+                    healthy_counter: n,
+                    unhealthy_counter: 0,
+                }
+            }
+        }
+        (false, false) => Health {
+            online: false,
+            healthy_counter: 0,
+            unhealthy_counter: 0,
+        },
+    }
+}
+
+/// What one cycle did, for `ferrolite poll` and the logs.
+#[derive(Debug, Clone)]
+pub struct ServerReport {
+    pub id: String,
+    pub online: bool,
+    pub load: Option<f64>,
+    pub error: Option<String>,
+    pub forgotten: usize,
+}
+
+fn load_params(app: &App) -> LoadParams {
+    let c = &app.config;
+    LoadParams {
+        model: c.load_model,
+        min_user_count: c.load_min_user_count,
+        join_buffer_ms: c.load_join_buffer_time.as_millis() as i64,
+        weights: c.weights,
+    }
+}
+
+fn stats_of(entries: &[MeetingEntry]) -> ServerStats {
+    ServerStats {
+        meetings: entries.len() as u32,
+        users: entries.iter().map(|e| e.load.participants).sum(),
+        largest_meeting: entries
+            .iter()
+            .map(|e| e.load.participants)
+            .max()
+            .unwrap_or(0),
+        videos: entries.iter().map(|e| e.load.video).sum(),
+    }
+}
+
+async fn ask(app: &App, server: &Server) -> Result<(Vec<MeetingEntry>, Option<String>), String> {
+    let reply = app
+        .bbb
+        .call(
+            server,
+            "getMeetings",
+            &Params::new(),
+            app.config.outbound_algorithm,
+            None,
+            None,
+        )
+        .await
+        .map_err(|e| match e {
+            CallError::Garbage => "the answer is not a BBB document (garbage XML)".to_string(),
+            e => e.to_string(),
+        })?;
+    if !reply.success() {
+        return Err(format!(
+            "BBB answered FAILED ({}: {})",
+            reply.head.message_key, reply.head.message
+        ));
+    }
+    let entries = parse_meetings(&reply.body).ok_or("the getMeetings answer could not be read")?;
+    let version = app.bbb.version(server).await;
+    Ok((entries, version))
+}
+
+/// Polls one server and writes the outcome.
+async fn poll_server(
+    app: &App,
+    server: Server,
+    outcome: Result<(Vec<MeetingEntry>, Option<String>), String>,
+    started_ms: i64,
+) -> ServerReport {
+    let c = &app.config;
+    let ok = outcome.is_ok();
+    let h = next_health(
+        server.online,
+        server.healthy_counter,
+        server.unhealthy_counter,
+        ok,
+        c.server_healthy_threshold,
+        c.server_unhealthy_threshold,
+    );
+    let mut report = ServerReport {
+        id: server.id.clone(),
+        online: h.online,
+        load: None,
+        error: None,
+        forgotten: 0,
+    };
+    let update = match outcome {
+        Ok((entries, version)) => {
+            let ids: Vec<String> = entries.iter().map(|e| e.meeting_id.clone()).collect();
+            match app
+                .store
+                .forget_meetings_except(&server.id, &ids, started_ms)
+                .await
+            {
+                Ok(gone) => report.forgotten = gone.len(),
+                Err(e) => {
+                    tracing::warn!(server = %server.id, error = %e, "could not reconcile meetings")
+                }
+            }
+            let loads: Vec<_> = entries.iter().map(|e| e.load.clone()).collect();
+            let load = h
+                .online
+                .then(|| server_load(&loads, server.load_multiplier, now_ms(), &load_params(app)));
+            report.load = load;
+            let drained = server.state == ServerState::Cordoned && entries.is_empty();
+            if drained {
+                tracing::info!(server = %server.id, "cordoned server has no meetings left; disabling it");
+            }
+            PollUpdate {
+                online: h.online,
+                load,
+                stats: if h.online {
+                    stats_of(&entries)
+                } else {
+                    ServerStats::default()
+                },
+                bbb_version: version,
+                healthy_counter: h.healthy_counter,
+                unhealthy_counter: h.unhealthy_counter,
+                state: drained.then_some(ServerState::Disabled),
+            }
+        }
+        Err(reason) => {
+            tracing::warn!(server = %server.id, url = %server.url, reason = %reason, failures = h.unhealthy_counter, "poll failed");
+            report.error = Some(reason);
+            if server.online && !h.online {
+                tracing::warn!(server = %server.id, "server is offline; dropping its meetings");
+                match app
+                    .store
+                    .forget_meetings_except(&server.id, &[], i64::MAX)
+                    .await
+                {
+                    Ok(gone) => {
+                        report.forgotten = gone.len();
+                        end_meetings(app, &server, &gone).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(server = %server.id, error = %e, "could not drop meetings")
+                    }
+                }
+            }
+            PollUpdate {
+                online: h.online,
+                load: if h.online { server.load } else { None },
+                stats: if h.online {
+                    server.stats.clone()
+                } else {
+                    ServerStats::default()
+                },
+                bbb_version: None,
+                healthy_counter: h.healthy_counter,
+                unhealthy_counter: h.unhealthy_counter,
+                state: None,
+            }
+        }
+    };
+    if let Err(e) = app.store.save_poll(&server.id, &update).await {
+        tracing::warn!(server = %server.id, error = %e, "could not save poll result");
+    }
+    report
+}
+
+/// Best-effort `end` for meetings of a server that was declared offline.
+async fn end_meetings(app: &App, server: &Server, meetings: &[crate::store::Meeting]) {
+    let limit = Some(Duration::from_secs(1));
+    let calls = meetings.iter().map(|m| {
+        let mut p: Params = [("meetingID", m.meeting_id.as_str())].into_iter().collect();
+        if !m.moderator_pw.is_empty() {
+            p.set("password", m.moderator_pw.clone());
+        }
+        async move {
+            let _ = app
+                .bbb
+                .call(
+                    server,
+                    "end",
+                    &p,
+                    app.config.outbound_algorithm,
+                    None,
+                    limit,
+                )
+                .await;
+        }
+    });
+    futures_util::future::join_all(calls).await;
+}
+
+/// One poll cycle over every enabled and cordoned server.
+pub async fn poll_once(app: &Arc<App>) -> Result<Vec<ServerReport>, crate::store::StoreError> {
+    let started = now_ms();
+    let servers: Vec<Server> = app
+        .store
+        .servers()
+        .await?
+        .into_iter()
+        .filter(|s| s.state != ServerState::Disabled)
+        .collect();
+    let wait = app.config.poller_wait_timeout;
+    let reports = stream::iter(servers.into_iter().map(|server| {
+        let app = app.clone();
+        async move {
+            let outcome = match tokio::time::timeout(wait, ask(&app, &server)).await {
+                Ok(o) => o,
+                Err(_) => Err(format!(
+                    "no answer within POLLER_WAIT_TIMEOUT ({}s)",
+                    wait.as_secs_f64()
+                )),
+            };
+            poll_server(&app, server, outcome, started).await
+        }
+    }))
+    .buffer_unordered(app.config.poller_threads)
+    .collect::<Vec<_>>()
+    .await;
+    Ok(reports)
+}
+
+/// The poller role of `serve`: polls every `POLL_INTERVAL` while holding the lease.
+pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
+    let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+    let interval = app.config.poll_interval;
+    let ttl_ms = (interval.as_millis() as i64 * 3).max(3_000)
+        + app.config.poller_wait_timeout.as_millis() as i64;
+    let mut held = false;
+    loop {
+        match app
+            .store
+            .take_lease("poller", &holder, now_ms(), ttl_ms)
+            .await
+        {
+            Ok(true) => {
+                if !held {
+                    tracing::info!("this process is now the poller");
+                    held = true;
+                }
+                if let Err(e) = poll_once(&app).await {
+                    tracing::warn!(error = %e, "poll cycle failed");
+                }
+            }
+            Ok(false) => {
+                if held {
+                    tracing::info!("another process holds the poller lease");
+                    held = false;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not take the poller lease"),
+        }
+        tokio::select! {
+            _ = shutdown.recv() => break,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+    if held {
+        let _ = app.store.release_lease("poller", &holder).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replays a sequence of poll results through the hysteresis.
+    fn run_seq(seq: &[bool], healthy: u32, unhealthy: u32) -> Vec<bool> {
+        let mut h = Health {
+            online: false,
+            healthy_counter: 0,
+            unhealthy_counter: 0,
+        };
+        seq.iter()
+            .map(|&ok| {
+                h = next_health(
+                    h.online,
+                    h.healthy_counter,
+                    h.unhealthy_counter,
+                    ok,
+                    healthy,
+                    unhealthy,
+                );
+                h.online
+            })
+            .collect()
+    }
+
+    #[test]
+    fn thresholds_of_one_and_two_as_scalelite() {
+        assert_eq!(
+            run_seq(&[true, false, true, false, false, true], 1, 2),
+            vec![true, true, true, true, false, true]
+        );
+    }
+
+    #[test]
+    fn a_flapping_server_needs_consecutive_results() {
+        assert_eq!(
+            run_seq(
+                &[true, true, true, false, false, false, true, false, true, true, true],
+                3,
+                3
+            ),
+            vec![false, false, true, true, true, false, false, false, false, false, true]
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! The state store: servers, meetings and leases behind one trait.
+//!
+//! The API, poller and CLI only see [`Store`]; SQL lives in `sqlite.rs`. Operations that
+//! must be atomic across processes (placing a meeting, taking a lease) are single store
+//! calls, so every backend can make them atomic its own way (a SQLite `IMMEDIATE`
+//! transaction here; `WATCH`/`MULTI` in Redis). Decisions stay pure: placement hands the
+//! store a chooser function from `balancer.rs` and the store calls it inside the transaction.
+
+pub mod sqlite;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+pub use sqlite::SqliteStore;
+
+/// Administrative state of a BBB server, as in Scalelite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerState {
+    /// Takes new meetings when online.
+    Enabled,
+    /// Keeps its meetings, takes no new ones, becomes disabled once empty.
+    Cordoned,
+    /// Takes nothing; joins are refused.
+    Disabled,
+}
+
+impl ServerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerState::Enabled => "enabled",
+            ServerState::Cordoned => "cordoned",
+            ServerState::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ServerState> {
+        match s {
+            "enabled" => Some(ServerState::Enabled),
+            "cordoned" => Some(ServerState::Cordoned),
+            "disabled" => Some(ServerState::Disabled),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ServerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the poller last saw on a server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerStats {
+    pub meetings: u32,
+    pub users: u32,
+    pub largest_meeting: u32,
+    pub videos: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub id: String,
+    /// The API URL, normally ending in `/bigbluebutton/api`.
+    pub url: String,
+    pub secret: String,
+    pub tag: Option<String>,
+    pub state: ServerState,
+    pub online: bool,
+    /// `None` until a successful poll has computed it; a server without a load takes no
+    /// new meetings (Scalelite's rule).
+    pub load: Option<f64>,
+    pub load_multiplier: f64,
+    pub stats: ServerStats,
+    pub bbb_version: String,
+    pub healthy_counter: u32,
+    pub unhealthy_counter: u32,
+}
+
+impl Server {
+    /// A new server as `servers add` creates it: disabled, offline, load unknown.
+    pub fn new(
+        id: String,
+        url: String,
+        secret: String,
+        load_multiplier: f64,
+        tag: Option<String>,
+    ) -> Server {
+        Server {
+            id,
+            url,
+            secret,
+            tag,
+            state: ServerState::Disabled,
+            online: false,
+            load: None,
+            load_multiplier,
+            stats: ServerStats::default(),
+            bbb_version: String::new(),
+            healthy_counter: 0,
+            unhealthy_counter: 0,
+        }
+    }
+
+    /// Whether this server may receive a new meeting.
+    pub fn available(&self) -> bool {
+        self.state == ServerState::Enabled && self.online && self.load.is_some()
+    }
+
+    /// The host part of the URL, for tables and dial-in.
+    pub fn hostname(&self) -> String {
+        url::Url::parse(&self.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| self.url.clone())
+    }
+}
+
+/// Administrative changes to a server; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ServerPatch {
+    pub secret: Option<String>,
+    pub load_multiplier: Option<f64>,
+    /// `Some(None)` removes the tag.
+    pub tag: Option<Option<String>>,
+    pub state: Option<ServerState>,
+}
+
+/// The result of one poll, written by the poller in one call.
+#[derive(Debug, Clone)]
+pub struct PollUpdate {
+    pub online: bool,
+    pub load: Option<f64>,
+    pub stats: ServerStats,
+    pub bbb_version: Option<String>,
+    pub healthy_counter: u32,
+    pub unhealthy_counter: u32,
+    /// A cordoned server that was found empty becomes disabled.
+    pub state: Option<ServerState>,
+}
+
+/// A meeting known to the load balancer: which server holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meeting {
+    /// Empty when multitenancy is off.
+    pub tenant_id: String,
+    /// The meeting ID as the front end knows it.
+    pub meeting_id: String,
+    pub server_id: String,
+    pub moderator_pw: String,
+    pub voice_bridge: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// Why no server could be chosen (from `balancer::choose_server`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChoiceError {
+    NoServer,
+    TagUnavailable(String),
+}
+
+/// What [`Store::place_meeting`] needs: the meeting, candidate voice bridges in order of
+/// preference, and the pure function that picks a server from the current pool.
+pub struct PlaceRequest<'a> {
+    pub tenant_id: &'a str,
+    pub meeting_id: &'a str,
+    pub moderator_pw: &'a str,
+    pub voice_bridges: &'a [String],
+    pub choose: &'a (dyn Fn(&[Server]) -> Result<String, ChoiceError> + Sync),
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlaceOutcome {
+    /// The meeting was already mapped (perhaps by a concurrent create): use its server.
+    Existing(Meeting),
+    /// Newly placed; the server's load was raised by its multiplier.
+    Placed(Meeting, Server),
+    Refused(ChoiceError),
+    /// Every candidate voice bridge is taken.
+    NoVoiceBridge,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store failed: {0}")]
+    Backend(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn add_server(&self, server: &Server) -> StoreResult<()>;
+    async fn server(&self, id: &str) -> StoreResult<Option<Server>>;
+    async fn servers(&self) -> StoreResult<Vec<Server>>;
+    /// Applies `patch`; `None` when the server does not exist. Disabling forgets the load.
+    async fn update_server(&self, id: &str, patch: &ServerPatch) -> StoreResult<Option<Server>>;
+    /// Removes the server and forgets its meetings.
+    async fn remove_server(&self, id: &str) -> StoreResult<bool>;
+    /// Raises loads (joins, creates) of servers that have a known load.
+    async fn add_load(&self, deltas: &[(String, f64)]) -> StoreResult<()>;
+    async fn save_poll(&self, id: &str, update: &PollUpdate) -> StoreResult<()>;
+
+    /// The meeting and its server (`None` if the server was removed).
+    async fn meeting(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+    ) -> StoreResult<Option<(Meeting, Option<Server>)>>;
+    /// Atomically returns the existing mapping or chooses a server, raises its load and
+    /// records the meeting with a unique voice bridge.
+    async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome>;
+    async fn delete_meeting(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+    ) -> StoreResult<Option<Meeting>>;
+    /// Deletes the mapping only if it still points at `server_id`.
+    async fn delete_meeting_on(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+        server_id: &str,
+    ) -> StoreResult<bool>;
+    async fn meetings(&self) -> StoreResult<Vec<Meeting>>;
+    async fn meetings_on(&self, server_id: &str) -> StoreResult<Vec<Meeting>>;
+    /// Forgets the meetings of a server that were created before `created_before_ms`,
+    /// except those listed (the ones a successful poll saw). Younger meetings are kept: the
+    /// poll may have been answered before their create reached the server.
+    async fn forget_meetings_except(
+        &self,
+        server_id: &str,
+        keep: &[String],
+        created_before_ms: i64,
+    ) -> StoreResult<Vec<Meeting>>;
+    async fn meeting_by_voice_bridge(&self, voice_bridge: &str) -> StoreResult<Option<Meeting>>;
+
+    /// Takes or renews the named lease for `holder` until `now_ms + ttl_ms`. True if held.
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> StoreResult<bool>;
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

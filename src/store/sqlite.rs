@@ -1,0 +1,647 @@
+//! The embedded store: one SQLite file (WAL mode), shared safely by `serve` and the CLI.
+//!
+//! Queries are short and run on the calling task; writers wait up to five seconds for the
+//! file lock (`busy_timeout`). The schema is migrated forward on open, tracked by
+//! `PRAGMA user_version`, inside one transaction.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use r2d2::Pool;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+
+use super::*;
+
+/// Named schema steps, applied once each in this order. Add new steps at the end with a
+/// new name; never edit a step that has shipped.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001-servers-meetings-leases",
+    "CREATE TABLE servers (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        tag TEXT,
+        state TEXT NOT NULL DEFAULT 'disabled',
+        online INTEGER NOT NULL DEFAULT 0,
+        load REAL,
+        load_multiplier REAL NOT NULL DEFAULT 1.0,
+        meetings INTEGER NOT NULL DEFAULT 0,
+        users INTEGER NOT NULL DEFAULT 0,
+        largest_meeting INTEGER NOT NULL DEFAULT 0,
+        videos INTEGER NOT NULL DEFAULT 0,
+        bbb_version TEXT NOT NULL DEFAULT '',
+        healthy_counter INTEGER NOT NULL DEFAULT 0,
+        unhealthy_counter INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE meetings (
+        tenant_id TEXT NOT NULL,
+        meeting_id TEXT NOT NULL,
+        server_id TEXT NOT NULL,
+        moderator_pw TEXT NOT NULL DEFAULT '',
+        voice_bridge TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, meeting_id)
+    );
+    CREATE INDEX meetings_server ON meetings(server_id);
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );",
+)];
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: Pool<SqliteConnectionManager>,
+}
+
+fn backend<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+const SERVER_COLUMNS: &str =
+    "id, url, secret, tag, state, online, load, load_multiplier, meetings, users, \
+     largest_meeting, videos, bbb_version, healthy_counter, unhealthy_counter";
+
+fn server_from_row(r: &Row<'_>) -> rusqlite::Result<Server> {
+    let state: String = r.get(4)?;
+    Ok(Server {
+        id: r.get(0)?,
+        url: r.get(1)?,
+        secret: r.get(2)?,
+        tag: r.get(3)?,
+        state: ServerState::parse(&state).unwrap_or(ServerState::Disabled),
+        online: r.get(5)?,
+        load: r.get(6)?,
+        load_multiplier: r.get(7)?,
+        stats: ServerStats {
+            meetings: r.get(8)?,
+            users: r.get(9)?,
+            largest_meeting: r.get(10)?,
+            videos: r.get(11)?,
+        },
+        bbb_version: r.get(12)?,
+        healthy_counter: r.get(13)?,
+        unhealthy_counter: r.get(14)?,
+    })
+}
+
+const MEETING_COLUMNS: &str =
+    "tenant_id, meeting_id, server_id, moderator_pw, voice_bridge, created_at";
+
+fn meeting_from_row(r: &Row<'_>) -> rusqlite::Result<Meeting> {
+    Ok(Meeting {
+        tenant_id: r.get(0)?,
+        meeting_id: r.get(1)?,
+        server_id: r.get(2)?,
+        moderator_pw: r.get(3)?,
+        voice_bridge: r.get(4)?,
+        created_at: r.get(5)?,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and migrates it.
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            c.busy_timeout(Duration::from_secs(5))?;
+            c.execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+            )
+        });
+        let pool = Pool::builder()
+            .max_size(8)
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        let store = SqliteStore { pool };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn conn(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
+        self.pool.get().map_err(backend)
+    }
+
+    fn migrate(&self) -> StoreResult<()> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")
+            .map_err(backend)?;
+        let applied: Vec<String> = {
+            let mut stmt = tx
+                .prepare("SELECT name FROM schema_migrations")
+                .map_err(backend)?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        if let Some(unknown) = applied
+            .iter()
+            .find(|a| !MIGRATIONS.iter().any(|(n, _)| n == a))
+        {
+            return Err(StoreError::Backend(format!(
+                "the database was migrated by a newer ferrolite (step {unknown}); upgrade ferrolite before using this database"
+            )));
+        }
+        for (name, sql) in MIGRATIONS
+            .iter()
+            .filter(|(n, _)| !applied.iter().any(|a| a == n))
+        {
+            tx.execute_batch(sql).map_err(backend)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",
+                params![name, now_ms()],
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)
+    }
+
+    fn server_sync(conn: &rusqlite::Connection, id: &str) -> StoreResult<Option<Server>> {
+        conn.prepare_cached(&format!(
+            "SELECT {SERVER_COLUMNS} FROM servers WHERE id = ?1"
+        ))
+        .and_then(|mut s| s.query_row([id], server_from_row).optional())
+        .map_err(backend)
+    }
+
+    fn servers_sync(conn: &rusqlite::Connection) -> StoreResult<Vec<Server>> {
+        let mut stmt = conn
+            .prepare_cached(&format!("SELECT {SERVER_COLUMNS} FROM servers ORDER BY id"))
+            .map_err(backend)?;
+        let rows = stmt.query_map([], server_from_row).map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn meeting_sync(
+        conn: &rusqlite::Connection,
+        tenant_id: &str,
+        meeting_id: &str,
+    ) -> StoreResult<Option<Meeting>> {
+        conn.prepare_cached(&format!(
+            "SELECT {MEETING_COLUMNS} FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2"
+        ))
+        .and_then(|mut s| {
+            s.query_row([tenant_id, meeting_id], meeting_from_row)
+                .optional()
+        })
+        .map_err(backend)
+    }
+
+    fn meetings_where(
+        &self,
+        clause: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> StoreResult<Vec<Meeting>> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {MEETING_COLUMNS} FROM meetings {clause} ORDER BY tenant_id, meeting_id"
+            ))
+            .map_err(backend)?;
+        let rows = stmt.query_map(args, meeting_from_row).map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn add_server(&self, s: &Server) -> StoreResult<()> {
+        let conn = self.conn()?;
+        let n = conn
+            .execute(
+                "INSERT INTO servers (id, url, secret, tag, state, online, load, load_multiplier)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(id) DO NOTHING",
+                params![
+                    s.id,
+                    s.url,
+                    s.secret,
+                    s.tag,
+                    s.state.as_str(),
+                    s.online,
+                    s.load,
+                    s.load_multiplier
+                ],
+            )
+            .map_err(backend)?;
+        if n == 0 {
+            return Err(StoreError::AlreadyExists(format!(
+                "a server with id '{}'",
+                s.id
+            )));
+        }
+        Ok(())
+    }
+
+    async fn server(&self, id: &str) -> StoreResult<Option<Server>> {
+        Self::server_sync(&*self.conn()?, id)
+    }
+
+    async fn servers(&self) -> StoreResult<Vec<Server>> {
+        Self::servers_sync(&*self.conn()?)
+    }
+
+    async fn update_server(&self, id: &str, p: &ServerPatch) -> StoreResult<Option<Server>> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let Some(mut s) = Self::server_sync(&tx, id)? else {
+            return Ok(None);
+        };
+        if let Some(secret) = &p.secret {
+            s.secret = secret.clone();
+        }
+        if let Some(m) = p.load_multiplier {
+            s.load_multiplier = m;
+        }
+        if let Some(tag) = &p.tag {
+            s.tag = tag.clone();
+        }
+        if let Some(state) = p.state {
+            s.state = state;
+            if state == ServerState::Disabled {
+                s.load = None;
+            }
+        }
+        tx.execute(
+            "UPDATE servers SET secret = ?2, load_multiplier = ?3, tag = ?4, state = ?5, load = ?6 WHERE id = ?1",
+            params![id, s.secret, s.load_multiplier, s.tag, s.state.as_str(), s.load],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(Some(s))
+    }
+
+    async fn remove_server(&self, id: &str) -> StoreResult<bool> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute("DELETE FROM meetings WHERE server_id = ?1", [id])
+            .map_err(backend)?;
+        let n = tx
+            .execute("DELETE FROM servers WHERE id = ?1", [id])
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn add_load(&self, deltas: &[(String, f64)]) -> StoreResult<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction().map_err(backend)?;
+        {
+            let mut stmt = tx
+                .prepare_cached("UPDATE servers SET load = load + ?2 WHERE id = ?1 AND load IS NOT NULL AND state = 'enabled'")
+                .map_err(backend)?;
+            for (id, d) in deltas {
+                stmt.execute(params![id, d]).map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    async fn save_poll(&self, id: &str, u: &PollUpdate) -> StoreResult<()> {
+        let conn = self.conn()?;
+        conn.execute(
+            "UPDATE servers SET online = ?2, load = CASE WHEN state = 'disabled' THEN NULL ELSE ?3 END,
+                 meetings = ?4, users = ?5, largest_meeting = ?6, videos = ?7,
+                 bbb_version = COALESCE(?8, bbb_version), healthy_counter = ?9, unhealthy_counter = ?10,
+                 state = COALESCE(?11, state)
+             WHERE id = ?1",
+            params![
+                id,
+                u.online,
+                u.load,
+                u.stats.meetings,
+                u.stats.users,
+                u.stats.largest_meeting,
+                u.stats.videos,
+                u.bbb_version,
+                u.healthy_counter,
+                u.unhealthy_counter,
+                u.state.map(ServerState::as_str),
+            ],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn meeting(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+    ) -> StoreResult<Option<(Meeting, Option<Server>)>> {
+        let conn = self.conn()?;
+        let Some(m) = Self::meeting_sync(&conn, tenant_id, meeting_id)? else {
+            return Ok(None);
+        };
+        let s = Self::server_sync(&conn, &m.server_id)?;
+        Ok(Some((m, s)))
+    }
+
+    async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        if let Some(m) = Self::meeting_sync(&tx, req.tenant_id, req.meeting_id)? {
+            return Ok(PlaceOutcome::Existing(m));
+        }
+        let servers = Self::servers_sync(&tx)?;
+        let id = match (req.choose)(&servers) {
+            Ok(id) => id,
+            Err(e) => return Ok(PlaceOutcome::Refused(e)),
+        };
+        let Some(mut server) = servers.into_iter().find(|s| s.id == id) else {
+            return Ok(PlaceOutcome::Refused(ChoiceError::NoServer));
+        };
+        let mut voice_bridge = None;
+        {
+            let mut taken = tx
+                .prepare_cached("SELECT 1 FROM meetings WHERE voice_bridge = ?1")
+                .map_err(backend)?;
+            for vb in req.voice_bridges {
+                if !taken.exists([vb]).map_err(backend)? {
+                    voice_bridge = Some(vb.clone());
+                    break;
+                }
+            }
+        }
+        let Some(voice_bridge) = voice_bridge else {
+            return Ok(PlaceOutcome::NoVoiceBridge);
+        };
+        let meeting = Meeting {
+            tenant_id: req.tenant_id.to_string(),
+            meeting_id: req.meeting_id.to_string(),
+            server_id: server.id.clone(),
+            moderator_pw: req.moderator_pw.to_string(),
+            voice_bridge,
+            created_at: req.now_ms,
+        };
+        tx.execute(
+            &format!("INSERT INTO meetings ({MEETING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+            params![
+                meeting.tenant_id,
+                meeting.meeting_id,
+                meeting.server_id,
+                meeting.moderator_pw,
+                meeting.voice_bridge,
+                meeting.created_at
+            ],
+        )
+        .map_err(backend)?;
+        if let Some(load) = server.load.as_mut() {
+            *load += server.load_multiplier;
+            tx.execute(
+                "UPDATE servers SET load = ?2 WHERE id = ?1",
+                params![server.id, *load],
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(PlaceOutcome::Placed(meeting, server))
+    }
+
+    async fn delete_meeting(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+    ) -> StoreResult<Option<Meeting>> {
+        let conn = self.conn()?;
+        conn.prepare_cached(&format!(
+            "DELETE FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2 RETURNING {MEETING_COLUMNS}"
+        ))
+        .and_then(|mut s| s.query_row([tenant_id, meeting_id], meeting_from_row).optional())
+        .map_err(backend)
+    }
+
+    async fn delete_meeting_on(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+        server_id: &str,
+    ) -> StoreResult<bool> {
+        let conn = self.conn()?;
+        let n = conn
+            .execute(
+                "DELETE FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2 AND server_id = ?3",
+                [tenant_id, meeting_id, server_id],
+            )
+            .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn meetings(&self) -> StoreResult<Vec<Meeting>> {
+        self.meetings_where("", &[])
+    }
+
+    async fn meetings_on(&self, server_id: &str) -> StoreResult<Vec<Meeting>> {
+        self.meetings_where("WHERE server_id = ?1", &[&server_id])
+    }
+
+    async fn forget_meetings_except(
+        &self,
+        server_id: &str,
+        keep: &[String],
+        created_before_ms: i64,
+    ) -> StoreResult<Vec<Meeting>> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let mut gone = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {MEETING_COLUMNS} FROM meetings WHERE server_id = ?1"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([server_id], meeting_from_row)
+                .map_err(backend)?;
+            for m in rows {
+                let m = m.map_err(backend)?;
+                if m.created_at < created_before_ms && !keep.contains(&m.meeting_id) {
+                    gone.push(m);
+                }
+            }
+            let mut del = tx
+                .prepare_cached("DELETE FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2 AND server_id = ?3")
+                .map_err(backend)?;
+            for m in &gone {
+                del.execute([&m.tenant_id, &m.meeting_id, server_id])
+                    .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)?;
+        Ok(gone)
+    }
+
+    async fn meeting_by_voice_bridge(&self, voice_bridge: &str) -> StoreResult<Option<Meeting>> {
+        Ok(self
+            .meetings_where("WHERE voice_bridge = ?1", &[&voice_bridge])?
+            .into_iter()
+            .next())
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> StoreResult<bool> {
+        let conn = self.conn()?;
+        let n = conn
+            .execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                 WHERE leases.holder = excluded.holder OR leases.expires_at < ?4",
+                params![name, holder, now_ms + ttl_ms, now_ms],
+            )
+            .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        let conn = self.conn()?;
+        conn.execute(
+            "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+            [name, holder],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        (dir, s)
+    }
+
+    fn pick_first(servers: &[Server]) -> Result<String, ChoiceError> {
+        servers
+            .first()
+            .map(|s| s.id.clone())
+            .ok_or(ChoiceError::NoServer)
+    }
+
+    #[tokio::test]
+    async fn placing_twice_returns_the_first_mapping_and_bumps_load_once() {
+        let (_d, st) = store();
+        let mut s = Server::new(
+            "a".into(),
+            "http://a/bigbluebutton/api".into(),
+            "x".into(),
+            2.0,
+            None,
+        );
+        st.add_server(&s).await.unwrap();
+        s.state = ServerState::Enabled;
+        st.update_server(
+            "a",
+            &ServerPatch {
+                state: Some(ServerState::Enabled),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        st.save_poll(
+            "a",
+            &PollUpdate {
+                online: true,
+                load: Some(0.0),
+                stats: ServerStats::default(),
+                bbb_version: None,
+                healthy_counter: 0,
+                unhealthy_counter: 0,
+                state: None,
+            },
+        )
+        .await
+        .unwrap();
+        let vbs = vec!["111".to_string(), "222".to_string()];
+        let req = PlaceRequest {
+            tenant_id: "",
+            meeting_id: "m",
+            moderator_pw: "pw",
+            voice_bridges: &vbs,
+            choose: &pick_first,
+            now_ms: 1,
+        };
+        let PlaceOutcome::Placed(m, srv) = st.place_meeting(&req).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!((m.voice_bridge.as_str(), srv.load), ("111", Some(2.0)));
+        assert!(matches!(
+            st.place_meeting(&req).await.unwrap(),
+            PlaceOutcome::Existing(_)
+        ));
+        let req2 = PlaceRequest {
+            meeting_id: "n",
+            ..req
+        };
+        let PlaceOutcome::Placed(m2, _) = st.place_meeting(&req2).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            m2.voice_bridge, "222",
+            "voice bridges are unique across meetings"
+        );
+        assert_eq!(st.server("a").await.unwrap().unwrap().load, Some(4.0));
+    }
+
+    #[tokio::test]
+    async fn a_lease_is_exclusive_until_it_expires() {
+        let (_d, st) = store();
+        assert!(st.take_lease("poller", "p1", 1000, 500).await.unwrap());
+        assert!(!st.take_lease("poller", "p2", 1200, 500).await.unwrap());
+        assert!(
+            st.take_lease("poller", "p1", 1200, 500).await.unwrap(),
+            "the holder renews"
+        );
+        assert!(
+            st.take_lease("poller", "p2", 1800, 500).await.unwrap(),
+            "an expired lease is taken over"
+        );
+    }
+
+    #[tokio::test]
+    async fn removing_a_server_forgets_its_meetings() {
+        let (_d, st) = store();
+        st.add_server(&Server::new("a".into(), "u".into(), "s".into(), 1.0, None))
+            .await
+            .unwrap();
+        assert!(matches!(
+            st.add_server(&Server::new("a".into(), "u".into(), "s".into(), 1.0, None))
+                .await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+        let vbs = vec!["1".to_string()];
+        let req = PlaceRequest {
+            tenant_id: "",
+            meeting_id: "m",
+            moderator_pw: "",
+            voice_bridges: &vbs,
+            choose: &pick_first,
+            now_ms: 1,
+        };
+        st.place_meeting(&req).await.unwrap();
+        assert!(st.remove_server("a").await.unwrap());
+        assert!(st.meeting("", "m").await.unwrap().is_none());
+    }
+}
