@@ -21,6 +21,8 @@ pub struct App {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub bbb: BbbClient,
+    /// Woken when a callback is queued, so the delivery worker does not wait for its tick.
+    pub callbacks_due: tokio::sync::Notify,
     pending_load: Mutex<HashMap<String, f64>>,
 }
 
@@ -31,6 +33,7 @@ impl App {
             config,
             store,
             bbb,
+            callbacks_due: tokio::sync::Notify::new(),
             pending_load: Mutex::new(HashMap::new()),
         })
     }

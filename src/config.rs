@@ -90,6 +90,14 @@ pub struct Config {
     pub weights: LoadWeights,
     /// Run the poller inside `serve` (`POLLER_ENABLED`, default true).
     pub poller_enabled: bool,
+
+    // Outgoing callbacks (`crate::callbacks`).
+    /// Allow callbacks to loopback and private addresses (`ALLOW_PRIVATE_CALLBACKS`).
+    pub allow_private_callbacks: bool,
+    /// First retry delay; doubles each attempt (`CALLBACK_RETRY_BASE`, seconds).
+    pub callback_retry_base: Duration,
+    /// Attempts before a callback is given up (`CALLBACK_MAX_ATTEMPTS`).
+    pub callback_max_attempts: u32,
 }
 
 /// Which load formula the poller uses (`LOAD_MODEL`).
@@ -321,6 +329,9 @@ impl Config {
             load_model,
             weights,
             poller_enabled: v.bool("POLLER_ENABLED", true)?,
+            allow_private_callbacks: v.bool("ALLOW_PRIVATE_CALLBACKS", false)?,
+            callback_retry_base: v.secs("CALLBACK_RETRY_BASE", 5.0)?,
+            callback_max_attempts: v.num("CALLBACK_MAX_ATTEMPTS", 12)?,
         })
     }
 }

@@ -12,6 +12,7 @@
 //!   [`store::SqliteStore`] is the embedded default.
 //! - [`bbb`] calls the backend BBB servers with timeouts and reads their XML.
 //! - [`poller`] keeps health and load current and reconciles meetings.
+//! - [`callbacks`] is the persisted outbox for callbacks to front ends (retries, SSRF guard).
 //! - [`admin`] holds the actions behind the CLI.
 //! - [`fake`] is the simulated BBB server used by tests, demos and benchmarks.
 //! - [`app`] ties configuration, store and client together; [`shutdown`] stops it cleanly.
@@ -21,6 +22,7 @@ pub mod api;
 pub mod app;
 pub mod balancer;
 pub mod bbb;
+pub mod callbacks;
 pub mod config;
 pub mod fake;
 pub mod http;

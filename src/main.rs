@@ -106,6 +106,10 @@ async fn serve(app: Arc<App>) -> ExitCode {
             shutdown.clone(),
         )));
     }
+    tasks.push(tokio::spawn(ferrolite::callbacks::run(
+        app.clone(),
+        shutdown.clone(),
+    )));
     {
         let app = app.clone();
         let mut shutdown = shutdown.clone();

@@ -183,6 +183,32 @@ pub enum PlaceOutcome {
     NoVoiceBridge,
 }
 
+/// One way of sending a callback: a body and headers. A callback carries several when it
+/// may be signed with any of several secrets; they are tried in order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CallbackVariant {
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// A queued outgoing callback (see `crate::callbacks`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingCallback {
+    pub id: String,
+    /// What it is for, for logs and operators: `recording-ready`, `analytics`, `meeting-ended`.
+    pub kind: String,
+    pub method: String,
+    pub url: String,
+    pub variants: Vec<CallbackVariant>,
+    pub attempts: u32,
+    /// Unix ms of the next attempt.
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    /// `pending`, `delivered`, `gone` (the receiver answered 404/410) or `failed` (gave up).
+    pub status: String,
+    pub last_error: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the store failed: {0}")]
@@ -239,6 +265,21 @@ pub trait Store: Send + Sync + 'static {
         created_before_ms: i64,
     ) -> StoreResult<Vec<Meeting>>;
     async fn meeting_by_voice_bridge(&self, voice_bridge: &str) -> StoreResult<Option<Meeting>>;
+
+    /// Queues a callback for delivery.
+    async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<()>;
+    /// Pending callbacks whose next attempt is due, oldest first.
+    async fn due_callbacks(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<OutgoingCallback>>;
+    /// Records the outcome of an attempt: a final status, or `pending` with the next time.
+    async fn update_callback(
+        &self,
+        id: &str,
+        status: &str,
+        attempts: u32,
+        next_attempt_at: i64,
+        last_error: &str,
+    ) -> StoreResult<()>;
+    async fn callbacks(&self) -> StoreResult<Vec<OutgoingCallback>>;
 
     /// Takes or renews the named lease for `holder` until `now_ms + ttl_ms`. True if held.
     async fn take_lease(

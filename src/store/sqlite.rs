@@ -16,9 +16,10 @@ use super::*;
 
 /// Named schema steps, applied once each in this order. Add new steps at the end with a
 /// new name; never edit a step that has shipped.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001-servers-meetings-leases",
-    "CREATE TABLE servers (
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001-servers-meetings-leases",
+        "CREATE TABLE servers (
         id TEXT PRIMARY KEY,
         url TEXT NOT NULL,
         secret TEXT NOT NULL,
@@ -50,7 +51,24 @@ const MIGRATIONS: &[(&str, &str)] = &[(
         holder TEXT NOT NULL,
         expires_at INTEGER NOT NULL
     );",
-)];
+    ),
+    (
+        "0050-callbacks",
+        "CREATE TABLE callbacks (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        method TEXT NOT NULL,
+        url TEXT NOT NULL,
+        variants TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        last_error TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX callbacks_due ON callbacks(status, next_attempt_at);",
+    ),
+];
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -209,6 +227,39 @@ impl SqliteStore {
             ))
             .map_err(backend)?;
         let rows = stmt.query_map(args, meeting_from_row).map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+}
+
+impl SqliteStore {
+    fn callbacks_where(
+        &self,
+        clause: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> StoreResult<Vec<OutgoingCallback>> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT id, kind, method, url, variants, attempts, next_attempt_at, created_at, status, last_error FROM callbacks {clause}"
+            ))
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(args, |r| {
+                let variants: String = r.get(4)?;
+                Ok(OutgoingCallback {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    method: r.get(2)?,
+                    url: r.get(3)?,
+                    variants: serde_json::from_str(&variants).unwrap_or_default(),
+                    attempts: r.get(5)?,
+                    next_attempt_at: r.get(6)?,
+                    created_at: r.get(7)?,
+                    status: r.get(8)?,
+                    last_error: r.get(9)?,
+                })
+            })
+            .map_err(backend)?;
         rows.collect::<Result<_, _>>().map_err(backend)
     }
 }
@@ -490,6 +541,46 @@ impl Store for SqliteStore {
             .meetings_where("WHERE voice_bridge = ?1", &[&voice_bridge])?
             .into_iter()
             .next())
+    }
+
+    async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<()> {
+        let variants = serde_json::to_string(&cb.variants).map_err(backend)?;
+        self.conn()?
+            .execute(
+                "INSERT INTO callbacks (id, kind, method, url, variants, attempts, next_attempt_at, created_at, status, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![cb.id, cb.kind, cb.method, cb.url, variants, cb.attempts, cb.next_attempt_at, cb.created_at, cb.status, cb.last_error],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn due_callbacks(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<OutgoingCallback>> {
+        self.callbacks_where(
+            "WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2",
+            &[&now_ms, &(limit as i64)],
+        )
+    }
+
+    async fn update_callback(
+        &self,
+        id: &str,
+        status: &str,
+        attempts: u32,
+        next_attempt_at: i64,
+        last_error: &str,
+    ) -> StoreResult<()> {
+        self.conn()?
+            .execute(
+                "UPDATE callbacks SET status = ?2, attempts = ?3, next_attempt_at = ?4, last_error = ?5 WHERE id = ?1",
+                params![id, status, attempts, next_attempt_at, last_error],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn callbacks(&self) -> StoreResult<Vec<OutgoingCallback>> {
+        self.callbacks_where("ORDER BY created_at", &[])
     }
 
     async fn take_lease(
