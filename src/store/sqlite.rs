@@ -68,6 +68,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     );
     CREATE INDEX callbacks_due ON callbacks(status, next_attempt_at);",
     ),
+    ("0100-recordings", super::sqlite_recordings::SCHEMA),
 ];
 
 #[derive(Clone)]
@@ -75,7 +76,7 @@ pub struct SqliteStore {
     pool: Pool<SqliteConnectionManager>,
 }
 
-fn backend<E: std::fmt::Display>(e: E) -> StoreError {
+pub(super) fn backend<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
@@ -144,7 +145,7 @@ impl SqliteStore {
         Ok(store)
     }
 
-    fn conn(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
+    pub(super) fn conn(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
         self.pool.get().map_err(backend)
     }
 
