@@ -137,11 +137,13 @@ pub fn extract(tarball: &Path, dest: &Path, max_bytes: u64) -> Result<u64, Refus
                 }
             }
             T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => continue,
-            other => return Err(refused(format!(
+            other => {
+                return Err(refused(format!(
                 "member {} is a {:?} entry; only files, directories and inner links are accepted",
                 path.display(),
                 other
-            ))),
+            )))
+            }
         }
         total = total.saturating_add(entry.size());
         if total > max_bytes {
