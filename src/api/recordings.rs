@@ -19,7 +19,7 @@ use serde_json::json;
 use sha2::Digest;
 
 use super::params::Params;
-use super::response::{self, escape, ApiError, HttpResponse};
+use super::response::{self, ApiError, HttpResponse};
 use super::{Call, CallBody};
 use crate::app::App;
 use crate::recordings::{files, importer, upload};
@@ -157,6 +157,16 @@ fn playback_url(prefix: &str, rec: &Recording, format: &str, url: &str) -> Strin
     }
 }
 
+/// Escapes element text as Ruby's Builder does (`&`, `<`, `>` only).
+fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    quick_xml::escape::partial_escape(s)
+}
+
+/// Escapes an attribute value as Builder does (also `"`).
+fn escape_attr(s: &str) -> String {
+    quick_xml::escape::partial_escape(s).replace('"', "&quot;")
+}
+
 fn el(out: &mut String, name: &str, value: impl std::fmt::Display) {
     let v = value.to_string();
     out.push_str(&format!("<{name}>{}</{name}>", escape(&v)));
@@ -213,7 +223,7 @@ pub fn recording_xml(out: &mut String, rec: &Recording, prefix: &str, show_prote
                 let attr = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
                 out.push_str(&format!(
                     "<image alt=\"{}\" width=\"{}\" height=\"{}\">{}</image>",
-                    escape(&t.alt),
+                    escape_attr(&t.alt),
                     attr(t.width),
                     attr(t.height),
                     escape(&format!("{prefix}{}", t.url))

@@ -30,6 +30,9 @@ use crate::shutdown::Shutdown;
 use crate::store::now_ms;
 use crate::store::recordings::{PlaybackFormat, Recording};
 
+/// How long the `importer` lease lasts without renewal (renewed every third of it).
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
+
 /// Why an import did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImportError {
@@ -470,7 +473,24 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
         watch(&cfg.spool_dir, wake.clone())
     };
     let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
-    let ttl_ms = (cfg.import_poll_interval.as_millis() as i64 * 3).max(60_000);
+    let ttl_ms = LEASE_TTL.as_millis() as i64;
+    let held_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Renew the lease while an import runs, so a crashed importer is replaced within
+    // LEASE_TTL while a slow import keeps it.
+    let heartbeat = {
+        let (app, holder, held_flag) = (app.clone(), holder.clone(), held_flag.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE_TTL / 3).await;
+                if held_flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = app
+                        .store
+                        .take_lease("importer", &holder, now_ms(), ttl_ms)
+                        .await;
+                }
+            }
+        })
+    };
     let mut held = false;
     loop {
         let mut settling = false;
@@ -501,6 +521,7 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
             Ok(false) => held = false,
             Err(e) => tracing::warn!(error = %e, "could not take the importer lease"),
         }
+        held_flag.store(held, std::sync::atomic::Ordering::Relaxed);
         let wait = if settling {
             cfg.import_settle.max(Duration::from_millis(200))
         } else {
@@ -515,6 +536,7 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
             _ = tokio::time::sleep(wait) => {}
         }
     }
+    heartbeat.abort();
     if held {
         let _ = app.store.release_lease("importer", &holder).await;
     }
