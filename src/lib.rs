@@ -9,7 +9,12 @@
 //!   rewrite policy and [`api::response`] the XML answers and error catalogue.
 //! - [`balancer`] is pure: the load models, the choice of server, voice bridges.
 //! - [`store`] is the state (servers, meetings, leases) behind the [`store::Store`] trait;
-//!   [`store::SqliteStore`] is the embedded default.
+//!   [`store::SqliteStore`] is the embedded default. The recordings index is behind
+//!   [`store::RecordingStore`] (same SQLite file by default).
+//! - [`recordings`] brings recordings in: [`recordings::importer`] (spool watch, safe
+//!   extraction in [`recordings::files`], [`recordings::metadata`] parsing), tarballs pushed
+//!   over HTTP ([`recordings::upload`]), and the recording-ready callback
+//!   ([`recordings::callback`]); [`api::recordings`] answers the recording calls.
 //! - [`bbb`] calls the backend BBB servers with timeouts and reads their XML.
 //! - [`poller`] keeps health and load current and reconciles meetings.
 //! - [`callbacks`] is the persisted outbox for callbacks to front ends (retries, SSRF guard).

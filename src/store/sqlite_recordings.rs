@@ -4,7 +4,8 @@
 //! getRecordings is planned so every filter Scalelite clients use hits an index: meeting IDs
 //! (`recordings_meeting`), record-ID prefixes (a range on the unique `record_id` index),
 //! a `meta_` filter or the tenant (`recording_metadata_kv`, covering `key, value,
-//! recording_id`), and the unfiltered newest-first page (`recordings_start`). A page is read
+//! recording_id`), and the unfiltered newest-first page (`recordings_start`, covering the
+//! state filter so deep offsets stay index-only; `recordings_state` serves the count). A page is read
 //! as ids first, then the rows, metadata, formats and thumbnails of those ids in four queries.
 
 use std::collections::HashMap;
@@ -38,7 +39,8 @@ CREATE TABLE recordings (
     updated_at INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX recordings_meeting ON recordings(meeting_id, starttime DESC);
-CREATE INDEX recordings_start ON recordings(starttime DESC, id DESC);
+CREATE INDEX recordings_start ON recordings(starttime DESC, id DESC, state);
+CREATE INDEX recordings_state ON recordings(state);
 CREATE TABLE recording_metadata (
     recording_id INTEGER NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
     seq INTEGER NOT NULL,
@@ -241,8 +243,17 @@ fn prefix_upper(prefix: &str) -> String {
     format!("{prefix}\u{10FFFF}")
 }
 
-/// The WHERE clause and its arguments for a getRecordings query.
-fn where_clause(q: &RecordingQuery) -> (String, Vec<Value>) {
+/// Whether a query has a filter selective enough to drive the plan (an id, a prefix, a meta
+/// value); otherwise the newest-first index drives it.
+fn selective(q: &RecordingQuery) -> bool {
+    !q.meeting_ids.is_empty() || !q.record_id_prefixes.is_empty() || !q.meta.is_empty()
+}
+
+/// The WHERE clause and its arguments for a getRecordings query. The plan must not depend on
+/// planner statistics (a fresh database has none): for the page query the state filter is
+/// written `+r.state` so its low-selectivity index never drives it (the covering
+/// `recordings_start` or a selective filter does); the count may use it.
+fn where_clause(q: &RecordingQuery, for_count: bool) -> (String, Vec<Value>) {
     let mut conds: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
     if !q.meeting_ids.is_empty() {
@@ -267,10 +278,8 @@ fn where_clause(q: &RecordingQuery) -> (String, Vec<Value>) {
         conds.push(format!("({})", ors.join(" OR ")));
     }
     if let Some(states) = &q.states {
-        conds.push(format!(
-            "r.state IN ({})",
-            placeholders(states.len().max(1))
-        ));
+        let col = if for_count { "r.state" } else { "+r.state" };
+        conds.push(format!("{col} IN ({})", placeholders(states.len().max(1))));
         if states.is_empty() {
             args.push(Value::Null);
         }
@@ -370,9 +379,9 @@ impl RecordingStore for SqliteStore {
 
     async fn find_recordings(&self, q: &RecordingQuery) -> StoreResult<RecordingPage> {
         let conn = self.conn()?;
-        let (clause, mut args) = where_clause(q);
         let total = match q.limit {
             Some(_) => {
+                let (clause, args) = where_clause(q, true);
                 let n: i64 = conn
                     .prepare_cached(&format!("SELECT count(*) FROM recordings r {clause}"))
                     .and_then(|mut s| s.query_row(params_from_iter(args.iter()), |r| r.get(0)))
@@ -381,8 +390,14 @@ impl RecordingStore for SqliteStore {
             }
             None => None,
         };
-        let mut sql =
-            format!("SELECT r.id FROM recordings r {clause} ORDER BY r.starttime DESC, r.id DESC");
+        let (clause, mut args) = where_clause(q, false);
+        // With a selective filter, sort its few matches; otherwise walk the newest-first index.
+        let order = if selective(q) {
+            "ORDER BY +r.starttime DESC, +r.id DESC"
+        } else {
+            "ORDER BY r.starttime DESC, r.id DESC"
+        };
+        let mut sql = format!("SELECT r.id FROM recordings r {clause} {order}");
         if let Some(limit) = q.limit {
             sql.push_str(" LIMIT ? OFFSET ?");
             args.push(Value::Integer(limit as i64));
