@@ -36,7 +36,7 @@ pub async fn import(app: &App, path: &Path) -> AdminResult<Vec<String>> {
     if meta.is_file() {
         one(
             path.display().to_string(),
-            importer::import_tarball(app, path, None).await,
+            importer::import_tarball(app, path, None, importer::Origin::Cli).await,
         );
     } else if files::format_dirs(path)
         .map(|d| !d.is_empty())
@@ -61,7 +61,7 @@ pub async fn import(app: &App, path: &Path) -> AdminResult<Vec<String>> {
             )));
         }
         for t in tars {
-            let r = importer::import_tarball(app, &t, None).await;
+            let r = importer::import_tarball(app, &t, None, importer::Origin::Cli).await;
             one(t.display().to_string(), r);
         }
     }

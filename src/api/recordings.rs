@@ -723,7 +723,7 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> HttpResponse {
         );
     }
     let name = format!("{}.tar", claims.sub);
-    match importer::import_tarball(app, &tmp, Some(&claims.sub)).await {
+    match importer::import_tarball(app, &tmp, Some(&claims.sub), importer::Origin::Upload).await {
         Ok(report) if report.failed.is_empty() => {
             let _ = std::fs::remove_file(&tmp);
             tracing::info!(record = %claims.sub, server = %server, "recording uploaded");

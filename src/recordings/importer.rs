@@ -91,17 +91,45 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(retry)
 }
 
+/// Who runs an import; names its work directory, so the spool importer's crash cleanup
+/// ([`recover`]) only removes its own leftovers and not a concurrent upload's or CLI's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Spool,
+    Upload,
+    Cli,
+}
+
+impl Origin {
+    fn prefix(self) -> &'static str {
+        match self {
+            Origin::Spool => "import-",
+            Origin::Upload => "upload-",
+            Origin::Cli => "cli-",
+        }
+    }
+}
+
+/// Work directories of other origins older than this are crash leftovers.
+const STALE_WORK: Duration = Duration::from_secs(6 * 3600);
+
+fn work_dir(app: &App, origin: Origin) -> PathBuf {
+    app.config.recordings.work_dir.join(format!(
+        "{}{}",
+        origin.prefix(),
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
 /// Imports one tarball (`.tar` or `.tar.gz`). The caller decides what happens to the file.
 /// With `expect`, only that record id is accepted (an upload names its recording).
 pub async fn import_tarball(
     app: &App,
     tarball: &Path,
     expect: Option<&str>,
+    origin: Origin,
 ) -> Result<ImportReport, ImportError> {
-    let cfg = &app.config.recordings;
-    let work = cfg
-        .work_dir
-        .join(format!("import-{}", uuid::Uuid::new_v4().simple()));
+    let work = work_dir(app, origin);
     std::fs::create_dir_all(&work).map_err(|e| {
         retry(format!(
             "cannot create {} (RECORDING_WORK_DIR): {e}",
@@ -117,10 +145,7 @@ pub async fn import_tarball(
 /// Imports an already extracted tree holding `<format>/<recordID>/metadata.xml` (copied, the
 /// source is left alone).
 pub async fn import_tree(app: &App, tree: &Path) -> Result<ImportReport, ImportError> {
-    let cfg = &app.config.recordings;
-    let work = cfg
-        .work_dir
-        .join(format!("import-{}", uuid::Uuid::new_v4().simple()));
+    let work = work_dir(app, Origin::Cli);
     let (src, dst) = (tree.to_path_buf(), work.clone());
     blocking(move || copy_dir(&src, &dst)).await?.map_err(|e| {
         retry(format!(
@@ -374,7 +399,7 @@ pub fn failed_reason(report: &ImportReport) -> String {
 /// Imports a spool file and disposes of it: deleted when fully imported, set aside when
 /// refused or partly failed, left in place when the failure is worth retrying.
 pub async fn import_spool_file(app: &App, path: &Path) -> Result<ImportReport, ImportError> {
-    let result = import_tarball(app, path, None).await;
+    let result = import_tarball(app, path, None, Origin::Spool).await;
     match &result {
         Ok(report) if report.failed.is_empty() => {
             if let Err(e) = std::fs::remove_file(path) {
@@ -439,7 +464,18 @@ pub fn recover(app: &App) {
     let cfg = &app.config.recordings;
     if let Ok(entries) = std::fs::read_dir(&cfg.work_dir) {
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with("import-") {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| SystemTime::now().duration_since(m).ok())
+                .is_some_and(|age| age > STALE_WORK);
+            if name.starts_with(Origin::Spool.prefix())
+                || (stale
+                    && (name.starts_with(Origin::Upload.prefix())
+                        || name.starts_with(Origin::Cli.prefix())))
+            {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
