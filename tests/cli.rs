@@ -329,3 +329,100 @@ async fn meetings_info_explains_an_unreachable_server() {
         stderr(&o)
     );
 }
+
+#[tokio::test]
+async fn servers_sync_reconciles_the_pool_from_yaml() {
+    let fake = Fake::start(&["s0", "s1"]);
+    let lb = Lb::start(&[]);
+    let file = lb.dir.path().join("servers.yml");
+    let write = |text: String| std::fs::write(&file, text).unwrap();
+    let path = file.display().to_string();
+    write(format!(
+        "servers:\n  bbb-a:\n    url: {}\n    secret: s0\n  bbb-b:\n    url: {}\n    secret: s1\n    load_multiplier: 2.0\n    tag: gpu\n",
+        fake.servers[0].url, fake.servers[1].url
+    ));
+    let dry = lb.cli_ok(&["servers", "sync", &path, "--dry-run"]);
+    assert!(
+        dry.contains("would [bbb-a] create") && dry.contains("would [bbb-b] create"),
+        "{dry}"
+    );
+    assert!(
+        lb.cli(&["servers"]).stdout.is_empty(),
+        "a dry run changes nothing"
+    );
+
+    let out = lb.cli_ok(&["servers", "sync", &path]);
+    assert!(
+        out.contains("[bbb-a] create") && out.ends_with("OK\n"),
+        "{out}"
+    );
+    let list = lb.cli_ok(&["servers"]);
+    assert!(
+        list.contains("id: bbb-a")
+            && list.contains("tag: gpu")
+            && list.contains("load multiplier: 2.0"),
+        "{list}"
+    );
+    assert_eq!(
+        list.matches("\tenabled").count(),
+        2,
+        "sync enables new servers: {list}"
+    );
+    lb.cli_ok(&["poll"]);
+    let listed = lb.cli_ok(&["servers", "meeting-list", "bbb-a"]);
+    assert!(
+        listed.starts_with("Server ID: bbb-a\n") && listed.contains("MeetingIDs: \n"),
+        "{listed}"
+    );
+
+    // The YAML dump syncs back to no change.
+    let yaml = lb.cli_ok(&["servers", "yaml", "--verbose"]);
+    write(yaml);
+    assert!(lb
+        .cli_ok(&["servers", "sync", &path])
+        .contains("nothing to change"));
+
+    // A bad file is rejected whole, with the line, changing nothing.
+    write(format!("servers:\n  bbb-a:\n    url: {}\n    secret: changed\n  bbb-c:\n    secret: x\n    load_multiplier: -1\n", fake.servers[0].url));
+    let o = lb.cli(&["servers", "sync", &path]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("line 5: server 'bbb-c'") && stderr(&o).contains("positive number"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!lb
+        .cli_ok(&["servers", "--show-secrets"])
+        .contains("secret: changed"));
+
+    // Servers left out are removed when empty, cordoned while they hold meetings.
+    lb.get("create", "meetingID=busy&name=x&meta_server-tag=gpu!")
+        .await;
+    write(format!(
+        "servers:\n  bbb-a:\n    url: {}\n    secret: s0\n",
+        fake.servers[0].url
+    ));
+    let out = lb.cli_ok(&["servers", "sync", &path]);
+    assert!(out.contains("[bbb-b] cordon"), "{out}");
+    lb.cli_ok(&["servers", "load-multiplier", "bbb-a", "3"]);
+    assert!(lb.cli_ok(&["servers"]).contains("load multiplier: 3.0"));
+    let out = lb.cli_ok(&["servers", "sync", &path, "--mode", "force"]);
+    assert!(out.contains("[bbb-b] end 1 meeting(s) and remove"), "{out}");
+    assert!(fake.meetings(1).await.is_empty());
+    assert!(!lb.cli_ok(&["servers"]).contains("bbb-b"));
+
+    let list_file = lb.dir.path().join("all.yml");
+    std::fs::write(
+        &list_file,
+        format!(
+            "servers:\n  - url: {}\n    secret: s1\n",
+            fake.servers[1].url
+        ),
+    )
+    .unwrap();
+    let out = lb.cli_ok(&["servers", "add-all", &list_file.display().to_string()]);
+    assert!(
+        out.contains(&format!("server: {}", fake.servers[1].url)) && out.contains("id: "),
+        "{out}"
+    );
+}

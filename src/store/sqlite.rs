@@ -309,6 +309,9 @@ impl Store for SqliteStore {
         let Some(mut s) = Self::server_sync(&tx, id)? else {
             return Ok(None);
         };
+        if let Some(url) = &p.url {
+            s.url = url.clone();
+        }
         if let Some(secret) = &p.secret {
             s.secret = secret.clone();
         }
@@ -325,8 +328,8 @@ impl Store for SqliteStore {
             }
         }
         tx.execute(
-            "UPDATE servers SET secret = ?2, load_multiplier = ?3, tag = ?4, state = ?5, load = ?6 WHERE id = ?1",
-            params![id, s.secret, s.load_multiplier, s.tag, s.state.as_str(), s.load],
+            "UPDATE servers SET secret = ?2, load_multiplier = ?3, tag = ?4, state = ?5, load = ?6, url = ?7 WHERE id = ?1",
+            params![id, s.secret, s.load_multiplier, s.tag, s.state.as_str(), s.load, s.url],
         )
         .map_err(backend)?;
         tx.commit().map_err(backend)?;
