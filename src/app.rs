@@ -21,6 +21,8 @@ pub struct App {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub bbb: BbbClient,
+    /// The poller's client (no idle connections kept between cycles).
+    pub poll_bbb: BbbClient,
     /// Woken when a callback is queued, so the delivery worker does not wait for its tick.
     pub callbacks_due: tokio::sync::Notify,
     pending_load: Mutex<HashMap<String, f64>>,
@@ -29,10 +31,12 @@ pub struct App {
 impl App {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<App> {
         let bbb = BbbClient::new(config.connect_timeout, config.response_timeout);
+        let poll_bbb = BbbClient::unpooled(config.connect_timeout, config.response_timeout);
         Arc::new(App {
             config,
             store,
             bbb,
+            poll_bbb,
             callbacks_due: tokio::sync::Notify::new(),
             pending_load: Mutex::new(HashMap::new()),
         })

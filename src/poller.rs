@@ -123,7 +123,7 @@ fn stats_of(entries: &[MeetingEntry]) -> ServerStats {
 
 async fn ask(app: &App, server: &Server) -> Result<(Vec<MeetingEntry>, Option<String>), String> {
     let reply = app
-        .bbb
+        .poll_bbb
         .call(
             server,
             "getMeetings",
@@ -144,7 +144,7 @@ async fn ask(app: &App, server: &Server) -> Result<(Vec<MeetingEntry>, Option<St
         ));
     }
     let entries = parse_meetings(&reply.body).ok_or("the getMeetings answer could not be read")?;
-    let version = app.bbb.version(server).await;
+    let version = app.poll_bbb.version(server).await;
     Ok((entries, version))
 }
 

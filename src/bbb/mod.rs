@@ -78,12 +78,26 @@ pub fn signed_url(
 
 impl BbbClient {
     pub fn new(connect_timeout: Duration, response_timeout: Duration) -> BbbClient {
+        BbbClient::build(connect_timeout, response_timeout, 64)
+    }
+
+    /// A client that keeps no idle connections: for the poller, which talks to every server
+    /// once per interval, where idle connections to hundreds of servers would only hold memory.
+    pub fn unpooled(connect_timeout: Duration, response_timeout: Duration) -> BbbClient {
+        BbbClient::build(connect_timeout, response_timeout, 0)
+    }
+
+    fn build(
+        connect_timeout: Duration,
+        response_timeout: Duration,
+        idle_per_host: usize,
+    ) -> BbbClient {
         let http = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .timeout(response_timeout + connect_timeout)
             .read_timeout(response_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(idle_per_host)
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("ferrolite/", env!("CARGO_PKG_VERSION")))
