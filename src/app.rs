@@ -13,13 +13,15 @@ use std::time::Duration;
 
 use crate::bbb::BbbClient;
 use crate::config::Config;
-use crate::store::{Server, ServerState, Store};
+use crate::store::{RecordingStore, Server, ServerState, Store};
 
 pub const LOAD_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 
 pub struct App {
     pub config: Config,
     pub store: Arc<dyn Store>,
+    /// The recordings index (same SQLite file by default; PostgreSQL later).
+    pub recordings: Arc<dyn RecordingStore>,
     pub bbb: BbbClient,
     /// The poller's client (no idle connections kept between cycles).
     pub poll_bbb: BbbClient,
@@ -29,12 +31,17 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<App> {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        recordings: Arc<dyn RecordingStore>,
+    ) -> Arc<App> {
         let bbb = BbbClient::new(config.connect_timeout, config.response_timeout);
         let poll_bbb = BbbClient::unpooled(config.connect_timeout, config.response_timeout);
         Arc::new(App {
             config,
             store,
+            recordings,
             bbb,
             poll_bbb,
             callbacks_due: tokio::sync::Notify::new(),

@@ -98,6 +98,83 @@ pub struct Config {
     pub callback_retry_base: Duration,
     /// Attempts before a callback is given up (`CALLBACK_MAX_ATTEMPTS`).
     pub callback_max_attempts: u32,
+
+    /// Recordings: import, index and API (`RECORDING_*`, see [`RecordingConfig`]).
+    pub recordings: RecordingConfig,
+}
+
+// ---------------------------------------------------------------------------------------
+// Recordings (issue 3). Scalelite's names and defaults, plus Ferrolite's importer switches.
+// ---------------------------------------------------------------------------------------
+
+/// Everything the recording importer and the recording API read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingConfig {
+    /// `RECORDING_DISABLED`: recording calls answer Scalelite's stubs; the importer idles.
+    pub disabled: bool,
+    /// `GET_RECORDINGS_API_FILTERED`: getRecordings needs meetingID or recordID.
+    pub api_filtered: bool,
+    /// `RECORDING_IMPORT_UNPUBLISHED`: new imports are stored unpublished.
+    pub import_unpublished: bool,
+    /// `RECORDING_SPOOL_DIR` (default `/var/bigbluebutton/spool`).
+    pub spool_dir: PathBuf,
+    /// `RECORDING_WORK_DIR` (default `/var/bigbluebutton/recording/scalelite`); should be on
+    /// the same filesystem as the publish dirs so the final moves are renames.
+    pub work_dir: PathBuf,
+    /// `RECORDING_PUBLISH_DIR` (default `/var/bigbluebutton/published`).
+    pub publish_dir: PathBuf,
+    /// `RECORDING_UNPUBLISH_DIR` (default `/var/bigbluebutton/unpublished`).
+    pub unpublish_dir: PathBuf,
+    /// `RECORDING_IMPORT_POLL`: true = scan the spool every interval only; false (default) =
+    /// inotify, plus a scan every interval as a safety net (NFS does not deliver events).
+    pub import_poll: bool,
+    /// `RECORDING_IMPORT_POLL_INTERVAL` (seconds, default 60).
+    pub import_poll_interval: Duration,
+    /// `RECORDING_IMPORT_SETTLE` (seconds, default 2): a spool file must be unchanged this
+    /// long before it is imported (it may still be arriving over rsync or NFS).
+    pub import_settle: Duration,
+    /// `PROTECTED_RECORDINGS_ENABLED`: recordings imported while on are protected.
+    pub protected_enabled: bool,
+    /// `IMPORTER_ENABLED` (default true): run the importer role inside `serve`.
+    pub importer_enabled: bool,
+    /// `RECORDING_MAX_SIZE` (MiB, default 20480): the largest tarball accepted, and the most
+    /// its extraction may write.
+    pub max_size_bytes: u64,
+}
+
+impl RecordingConfig {
+    fn from_vars(v: &Vars<'_>) -> Result<RecordingConfig, ConfigError> {
+        let dir = |k: &str, d: &str| PathBuf::from(v.get(k).unwrap_or(d));
+        let max_mib: u64 = v.num("RECORDING_MAX_SIZE", 20480)?;
+        if max_mib == 0 {
+            return Err(Vars::err("RECORDING_MAX_SIZE", "must be at least 1 (MiB)"));
+        }
+        let interval = v.secs("RECORDING_IMPORT_POLL_INTERVAL", 60.0)?;
+        if interval.is_zero() {
+            return Err(Vars::err(
+                "RECORDING_IMPORT_POLL_INTERVAL",
+                "must be more than 0 seconds",
+            ));
+        }
+        Ok(RecordingConfig {
+            disabled: v.bool("RECORDING_DISABLED", false)?,
+            api_filtered: v.bool("GET_RECORDINGS_API_FILTERED", false)?,
+            import_unpublished: v.bool("RECORDING_IMPORT_UNPUBLISHED", false)?,
+            spool_dir: dir("RECORDING_SPOOL_DIR", "/var/bigbluebutton/spool"),
+            work_dir: dir(
+                "RECORDING_WORK_DIR",
+                "/var/bigbluebutton/recording/scalelite",
+            ),
+            publish_dir: dir("RECORDING_PUBLISH_DIR", "/var/bigbluebutton/published"),
+            unpublish_dir: dir("RECORDING_UNPUBLISH_DIR", "/var/bigbluebutton/unpublished"),
+            import_poll: v.bool("RECORDING_IMPORT_POLL", false)?,
+            import_poll_interval: interval,
+            import_settle: v.secs("RECORDING_IMPORT_SETTLE", 2.0)?,
+            protected_enabled: v.bool("PROTECTED_RECORDINGS_ENABLED", false)?,
+            importer_enabled: v.bool("IMPORTER_ENABLED", true)?,
+            max_size_bytes: max_mib.saturating_mul(1024 * 1024),
+        })
+    }
 }
 
 /// Which load formula the poller uses (`LOAD_MODEL`).
@@ -332,6 +409,7 @@ impl Config {
             allow_private_callbacks: v.bool("ALLOW_PRIVATE_CALLBACKS", false)?,
             callback_retry_base: v.secs("CALLBACK_RETRY_BASE", 5.0)?,
             callback_max_attempts: v.num("CALLBACK_MAX_ATTEMPTS", 12)?,
+            recordings: RecordingConfig::from_vars(&v)?,
         })
     }
 }
@@ -500,5 +578,52 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(e.var, "DATABASE_URL");
+    }
+
+    #[test]
+    fn recording_settings_default_to_scalelite_and_validate() {
+        let c = cfg(&[("LOADBALANCER_SECRET", "s")]).unwrap().recordings;
+        assert!(!c.disabled && !c.api_filtered && !c.import_unpublished && !c.import_poll);
+        assert!(c.importer_enabled && !c.protected_enabled);
+        assert_eq!(c.spool_dir, PathBuf::from("/var/bigbluebutton/spool"));
+        assert_eq!(
+            c.work_dir,
+            PathBuf::from("/var/bigbluebutton/recording/scalelite")
+        );
+        assert_eq!(c.publish_dir, PathBuf::from("/var/bigbluebutton/published"));
+        assert_eq!(
+            c.unpublish_dir,
+            PathBuf::from("/var/bigbluebutton/unpublished")
+        );
+        assert_eq!(c.import_poll_interval, Duration::from_secs(60));
+        assert_eq!(c.max_size_bytes, 20480 * 1024 * 1024);
+        let c = cfg(&[
+            ("LOADBALANCER_SECRET", "s"),
+            ("RECORDING_DISABLED", "TRUE"),
+            ("RECORDING_IMPORT_POLL", "true"),
+            ("RECORDING_IMPORT_POLL_INTERVAL", "5"),
+            ("RECORDING_SPOOL_DIR", "/srv/spool"),
+            ("PROTECTED_RECORDINGS_ENABLED", "true"),
+            ("IMPORTER_ENABLED", "false"),
+            ("RECORDING_MAX_SIZE", "10"),
+        ])
+        .unwrap()
+        .recordings;
+        assert!(c.disabled && c.import_poll && c.protected_enabled && !c.importer_enabled);
+        assert_eq!(c.import_poll_interval, Duration::from_secs(5));
+        assert_eq!(c.spool_dir, PathBuf::from("/srv/spool"));
+        assert_eq!(c.max_size_bytes, 10 * 1024 * 1024);
+        for (k, v) in [
+            ("RECORDING_MAX_SIZE", "0"),
+            ("RECORDING_IMPORT_POLL_INTERVAL", "0"),
+            ("RECORDING_DISABLED", "maybe"),
+        ] {
+            assert_eq!(
+                cfg(&[("LOADBALANCER_SECRET", "s"), (k, v)])
+                    .unwrap_err()
+                    .var,
+                k
+            );
+        }
     }
 }

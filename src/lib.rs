@@ -27,5 +27,6 @@ pub mod config;
 pub mod fake;
 pub mod http;
 pub mod poller;
+pub mod recordings;
 pub mod shutdown;
 pub mod store;

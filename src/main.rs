@@ -69,7 +69,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let app = App::new(config, store);
+        let app = App::new(config, store.clone(), store);
         match cli.command {
             Command::Serve => serve(app).await,
             command => match ferrolite::admin::cli::run(app, command).await {
@@ -102,6 +102,12 @@ async fn serve(app: Arc<App>) -> ExitCode {
     let mut tasks = Vec::new();
     if app.config.poller_enabled {
         tasks.push(tokio::spawn(ferrolite::poller::run(
+            app.clone(),
+            shutdown.clone(),
+        )));
+    }
+    if app.config.recordings.importer_enabled {
+        tasks.push(tokio::spawn(ferrolite::recordings::importer::run(
             app.clone(),
             shutdown.clone(),
         )));

@@ -46,6 +46,36 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<MeetingsCommand>,
     },
+    /// Import, list, publish, unpublish, delete or prune recordings.
+    Recordings {
+        #[command(subcommand)]
+        command: RecordingsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RecordingsCommand {
+    /// Import a tarball, a directory of tarballs, or an extracted <format>/<recordID>/ tree.
+    Import { path: std::path::PathBuf },
+    /// List recordings (newest first), all or one meeting's.
+    List {
+        #[arg(long)]
+        meeting: Option<String>,
+    },
+    /// Publish a recording (move its files to RECORDING_PUBLISH_DIR).
+    Publish { id: String },
+    /// Unpublish a recording (move its files to RECORDING_UNPUBLISH_DIR).
+    Unpublish { id: String },
+    /// Delete a recording: its files, and its index entry (kept as a `deleted` tombstone).
+    Delete { id: String },
+    /// Delete recordings that started more than DAYS days ago.
+    Prune {
+        #[arg(long, value_name = "DAYS")]
+        older_than: u64,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -220,6 +250,7 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<()> {
             }
         }
         Command::Status => status(&app, &mut out).await?,
+        Command::Recordings { command } => recordings_command(&app, command, &mut out).await?,
         Command::Meetings { command } => {
             meetings_command(
                 &app,
@@ -578,6 +609,80 @@ async fn meetings_command(
             writeln!(out, "\tVoice bridge: {}", m.voice_bridge).map_err(io)?;
             writeln!(out, "\tServer ID: {}", server.id).map_err(io)?;
             writeln!(out, "\tServer Url: {}", server.url).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_recording(
+    out: &mut impl Write,
+    r: &crate::store::recordings::Recording,
+) -> std::io::Result<()> {
+    let formats: Vec<&str> = r.formats.iter().map(|f| f.format.as_str()).collect();
+    writeln!(
+        out,
+        "{}\t{}\t{}\t{}\t{}\t{}",
+        r.record_id,
+        r.meeting_id,
+        r.state.as_deref().unwrap_or("-"),
+        if r.published {
+            "published"
+        } else {
+            "unpublished"
+        },
+        r.start_time,
+        if formats.is_empty() {
+            "-".to_string()
+        } else {
+            formats.join(",")
+        }
+    )
+}
+
+async fn recordings_command(
+    app: &App,
+    cmd: RecordingsCommand,
+    out: &mut impl Write,
+) -> AdminResult<()> {
+    use super::recordings as rec;
+    let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
+    match cmd {
+        RecordingsCommand::Import { path } => {
+            for line in rec::import(app, &path).await? {
+                writeln!(out, "{line}").map_err(io)?;
+            }
+        }
+        RecordingsCommand::List { meeting } => {
+            let list = rec::list(app, meeting.as_deref()).await?;
+            if list.is_empty() {
+                eprintln!("No recordings");
+            }
+            for r in &list {
+                print_recording(out, r).map_err(io)?;
+            }
+        }
+        RecordingsCommand::Publish { id } => {
+            rec::publish(app, &id, true).await?;
+            writeln!(out, "published {id}").map_err(io)?;
+        }
+        RecordingsCommand::Unpublish { id } => {
+            rec::publish(app, &id, false).await?;
+            writeln!(out, "unpublished {id}").map_err(io)?;
+        }
+        RecordingsCommand::Delete { id } => {
+            rec::delete(app, &id).await?;
+            writeln!(out, "deleted {id}").map_err(io)?;
+        }
+        RecordingsCommand::Prune {
+            older_than,
+            dry_run,
+        } => {
+            let list = rec::prune(app, older_than, dry_run).await?;
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for r in &list {
+                writeln!(out, "{verb} {}", r.record_id).map_err(io)?;
+            }
+            writeln!(out, "{} recording(s) {verb}", list.len()).map_err(io)?;
         }
     }
     Ok(())

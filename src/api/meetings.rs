@@ -204,6 +204,13 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
         CallBody::Xml(b) => Some(b),
         _ => None,
     };
+    crate::recordings::callback::remember_at_create(
+        app,
+        &call.tenant_id,
+        &meeting_id,
+        &mut call.params,
+    )
+    .await;
     let mut failed: Vec<String> = Vec::new();
     loop {
         let (meeting, server, new) = match place(app, &call, &meeting_id, &spec, &failed).await {
@@ -397,7 +404,7 @@ async fn insert_document(app: &App, call: Call) -> HttpResponse {
             body: reqwest::Body::wrap_stream(BodyDataStream::new(incoming)),
         }),
         CallBody::Xml(b) => Some(Upload { body: b.into() }),
-        CallBody::None => None,
+        _ => None,
     };
     match app
         .bbb

@@ -9,6 +9,7 @@
 pub mod checksum;
 pub mod meetings;
 pub mod params;
+pub mod recordings;
 pub mod response;
 
 use bytes::Bytes;
@@ -62,6 +63,20 @@ const CALLS: &[CallSpec] = &[
     spec("getMeetings", true, true, Bodies::Form),
     spec("insertDocument", false, true, Bodies::Xml),
     spec("sendChatMessage", true, true, Bodies::Form),
+    spec("getRecordings", true, true, Bodies::Form),
+    spec("publishRecordings", true, false, Bodies::Form),
+    spec("updateRecordings", true, true, Bodies::Form),
+    spec("deleteRecordings", true, false, Bodies::Form),
+    spec("getRecordingTextTracks", true, true, Bodies::Form),
+    spec("putRecordingTextTrack", false, true, Bodies::Form),
+];
+
+/// Calls answered by [`recordings::disabled_stub`] when `RECORDING_DISABLED=true`.
+const RECORDING_CALLS: &[&str] = &[
+    "getRecordings",
+    "publishRecordings",
+    "updateRecordings",
+    "deleteRecordings",
 ];
 
 /// The body a handler may still consume.
@@ -71,6 +86,11 @@ pub enum CallBody {
     Xml(Bytes),
     /// An XML body left unread, to be streamed to the backend (`insertDocument`).
     Stream(Incoming),
+    /// A multipart form body, kept for the call (`putRecordingTextTrack`'s file).
+    Multipart {
+        body: Bytes,
+        content_type: String,
+    },
 }
 
 /// A verified API call, ready for its handler.
@@ -93,9 +113,15 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> HttpResponse {
     match path.as_str() {
         "/health_check" | "/" => health(app).await,
         "/bigbluebutton/api" | "/bigbluebutton/api/" => index(app, req).await,
+        "/bigbluebutton/recording/upload" => recordings::upload(app, req).await,
         _ => match path.strip_prefix("/bigbluebutton/api/") {
             Some(call) => api_call(app, call, req).await,
-            None => ApiError::unsupported_request().into_response(),
+            None => match path.strip_prefix("/bigbluebutton/textTrack/") {
+                Some(rest) if req.method() == Method::GET => {
+                    recordings::serve_text_track(app, rest).await
+                }
+                _ => ApiError::unsupported_request().into_response(),
+            },
         },
     }
 }
@@ -170,6 +196,9 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
     if spec.name == "getMeetings" && app.config.get_meetings_api_disabled {
         return meetings::no_meetings();
     }
+    if app.config.recordings.disabled && RECORDING_CALLS.contains(&spec.name) {
+        return recordings::disabled_stub(spec.name);
+    }
 
     // Body kind, checked before the checksum as Scalelite does.
     let body_mime = if has_body(&req) {
@@ -202,18 +231,24 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
         .unwrap_or("")
         .to_string();
     let multipart = body_mime.as_deref() == Some("multipart/form-data");
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let mut params = Params::parse(raw_query.as_bytes());
     let incoming = req.into_body();
     let body = match body_kind {
         None => CallBody::None,
-        Some(Bodies::Form) => {
-            match read_limited(incoming, MAX_FORM_BODY).await {
-                Ok(bytes) if !multipart => params.merge_missing(Params::parse(&bytes)),
-                Ok(_) => {}
-                Err(resp) => return resp,
+        Some(Bodies::Form) => match read_limited(incoming, MAX_FORM_BODY).await {
+            Ok(bytes) if !multipart => {
+                params.merge_missing(Params::parse(&bytes));
+                CallBody::None
             }
-            CallBody::None
-        }
+            Ok(body) => CallBody::Multipart { body, content_type },
+            Err(resp) => return resp,
+        },
         Some(_) if spec.name == "insertDocument" => CallBody::Stream(incoming),
         Some(_) => match read_limited(incoming, MAX_CREATE_XML_BODY).await {
             Ok(bytes) => CallBody::Xml(bytes),
@@ -248,7 +283,15 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
 /// Sends a verified call to its family's handler.
 async fn dispatch(app: &App, call: Call) -> HttpResponse {
     // Each family (meetings, recordings, …) adds its calls to CALLS and a branch here.
-    meetings::dispatch(app, call).await
+    match call.name {
+        "getRecordings"
+        | "publishRecordings"
+        | "updateRecordings"
+        | "deleteRecordings"
+        | "getRecordingTextTracks"
+        | "putRecordingTextTrack" => recordings::dispatch(app, call).await,
+        _ => meetings::dispatch(app, call).await,
+    }
 }
 
 async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, HttpResponse> {

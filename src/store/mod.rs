@@ -6,12 +6,15 @@
 //! transaction here; `WATCH`/`MULTI` in Redis). Decisions stay pure: placement hands the
 //! store a chooser function from `balancer.rs` and the store calls it inside the transaction.
 
+pub mod recordings;
 pub mod sqlite;
+mod sqlite_recordings;
 
 use std::fmt;
 
 use async_trait::async_trait;
 
+pub use recordings::RecordingStore;
 pub use sqlite::SqliteStore;
 
 /// Administrative state of a BBB server, as in Scalelite.

@@ -71,6 +71,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     );
     CREATE INDEX callbacks_due ON callbacks(status, next_attempt_at);",
     ),
+    ("0100-recordings", super::sqlite_recordings::SCHEMA),
 ];
 
 #[derive(Clone)]
@@ -85,7 +86,7 @@ pub struct SqliteStore {
 }
 
 /// A connection that may write: holds the in-process write lock while it lives.
-struct Writer<'a> {
+pub(super) struct Writer<'a> {
     conn: r2d2::PooledConnection<SqliteConnectionManager>,
     _guard: MutexGuard<'a, ()>,
 }
@@ -103,7 +104,7 @@ impl std::ops::DerefMut for Writer<'_> {
     }
 }
 
-fn backend<E: std::fmt::Display>(e: E) -> StoreError {
+pub(super) fn backend<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
@@ -180,11 +181,11 @@ impl SqliteStore {
         Ok(store)
     }
 
-    fn conn(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
+    pub(super) fn conn(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
         self.pool.get().map_err(backend)
     }
 
-    async fn writer(&self) -> StoreResult<Writer<'_>> {
+    pub(super) async fn writer(&self) -> StoreResult<Writer<'_>> {
         let guard = self.write_lock.lock().await;
         Ok(Writer {
             conn: self.conn()?,

@@ -1,0 +1,130 @@
+//! Recording administration: the actions behind `ferrolite recordings …`.
+//!
+//! `import` takes a tarball, a directory of tarballs, or an extracted
+//! `<format>/<recordID>/` tree (the source is never removed); `publish`, `unpublish` and
+//! `delete` do what the API calls do (files first, then the index); `prune` deletes
+//! recordings older than a number of days (Scalelite had no retention job; operators wrote
+//! psql scripts).
+
+use std::path::Path;
+
+use super::{AdminError, AdminResult};
+use crate::api::recordings::{remove_everywhere, set_published};
+use crate::app::App;
+use crate::recordings::{files, importer};
+use crate::store::now_ms;
+use crate::store::recordings::Recording;
+
+/// Imports `path`; returns one line per imported recording.
+pub async fn import(app: &App, path: &Path) -> AdminResult<Vec<String>> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| AdminError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+    let mut lines = Vec::new();
+    let mut failures = Vec::new();
+    let mut one = |label: String, r: Result<importer::ImportReport, importer::ImportError>| match r
+    {
+        Ok(rep) => {
+            for (rid, formats) in &rep.imported {
+                lines.push(format!("imported {rid} ({})", formats.join(", ")));
+            }
+            for (f, why) in &rep.failed {
+                failures.push(format!("{label}: {f}: {why}"));
+            }
+        }
+        Err(e) => failures.push(format!("{label}: {e}")),
+    };
+    if meta.is_file() {
+        one(
+            path.display().to_string(),
+            importer::import_tarball(app, path, None).await,
+        );
+    } else if files::format_dirs(path)
+        .map(|d| !d.is_empty())
+        .unwrap_or(false)
+    {
+        one(
+            path.display().to_string(),
+            importer::import_tree(app, path).await,
+        );
+    } else {
+        let mut tars: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| AdminError::Invalid(format!("cannot read {}: {e}", path.display())))?
+            .flatten()
+            .filter(|e| importer::is_tarball_name(&e.file_name().to_string_lossy()))
+            .map(|e| e.path())
+            .collect();
+        tars.sort();
+        if tars.is_empty() {
+            return Err(AdminError::Invalid(format!(
+                "{} holds neither tarballs nor <format>/<recordID>/metadata.xml",
+                path.display()
+            )));
+        }
+        for t in tars {
+            let r = importer::import_tarball(app, &t, None).await;
+            one(t.display().to_string(), r);
+        }
+    }
+    if !failures.is_empty() {
+        for l in &lines {
+            println!("{l}");
+        }
+        return Err(AdminError::Invalid(format!(
+            "could not import:\n  {}",
+            failures.join("\n  ")
+        )));
+    }
+    Ok(lines)
+}
+
+pub async fn list(app: &App, meeting_id: Option<&str>) -> AdminResult<Vec<Recording>> {
+    Ok(app.recordings.list_recordings(meeting_id).await?)
+}
+
+async fn existing(app: &App, id: &str) -> AdminResult<Recording> {
+    match app.recordings.recording(id).await? {
+        Some(r) => Ok(r),
+        None => Err(AdminError::NotFound(format!(
+            "no recording has the id {id:?}; `ferrolite recordings list` shows them"
+        ))),
+    }
+}
+
+pub async fn publish(app: &App, id: &str, publish: bool) -> AdminResult<()> {
+    let rec = existing(app, id).await?;
+    if !matches!(rec.state.as_deref(), Some("published" | "unpublished")) {
+        return Err(AdminError::Invalid(format!(
+            "recording {id} is {}; only published or unpublished recordings can be (un)published",
+            rec.state.as_deref().unwrap_or("in no state")
+        )));
+    }
+    if rec.published == publish {
+        return Ok(());
+    }
+    set_published(app, &rec, publish)
+        .await
+        .map_err(|e| AdminError::Invalid(format!("could not move the files of {id}: {e}")))
+}
+
+pub async fn delete(app: &App, id: &str) -> AdminResult<()> {
+    let rec = existing(app, id).await?;
+    app.recordings.tombstone_recording(&rec.record_id).await?;
+    let cfg = &app.config.recordings;
+    remove_everywhere(&[cfg.publish_dir.clone(), cfg.unpublish_dir.clone()], id).map_err(|e| {
+        AdminError::Invalid(format!(
+            "{id} is deleted from the index, but files remain: {e}"
+        ))
+    })
+}
+
+/// Recordings that started more than `days` ago; deleted unless `dry_run`.
+pub async fn prune(app: &App, days: u64, dry_run: bool) -> AdminResult<Vec<Recording>> {
+    let before = now_ms() - (days as i64) * 86_400_000;
+    let old = app.recordings.recordings_started_before(before).await?;
+    if !dry_run {
+        for r in &old {
+            delete(app, &r.record_id).await?;
+        }
+    }
+    Ok(old)
+}

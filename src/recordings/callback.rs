@@ -1,0 +1,189 @@
+//! The recording-ready callback: remembered at `create`, sent once after the import.
+//!
+//! A front end passes `meta_bbb-recording-ready-url` (or the `bn-`/`canvas-` variants) to
+//! `create`. BBB would call it itself, signed with the BBB server's secret that the front end
+//! does not know, so — as Scalelite — the load balancer strips the URL before forwarding,
+//! remembers it for the meeting, and after importing the recording POSTs
+//! `signed_parameters=<JWT {meeting_id, record_id}>` signed with its own secret(s).
+//!
+//! Delivery goes through the persisted outbox (`crate::callbacks`): retried with back-off,
+//! each attempt trying the secrets in order. The outbox id is derived from the record id, so
+//! however many times a recording is (re-)imported — BBB's hook ships a tarball once per
+//! format — the front end is told once.
+
+use jsonwebtoken::{Algorithm as JwtAlg, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+
+use crate::api::checksum::Algorithm;
+use crate::api::params::Params;
+use crate::app::App;
+use crate::store::recordings::Recording;
+use crate::store::{now_ms, CallbackVariant, OutgoingCallback};
+
+/// The create parameters that carry a recording-ready URL, in order of preference.
+pub const READY_URL_PARAMS: &[&str] = &[
+    "meta_bbb-recording-ready-url",
+    "meta_bn-recording-ready-url",
+    "meta_canvas-recording-ready-url",
+];
+
+/// Removes every recording-ready parameter; returns the preferred non-empty URL.
+pub fn take_ready_url(params: &mut Params) -> Option<String> {
+    let mut found = None;
+    for key in READY_URL_PARAMS {
+        if let Some(v) = params.remove(key) {
+            let v = v.trim().to_string();
+            if found.is_none() && !v.is_empty() {
+                found = Some(v);
+            }
+        }
+    }
+    found
+}
+
+/// The one call `create` makes: strips the URL from the forwarded parameters and remembers
+/// it. A store failure is logged, never fails the create.
+pub async fn remember_at_create(app: &App, tenant_id: &str, meeting_id: &str, params: &mut Params) {
+    if let Some(url) = take_ready_url(params) {
+        if let Err(e) = app
+            .recordings
+            .set_ready_url(tenant_id, meeting_id, &url)
+            .await
+        {
+            tracing::warn!(meeting = %meeting_id, error = %e, "could not remember the recording-ready URL");
+        }
+    }
+}
+
+/// Scalelite's choice (fix #1250): HS256 if SHA256 is accepted, else HS512 if SHA512 is,
+/// else HS256.
+pub fn jwt_algorithm(accepted: &[Algorithm]) -> JwtAlg {
+    if accepted.contains(&Algorithm::Sha256) {
+        JwtAlg::HS256
+    } else if accepted.contains(&Algorithm::Sha512) {
+        JwtAlg::HS512
+    } else {
+        JwtAlg::HS256
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReadyClaims {
+    pub meeting_id: String,
+    pub record_id: String,
+}
+
+/// The `signed_parameters` JWT (no `exp`, as Scalelite and BBB).
+pub fn signed_parameters(meeting_id: &str, record_id: &str, secret: &str, alg: JwtAlg) -> String {
+    let claims = ReadyClaims {
+        meeting_id: meeting_id.to_string(),
+        record_id: record_id.to_string(),
+    };
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap_or_default()
+}
+
+/// The outbox id of a recording's ready callback.
+pub fn outbox_id(record_id: &str) -> String {
+    format!("recording-ready:{record_id}")
+}
+
+/// Queues the callback for a freshly imported recording, if its meeting asked for one and it
+/// is not already queued or sent.
+pub async fn enqueue_ready(app: &App, rec: &Recording) {
+    let tenant = rec.meta("tenant-id").unwrap_or("");
+    let url = match app.recordings.ready_url(tenant, &rec.meeting_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(record = %rec.record_id, error = %e, "could not read the recording-ready URL");
+            return;
+        }
+    };
+    let alg = jwt_algorithm(&app.config.checksum_algorithms);
+    let variants = app
+        .config
+        .secrets
+        .iter()
+        .map(|secret| CallbackVariant {
+            body: form_urlencoded::Serializer::new(String::new())
+                .append_pair(
+                    "signed_parameters",
+                    &signed_parameters(&rec.meeting_id, &rec.record_id, secret, alg),
+                )
+                .finish(),
+            headers: vec![(
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            )],
+        })
+        .collect();
+    let now = now_ms();
+    let cb = OutgoingCallback {
+        id: outbox_id(&rec.record_id),
+        kind: "recording-ready".into(),
+        method: "POST".into(),
+        url,
+        variants,
+        attempts: 0,
+        next_attempt_at: now,
+        created_at: now,
+        status: "pending".into(),
+        last_error: String::new(),
+    };
+    match app.store.enqueue_callback(&cb).await {
+        Ok(()) => {
+            app.callbacks_due.notify_one();
+            tracing::info!(record = %rec.record_id, "recording-ready callback queued");
+        }
+        // The id is the primary key: a second import of the same recording finds it queued.
+        Err(e) if e.to_string().contains("UNIQUE") => {}
+        Err(e) => {
+            tracing::warn!(record = %rec.record_id, error = %e, "could not queue the recording-ready callback")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{DecodingKey, Validation};
+
+    #[test]
+    fn ready_urls_are_stripped_and_the_bbb_one_preferred() {
+        let mut p = Params::parse(
+            b"meetingID=m&meta_bn-recording-ready-url=https://a/&meta_bbb-recording-ready-url=https://b/&meta_canvas-recording-ready-url=",
+        );
+        assert_eq!(take_ready_url(&mut p).as_deref(), Some("https://b/"));
+        assert_eq!(p.encode(), "meetingID=m");
+        let mut p = Params::parse(b"meta_canvas-recording-ready-url=https://c/");
+        assert_eq!(take_ready_url(&mut p).as_deref(), Some("https://c/"));
+    }
+
+    #[test]
+    fn signs_like_scalelite() {
+        assert_eq!(jwt_algorithm(&Algorithm::ALL), JwtAlg::HS256);
+        assert_eq!(
+            jwt_algorithm(&[Algorithm::Sha1, Algorithm::Sha512]),
+            JwtAlg::HS512
+        );
+        assert_eq!(jwt_algorithm(&[Algorithm::Sha1]), JwtAlg::HS256);
+        let t = signed_parameters("m", "r", "s", JwtAlg::HS512);
+        let mut v = Validation::new(JwtAlg::HS512);
+        v.required_spec_claims.clear();
+        let got = jsonwebtoken::decode::<ReadyClaims>(&t, &DecodingKey::from_secret(b"s"), &v)
+            .unwrap()
+            .claims;
+        assert_eq!(
+            got,
+            ReadyClaims {
+                meeting_id: "m".into(),
+                record_id: "r".into()
+            }
+        );
+    }
+}

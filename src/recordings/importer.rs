@@ -1,0 +1,589 @@
+//! The recording importer: tarballs from BBB servers into the index and the publish dirs.
+//!
+//! One tarball is imported by [`import_tarball`] as a sequence that is safe to interrupt:
+//!
+//! 1. extract into a fresh `RECORDING_WORK_DIR/import-…` directory ([`files::extract`]
+//!    refuses anything unsafe);
+//! 2. read each `<format>/<recordID>/metadata.xml` ([`metadata::parse`]); a broken format is
+//!    set aside, the others go on;
+//! 3. move each good format into place ([`files::place`], a replace);
+//! 4. update the index in one transaction ([`RecordingStore::import_recording`]);
+//! 5. only then remove the other copy (publish vs unpublish dir), queue the recording-ready
+//!    callback, and let the caller delete the tarball.
+//!
+//! A crash before 4 leaves the tarball in the spool: the next start cleans the work dir,
+//! [`files::recover`]s interrupted swaps, and imports it again (every step is idempotent).
+//! A tarball that cannot be imported is moved to `<spool>/failed/` with a `.reason` file.
+//!
+//! [`run`] is the importer role of `serve`: it holds the `importer` lease (one importer per
+//! cluster), watches the spool with inotify (or scans it every interval), and skips files that
+//! are hidden, `.tmp`/`.part`, or changed within `RECORDING_IMPORT_SETTLE`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::{callback, files, metadata};
+use crate::app::App;
+use crate::shutdown::Shutdown;
+use crate::store::now_ms;
+use crate::store::recordings::{PlaybackFormat, Recording};
+
+/// How long the `importer` lease lasts without renewal (renewed every third of it).
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
+
+/// Why an import did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    /// The tarball itself is unusable: it goes to `failed/`.
+    #[error("{0}")]
+    Refused(String),
+    /// Something outside the tarball failed (store, disk): try again later.
+    #[error("{0}")]
+    Retry(String),
+}
+
+/// What one import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// The recordings updated, with the formats imported for each.
+    pub imported: Vec<(String, Vec<String>)>,
+    /// `(format/recordID, reason)` of the formats that could not be imported.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Scalelite's published decision: an explicit publish/unpublish through the API wins over a
+/// re-import; otherwise `RECORDING_IMPORT_UNPUBLISHED`, otherwise what metadata.xml says.
+pub fn decide_published(
+    existing: Option<&Recording>,
+    from_metadata: Option<bool>,
+    import_unpublished: bool,
+) -> bool {
+    match existing {
+        Some(e) if e.publish_updated => e.published,
+        _ if import_unpublished => false,
+        _ => from_metadata.unwrap_or(true),
+    }
+}
+
+/// The meeting ID a recording is filed under. Kept as metadata.xml says; a multitenancy
+/// change that scopes meeting IDs per tenant unscopes them here, in one place.
+pub fn external_meeting_id(md: &metadata::FormatMetadata) -> String {
+    md.meeting_id.clone()
+}
+
+/// Test hook: `FERROLITE_FAULT=<point>` aborts the process at that point (crash tests).
+fn fault(point: &str) {
+    if std::env::var("FERROLITE_FAULT").is_ok_and(|v| v == point) {
+        eprintln!("ferrolite: fault injected at {point}");
+        std::process::abort();
+    }
+}
+
+fn retry(e: impl std::fmt::Display) -> ImportError {
+    ImportError::Retry(e.to_string())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ImportError> {
+    tokio::task::spawn_blocking(f).await.map_err(retry)
+}
+
+/// Imports one tarball (`.tar` or `.tar.gz`). The caller decides what happens to the file.
+/// With `expect`, only that record id is accepted (an upload names its recording).
+pub async fn import_tarball(
+    app: &App,
+    tarball: &Path,
+    expect: Option<&str>,
+) -> Result<ImportReport, ImportError> {
+    let cfg = &app.config.recordings;
+    let work = cfg
+        .work_dir
+        .join(format!("import-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&work).map_err(|e| {
+        retry(format!(
+            "cannot create {} (RECORDING_WORK_DIR): {e}",
+            work.display()
+        ))
+    })?;
+    let result = import_in(app, tarball, &work, expect).await;
+    let w = work.clone();
+    let _ = blocking(move || std::fs::remove_dir_all(w)).await;
+    result
+}
+
+/// Imports an already extracted tree holding `<format>/<recordID>/metadata.xml` (copied, the
+/// source is left alone).
+pub async fn import_tree(app: &App, tree: &Path) -> Result<ImportReport, ImportError> {
+    let cfg = &app.config.recordings;
+    let work = cfg
+        .work_dir
+        .join(format!("import-{}", uuid::Uuid::new_v4().simple()));
+    let (src, dst) = (tree.to_path_buf(), work.clone());
+    blocking(move || copy_dir(&src, &dst)).await?.map_err(|e| {
+        retry(format!(
+            "cannot copy {} into the work dir: {e}",
+            tree.display()
+        ))
+    })?;
+    let result = import_extracted(app, &work, None).await;
+    let w = work.clone();
+    let _ = blocking(move || std::fs::remove_dir_all(w)).await;
+    result
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let t = e.file_type()?;
+        if t.is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()))?;
+        } else if t.is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+async fn import_in(
+    app: &App,
+    tarball: &Path,
+    work: &Path,
+    expect: Option<&str>,
+) -> Result<ImportReport, ImportError> {
+    let max = app.config.recordings.max_size_bytes;
+    let (t, w) = (tarball.to_path_buf(), work.to_path_buf());
+    blocking(move || files::extract(&t, &w, max))
+        .await?
+        .map_err(|e| ImportError::Refused(e.0))?;
+    import_extracted(app, work, expect).await
+}
+
+/// Steps 2–5 over an extracted work directory.
+async fn import_extracted(
+    app: &App,
+    work: &Path,
+    expect: Option<&str>,
+) -> Result<ImportReport, ImportError> {
+    let cfg = &app.config.recordings;
+    let w = work.to_path_buf();
+    let dirs = blocking(move || files::format_dirs(&w))
+        .await?
+        .map_err(|e| ImportError::Refused(format!("cannot read the extracted tarball: {e}")))?;
+    if dirs.is_empty() {
+        return Err(ImportError::Refused(
+            "no <format>/<recordID>/metadata.xml in the tarball".into(),
+        ));
+    }
+    let mut report = ImportReport::default();
+    let mut by_record: BTreeMap<String, Vec<(String, metadata::FormatMetadata)>> = BTreeMap::new();
+    for (format, rid) in dirs {
+        let label = format!("{format}/{rid}");
+        if !files::safe_component(&format) || !files::safe_component(&rid) {
+            report.failed.push((label, "unsafe directory name".into()));
+            continue;
+        }
+        if expect.is_some_and(|e| e != rid) {
+            report
+                .failed
+                .push((label, "not the recording named in the upload token".into()));
+            continue;
+        }
+        let md = match std::fs::read(work.join(&format).join(&rid).join("metadata.xml"))
+            .map_err(|e| e.to_string())
+            .and_then(|b| metadata::parse(&b).map_err(|e| e.to_string()))
+        {
+            Ok(md) => md,
+            Err(e) => {
+                report.failed.push((label, e));
+                continue;
+            }
+        };
+        if md.record_id != rid {
+            report.failed.push((
+                label,
+                format!(
+                    "metadata.xml names recording {:?}, not {rid:?}",
+                    md.record_id
+                ),
+            ));
+            continue;
+        }
+        if md.format != format {
+            report.failed.push((
+                label,
+                format!("metadata.xml names format {:?}, not {format:?}", md.format),
+            ));
+            continue;
+        }
+        by_record.entry(rid).or_default().push((format, md));
+    }
+    if by_record.is_empty() {
+        let why = report
+            .failed
+            .iter()
+            .map(|(l, r)| format!("{l}: {r}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(ImportError::Refused(format!(
+            "no format could be imported: {why}"
+        )));
+    }
+    for (rid, formats) in by_record {
+        let existing = app.recordings.recording(&rid).await.map_err(retry)?;
+        let first = &formats[0].1;
+        let published =
+            decide_published(existing.as_ref(), first.published, cfg.import_unpublished);
+        let (root, other) = if published {
+            (&cfg.publish_dir, &cfg.unpublish_dir)
+        } else {
+            (&cfg.unpublish_dir, &cfg.publish_dir)
+        };
+        let mut placed: Vec<(String, metadata::FormatMetadata)> = Vec::new();
+        for (format, md) in formats {
+            let (staged, root2, f2, r2) = (
+                work.join(&format).join(&rid),
+                root.clone(),
+                format.clone(),
+                rid.clone(),
+            );
+            match blocking(move || files::place(&staged, &root2, &f2, &r2)).await? {
+                Ok(()) => placed.push((format, md)),
+                Err(e) => report.failed.push((
+                    format!("{format}/{rid}"),
+                    format!("cannot move it into {}: {e}", root.display()),
+                )),
+            }
+        }
+        if placed.is_empty() {
+            continue;
+        }
+        fault("import-after-files");
+        let rec = recording_from(&placed, existing.as_ref(), published, cfg.protected_enabled);
+        let stored = app.recordings.import_recording(&rec).await.map_err(retry)?;
+        fault("import-after-commit");
+        for (format, _) in &placed {
+            let (o, f, r) = (other.clone(), format.clone(), rid.clone());
+            if let Ok(Err(e)) = blocking(move || files::remove(&o, &f, &r)).await {
+                tracing::warn!(record = %rid, format = %format, error = %e, "could not remove the stale copy");
+            }
+        }
+        callback::enqueue_ready(app, &stored).await;
+        tracing::info!(record = %rid, formats = placed.len(), published, "recording imported");
+        report
+            .imported
+            .push((rid, placed.into_iter().map(|(f, _)| f).collect()));
+    }
+    Ok(report)
+}
+
+/// The index row for an import: recording fields from the first format's metadata.xml,
+/// one playback format per placed directory.
+fn recording_from(
+    placed: &[(String, metadata::FormatMetadata)],
+    existing: Option<&Recording>,
+    published: bool,
+    protect_new: bool,
+) -> Recording {
+    let md = &placed[0].1;
+    let state = match md.state.as_deref() {
+        Some("published") | None if !published => Some("unpublished".to_string()),
+        Some("unpublished") if published => Some("published".to_string()),
+        s => s.map(str::to_string),
+    };
+    let mut meta: Vec<(String, String)> = Vec::new();
+    for (_, m) in placed {
+        for (k, v) in &m.meta {
+            if !meta.iter().any(|(mk, _)| mk == k) {
+                meta.push((k.clone(), v.clone()));
+            }
+        }
+    }
+    Recording {
+        record_id: md.record_id.clone(),
+        meeting_id: external_meeting_id(md),
+        internal_meeting_id: md.internal_meeting_id.clone(),
+        name: md.name.clone(),
+        published,
+        state,
+        start_time: md.start_time_ms,
+        end_time: md.end_time_ms,
+        participants: placed.iter().find_map(|(_, m)| m.participants),
+        raw_size: placed.iter().find_map(|(_, m)| m.raw_size),
+        is_breakout: md.is_breakout,
+        parent_meeting_id: md.parent_meeting_id.clone(),
+        protected: protect_new || existing.is_some_and(|e| e.protected),
+        publish_updated: existing.is_some_and(|e| e.publish_updated),
+        metadata: meta,
+        formats: placed
+            .iter()
+            .map(|(format, m)| PlaybackFormat {
+                format: format.clone(),
+                url: m.url.clone(),
+                length: m.length_minutes,
+                processing_time: m.processing_time,
+                size: m.size,
+                thumbnails: m.thumbnails.clone(),
+            })
+            .collect(),
+        imported_at: now_ms(),
+    }
+}
+
+/// `<spool>/failed/`.
+pub fn failed_dir(app: &App) -> PathBuf {
+    app.config.recordings.spool_dir.join("failed")
+}
+
+/// Moves a refused tarball to `<spool>/failed/` with `<name>.reason` next to it.
+pub fn set_aside(app: &App, tarball: &Path, reason: &str) -> std::io::Result<PathBuf> {
+    let dir = failed_dir(app);
+    std::fs::create_dir_all(&dir)?;
+    let name = tarball
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "upload.tar".into());
+    let name = name.trim_start_matches('.').to_string();
+    let mut dest = dir.join(&name);
+    if dest.exists() {
+        dest = dir.join(format!("{}-{name}", now_ms()));
+    }
+    std::fs::rename(tarball, &dest).or_else(|_| {
+        std::fs::copy(tarball, &dest)?;
+        std::fs::remove_file(tarball)
+    })?;
+    let reason_path = PathBuf::from(format!("{}.reason", dest.display()));
+    std::fs::write(&reason_path, format!("{reason}\n"))?;
+    tracing::warn!(tarball = %dest.display(), reason, "recording tarball set aside");
+    Ok(dest)
+}
+
+/// The reason text for a partly failed import.
+pub fn failed_reason(report: &ImportReport) -> String {
+    report
+        .failed
+        .iter()
+        .map(|(l, r)| format!("{l}: {r}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Imports a spool file and disposes of it: deleted when fully imported, set aside when
+/// refused or partly failed, left in place when the failure is worth retrying.
+pub async fn import_spool_file(app: &App, path: &Path) -> Result<ImportReport, ImportError> {
+    let result = import_tarball(app, path, None).await;
+    match &result {
+        Ok(report) if report.failed.is_empty() => {
+            if let Err(e) = std::fs::remove_file(path) {
+                tracing::warn!(file = %path.display(), error = %e, "imported, but the tarball could not be removed");
+            }
+        }
+        Ok(report) => {
+            let _ = set_aside(app, path, &failed_reason(report));
+        }
+        Err(ImportError::Refused(why)) => {
+            let _ = set_aside(app, path, why);
+        }
+        Err(ImportError::Retry(why)) => {
+            tracing::warn!(file = %path.display(), error = %why, "import failed; will retry");
+        }
+    }
+    result
+}
+
+/// Whether a spool entry's name is one the importer takes.
+pub fn is_tarball_name(name: &str) -> bool {
+    !name.starts_with('.')
+        && !name.ends_with(".tmp")
+        && !name.ends_with(".part")
+        && (name.ends_with(".tar") || name.ends_with(".tar.gz") || name.ends_with(".tgz"))
+}
+
+/// Spool files ready to import (stable for `settle`), and whether others are still settling.
+fn ready_files(spool: &Path, settle: Duration) -> (Vec<PathBuf>, bool) {
+    let mut ready = Vec::new();
+    let mut settling = false;
+    let Ok(entries) = std::fs::read_dir(spool) else {
+        return (ready, false);
+    };
+    let now = SystemTime::now();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !is_tarball_name(&name) {
+            continue;
+        }
+        let Ok(meta) = e.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        if age >= settle {
+            ready.push(e.path());
+        } else {
+            settling = true;
+        }
+    }
+    ready.sort();
+    (ready, settling)
+}
+
+/// Cleans what a crashed importer left: work directories and interrupted swaps.
+pub fn recover(app: &App) {
+    let cfg = &app.config.recordings;
+    if let Ok(entries) = std::fs::read_dir(&cfg.work_dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("import-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    for root in [&cfg.publish_dir, &cfg.unpublish_dir] {
+        match files::recover(root) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(dir = %root.display(), n, "recovered interrupted recording moves")
+            }
+            Err(e) => {
+                tracing::warn!(dir = %root.display(), error = %e, "could not recover recording moves")
+            }
+        }
+    }
+}
+
+/// The importer role of `serve`.
+pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
+    let cfg = app.config.recordings.clone();
+    if cfg.disabled {
+        return;
+    }
+    if let Err(e) = std::fs::create_dir_all(&cfg.spool_dir) {
+        tracing::warn!(dir = %cfg.spool_dir.display(), error = %e, "cannot create RECORDING_SPOOL_DIR; the importer waits for it");
+    }
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let _watcher = if cfg.import_poll {
+        None
+    } else {
+        watch(&cfg.spool_dir, wake.clone())
+    };
+    let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+    let ttl_ms = LEASE_TTL.as_millis() as i64;
+    let held_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Renew the lease while an import runs, so a crashed importer is replaced within
+    // LEASE_TTL while a slow import keeps it.
+    let heartbeat = {
+        let (app, holder, held_flag) = (app.clone(), holder.clone(), held_flag.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE_TTL / 3).await;
+                if held_flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = app
+                        .store
+                        .take_lease("importer", &holder, now_ms(), ttl_ms)
+                        .await;
+                }
+            }
+        })
+    };
+    let mut held = false;
+    loop {
+        let mut settling = false;
+        match app
+            .store
+            .take_lease("importer", &holder, now_ms(), ttl_ms)
+            .await
+        {
+            Ok(true) => {
+                if !held {
+                    tracing::info!("this process is now the recording importer");
+                    recover(&app);
+                    held = true;
+                }
+                let (ready, s) = ready_files(&cfg.spool_dir, cfg.import_settle);
+                settling = s;
+                for path in ready {
+                    if shutdown.is_shutdown() {
+                        break;
+                    }
+                    let _ = import_spool_file(&app, &path).await;
+                    let _ = app
+                        .store
+                        .take_lease("importer", &holder, now_ms(), ttl_ms)
+                        .await;
+                }
+            }
+            Ok(false) => held = false,
+            Err(e) => tracing::warn!(error = %e, "could not take the importer lease"),
+        }
+        held_flag.store(held, std::sync::atomic::Ordering::Relaxed);
+        let wait = if settling {
+            cfg.import_settle.max(Duration::from_millis(200))
+        } else {
+            cfg.import_poll_interval
+        };
+        tokio::select! {
+            _ = shutdown.recv() => break,
+            _ = wake.notified() => {
+                // Let a burst of events (a file being written) pass before scanning.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    heartbeat.abort();
+    if held {
+        let _ = app.store.release_lease("importer", &holder).await;
+    }
+}
+
+fn watch(dir: &Path, wake: Arc<tokio::sync::Notify>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        wake.notify_one();
+    })
+    .map_err(|e| tracing::warn!(error = %e, "inotify unavailable; scanning the spool instead"))
+    .ok()?;
+    match w.watch(dir, notify::RecursiveMode::NonRecursive) {
+        Ok(()) => Some(w),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the spool; scanning it instead");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_publish_survives_a_reimport() {
+        let mut e = Recording {
+            published: false,
+            publish_updated: true,
+            ..Default::default()
+        };
+        assert!(!decide_published(Some(&e), Some(true), false));
+        e.publish_updated = false;
+        assert!(decide_published(Some(&e), Some(true), false));
+        assert!(!decide_published(None, Some(true), true));
+        assert!(decide_published(None, None, false));
+        assert!(!decide_published(None, Some(false), false));
+    }
+
+    #[test]
+    fn only_finished_tarballs_are_taken() {
+        assert!(is_tarball_name("r-1.tar"));
+        assert!(is_tarball_name("r-1.tar.gz"));
+        assert!(!is_tarball_name(".r-1.tar"));
+        assert!(!is_tarball_name("r-1.tar.tmp"));
+        assert!(!is_tarball_name("r-1.tar.part"));
+        assert!(!is_tarball_name("r-1.reason"));
+    }
+}

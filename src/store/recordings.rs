@@ -1,0 +1,160 @@
+//! The recordings index: recordings, their metadata, playback formats, thumbnails, text
+//! tracks and recording-ready URLs, behind the [`RecordingStore`] trait.
+//!
+//! The API, the importer and the CLI only see this trait; the SQL lives in
+//! `sqlite_recordings.rs` (and later a PostgreSQL twin). Every write that must be atomic is
+//! one trait call (an import, a metadata update over several recordings, a tombstone), so each
+//! backend can make it one transaction.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+
+/// The states BBB and Scalelite know.
+pub const STATES: &[&str] = &[
+    "processing",
+    "processed",
+    "published",
+    "unpublished",
+    "deleted",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thumbnail {
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub alt: String,
+    /// Path only; the API prefixes the request's scheme and host.
+    pub url: String,
+    pub sequence: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaybackFormat {
+    pub format: String,
+    /// Path and query (`/playback/presentation/2.3/<id>`).
+    pub url: String,
+    /// Minutes.
+    pub length: i64,
+    pub processing_time: Option<i64>,
+    /// Bytes of the published format directory, when BBB said.
+    pub size: Option<i64>,
+    pub thumbnails: Vec<Thumbnail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recording {
+    pub record_id: String,
+    /// The external meeting ID, as in metadata.xml.
+    pub meeting_id: String,
+    pub internal_meeting_id: String,
+    pub name: String,
+    pub published: bool,
+    pub state: Option<String>,
+    /// Unix ms.
+    pub start_time: i64,
+    pub end_time: i64,
+    pub participants: Option<i64>,
+    pub raw_size: Option<i64>,
+    pub is_breakout: bool,
+    pub parent_meeting_id: Option<String>,
+    pub protected: bool,
+    /// Set once publishRecordings changed `published`; a re-import then keeps it.
+    pub publish_updated: bool,
+    /// Key order: as stored (insertion order).
+    pub metadata: Vec<(String, String)>,
+    /// Ordered by format name.
+    pub formats: Vec<PlaybackFormat>,
+    /// Unix ms of the last import.
+    pub imported_at: i64,
+}
+
+impl Recording {
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What getRecordings asks for. Empty lists mean "no filter".
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordingQuery {
+    /// Exact external meeting IDs.
+    pub meeting_ids: Vec<String>,
+    /// Record ID prefixes (case-sensitive).
+    pub record_id_prefixes: Vec<String>,
+    /// `None` = any state.
+    pub states: Option<Vec<String>>,
+    /// `(key, accepted values)`; a recording matching any one qualifies (Scalelite ORs them).
+    pub meta: Vec<(String, Vec<String>)>,
+    /// Only recordings whose `tenant-id` metadatum equals this.
+    pub tenant_id: Option<String>,
+    pub offset: u64,
+    /// `None` = every match (Scalelite has no pagination).
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RecordingPage {
+    /// Newest first (start time descending).
+    pub recordings: Vec<Recording>,
+    /// Matches before paging (only computed when `limit` is set).
+    pub total: Option<u64>,
+}
+
+/// A captions file stored with a recording (getRecordingTextTracks / putRecordingTextTrack).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextTrack {
+    pub kind: String,
+    pub lang: String,
+    pub label: String,
+    pub source: String,
+    pub content: Vec<u8>,
+}
+
+/// A metadata change from updateRecordings: `None` removes the key.
+pub type MetaChange = (String, Option<String>);
+
+#[async_trait]
+pub trait RecordingStore: Send + Sync + 'static {
+    /// The recording with this exact id, any state.
+    async fn recording(&self, record_id: &str) -> StoreResult<Option<Recording>>;
+    /// The recordings with these exact ids (any state), restricted to a tenant if given.
+    async fn recordings_by_ids(
+        &self,
+        record_ids: &[String],
+        tenant_id: Option<&str>,
+    ) -> StoreResult<Vec<Recording>>;
+    async fn find_recordings(&self, q: &RecordingQuery) -> StoreResult<RecordingPage>;
+    /// An import: upserts the recording (fields already decided: published, protected),
+    /// merges its metadata (keys not listed are kept), replaces the formats it lists and their
+    /// thumbnails (other formats are kept), all in one transaction. Returns the stored result.
+    async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording>;
+    /// Sets `published`, `state` and `publish_updated` (publishRecordings).
+    async fn set_published(&self, record_id: &str, published: bool) -> StoreResult<()>;
+    /// updateRecordings: all of `record_ids` must exist (tenant-scoped) or nothing changes
+    /// and `Ok(None)` is returned; otherwise `Ok(Some(changed))`. `protect` applies to all.
+    async fn update_recordings(
+        &self,
+        record_ids: &[String],
+        tenant_id: Option<&str>,
+        changes: &[MetaChange],
+        protect: Option<bool>,
+    ) -> StoreResult<Option<bool>>;
+    /// deleteRecordings: drops metadata, formats, thumbnails and text tracks; the row stays
+    /// with `state = deleted`.
+    async fn tombstone_recording(&self, record_id: &str) -> StoreResult<bool>;
+    /// Recordings (any state but deleted) that started before `before_ms`, oldest first.
+    async fn recordings_started_before(&self, before_ms: i64) -> StoreResult<Vec<Recording>>;
+    /// Every recording of a meeting (any state), or all when `meeting_id` is `None`.
+    async fn list_recordings(&self, meeting_id: Option<&str>) -> StoreResult<Vec<Recording>>;
+
+    async fn put_text_track(&self, record_id: &str, track: &TextTrack) -> StoreResult<bool>;
+    async fn text_tracks(&self, record_id: &str) -> StoreResult<Vec<TextTrack>>;
+
+    /// Remembers the recording-ready URL given at create (replacing an earlier one).
+    async fn set_ready_url(&self, tenant_id: &str, meeting_id: &str, url: &str) -> StoreResult<()>;
+    async fn ready_url(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<Option<String>>;
+}
