@@ -16,7 +16,9 @@ fn first_line(child: &mut Child) -> String {
     let out = child.stdout.take().expect("piped stdout");
     let mut reader = BufReader::new(out);
     let mut line = String::new();
-    reader.read_line(&mut line).expect("child printed its ready line");
+    reader
+        .read_line(&mut line)
+        .expect("child printed its ready line");
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || {
         let mut sink = String::new();
@@ -54,7 +56,8 @@ impl Fake {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("fake-bbb starts");
-        let v: Value = serde_json::from_str(&first_line(&mut child)).expect("fake-bbb describes itself in JSON");
+        let v: Value = serde_json::from_str(&first_line(&mut child))
+            .expect("fake-bbb describes itself in JSON");
         let servers = v["servers"]
             .as_array()
             .unwrap()
@@ -64,7 +67,12 @@ impl Fake {
                 secret: s["secret"].as_str().unwrap().to_string(),
             })
             .collect();
-        Fake { child, control: v["control"].as_str().unwrap().to_string(), servers, http: reqwest::Client::new() }
+        Fake {
+            child,
+            control: v["control"].as_str().unwrap().to_string(),
+            servers,
+            http: reqwest::Client::new(),
+        }
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -72,33 +80,69 @@ impl Fake {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        req.send().await.expect("control API answers").json().await.expect("control API speaks JSON")
+        req.send()
+            .await
+            .expect("control API answers")
+            .json()
+            .await
+            .expect("control API speaks JSON")
     }
 
     /// Sets a server's mode: `{"mode":"slow","delay_ms":…}`, `{"mode":"down"}`, …
     pub async fn mode(&self, i: usize, mode: Value) {
-        self.send(reqwest::Method::POST, &format!("/servers/{i}/mode"), Some(mode)).await;
+        self.send(
+            reqwest::Method::POST,
+            &format!("/servers/{i}/mode"),
+            Some(mode),
+        )
+        .await;
     }
 
     pub async fn set_secret(&self, i: usize, secret: &str) {
-        self.send(reqwest::Method::POST, &format!("/servers/{i}/secret"), Some(serde_json::json!({ "secret": secret }))).await;
+        self.send(
+            reqwest::Method::POST,
+            &format!("/servers/{i}/secret"),
+            Some(serde_json::json!({ "secret": secret })),
+        )
+        .await;
     }
 
     pub async fn calls(&self, i: usize) -> Vec<Value> {
-        self.send(reqwest::Method::GET, &format!("/servers/{i}/calls"), None).await.as_array().cloned().unwrap_or_default()
+        self.send(reqwest::Method::GET, &format!("/servers/{i}/calls"), None)
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The calls of one API name received by server `i`.
     pub async fn calls_to(&self, i: usize, api: &str) -> Vec<Value> {
-        self.calls(i).await.into_iter().filter(|c| c["api"] == api).collect()
+        self.calls(i)
+            .await
+            .into_iter()
+            .filter(|c| c["api"] == api)
+            .collect()
     }
 
     pub async fn clear_calls(&self, i: usize) {
-        self.send(reqwest::Method::DELETE, &format!("/servers/{i}/calls"), None).await;
+        self.send(
+            reqwest::Method::DELETE,
+            &format!("/servers/{i}/calls"),
+            None,
+        )
+        .await;
     }
 
     pub async fn meetings(&self, i: usize) -> Vec<Value> {
-        self.send(reqwest::Method::GET, &format!("/servers/{i}/meetings"), None).await.as_array().cloned().unwrap_or_default()
+        self.send(
+            reqwest::Method::GET,
+            &format!("/servers/{i}/meetings"),
+            None,
+        )
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
     }
 
     /// Creates or updates a meeting on server `i` directly (attendees, streams, age).
@@ -167,7 +211,10 @@ impl Lb {
     pub fn base_env(dir: &tempfile::TempDir) -> Vec<(String, String)> {
         vec![
             ("LOADBALANCER_SECRET".into(), LB_SECRET.into()),
-            ("DATABASE_URL".into(), dir.path().join("ferrolite.db").display().to_string()),
+            (
+                "DATABASE_URL".into(),
+                dir.path().join("ferrolite.db").display().to_string(),
+            ),
             ("PORT".into(), "0".into()),
             ("POLL_INTERVAL".into(), "3600".into()),
             ("CONNECT_TIMEOUT".into(), "1".into()),
@@ -187,7 +234,13 @@ impl Lb {
     }
 
     pub fn start_in(dir: tempfile::TempDir, env: Vec<(String, String)>) -> Lb {
-        let mut lb = Lb { child: None, base: String::new(), dir, env, http: http_client() };
+        let mut lb = Lb {
+            child: None,
+            base: String::new(),
+            dir,
+            env,
+            http: http_client(),
+        };
         lb.spawn();
         lb
     }
@@ -206,7 +259,10 @@ impl Lb {
             .expect("ferrolite starts");
         let line = first_line(&mut child);
         let addr = line.rsplit(' ').next().unwrap_or_default().to_string();
-        assert!(line.starts_with("ferrolite: listening on"), "unexpected first line: {line}");
+        assert!(
+            line.starts_with("ferrolite: listening on"),
+            "unexpected first line: {line}"
+        );
         self.base = addr;
         self.child = Some(child);
     }
@@ -237,7 +293,11 @@ impl Lb {
     /// Runs the CLI and returns stdout, failing the test if it exits non-zero.
     pub fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
-        assert!(out.status.success(), "ferrolite {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ferrolite {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -248,7 +308,11 @@ impl Lb {
             .iter()
             .map(|s| {
                 let out = self.cli_ok(&["servers", "add", &s.url, &s.secret]);
-                let id = out.lines().find_map(|l| l.strip_prefix("id: ")).expect("servers add prints the id").to_string();
+                let id = out
+                    .lines()
+                    .find_map(|l| l.strip_prefix("id: "))
+                    .expect("servers add prints the id")
+                    .to_string();
                 self.cli_ok(&["servers", "enable", &id]);
                 id
             })
@@ -263,7 +327,11 @@ impl Lb {
     }
 
     pub fn api_url_alg(&self, call: &str, query: &str, alg: &str) -> String {
-        format!("{}/bigbluebutton/api/{call}?{}", self.base, sign(call, query, LB_SECRET, alg))
+        format!(
+            "{}/bigbluebutton/api/{call}?{}",
+            self.base,
+            sign(call, query, LB_SECRET, alg)
+        )
     }
 
     /// GET a signed call; returns status and body.
@@ -305,7 +373,10 @@ pub fn cli_with(env: &[(String, String)], dir: &std::path::Path, args: &[&str]) 
 }
 
 pub fn unsafe_kill(pid: u32, signal: &str) {
-    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// The text of the first `<name>` element.
