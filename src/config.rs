@@ -562,4 +562,34 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.var, "DATABASE_URL");
     }
+
+    #[test]
+    fn tenancy_and_dial_in_follow_scalelite_defaults() {
+        let c = cfg(&[("LOADBALANCER_SECRET", "s"), ("MAX_MEETING_DURATION", "90")]).unwrap();
+        let t = &c.tenancy;
+        assert!(!t.enabled);
+        assert_eq!(t.base_url, None);
+        assert_eq!(
+            t.fsapi_password.as_deref(),
+            Some("s"),
+            "the first LB secret"
+        );
+        assert_eq!(t.fsapi_max_duration, 90, "MAX_MEETING_DURATION");
+        assert_eq!((t.voice_bridge_min, t.voice_bridge_max), (5, 9));
+        let c = cfg(&[
+            ("LOADBALANCER_SECRET", "s"),
+            ("MULTITENANCY_ENABLED", "TRUE"),
+            ("BASE_URL", "https://LB.example.com/"),
+            ("FSAPI_PASSWORD", ""),
+        ])
+        .unwrap();
+        assert!(c.tenancy.enabled);
+        assert_eq!(c.tenancy.base_url.as_deref(), Some("lb.example.com"));
+        assert_eq!(
+            c.tenancy.fsapi_password, None,
+            "set but empty: no authentication"
+        );
+        let e = cfg(&[("LOADBALANCER_SECRET", "s"), ("VOICE_BRIDGE_MIN", "10")]).unwrap_err();
+        assert_eq!(e.var, "VOICE_BRIDGE_MIN");
+    }
 }

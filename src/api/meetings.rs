@@ -58,7 +58,10 @@ fn store_failed(e: impl std::fmt::Display) -> HttpResponse {
 /// meeting IDs are unscoped first (`crate::tenant`).
 fn relay(tenant_id: &str, reply: Reply, generic: &str) -> HttpResponse {
     if reply.success() {
-        return response::xml(unscope_text(tenant_id, &reply.body).into_owned());
+        return match unscope_text(tenant_id, &reply.body) {
+            std::borrow::Cow::Borrowed(_) => response::xml(reply.body),
+            std::borrow::Cow::Owned(unscoped) => response::xml(unscoped),
+        };
     }
     if reply.head.message_key.is_empty() && reply.head.message.is_empty() {
         return ApiError::internal(generic).into_response();

@@ -981,4 +981,101 @@ mod tests {
         assert!(st.remove_server("a").await.unwrap());
         assert!(st.meeting("", "m").await.unwrap().is_none());
     }
+
+    #[tokio::test]
+    async fn tenants_have_unique_names_settings_and_a_meeting_limit() {
+        let (_d, st) = store();
+        let t = Tenant {
+            id: "t1".into(),
+            name: "alpha".into(),
+            secrets: vec!["a".into(), "b".into()],
+            max_meetings: Some(1),
+            max_participants: None,
+        };
+        st.add_tenant(&t).await.unwrap();
+        assert_eq!(st.tenant_by_name("alpha").await.unwrap(), Some(t.clone()));
+        let dup = Tenant {
+            id: "t2".into(),
+            ..t.clone()
+        };
+        assert!(matches!(
+            st.add_tenant(&dup).await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+        let renamed = st
+            .update_tenant(
+                "t1",
+                &TenantPatch {
+                    name: Some("beta".into()),
+                    max_participants: Some(Some(5)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (renamed.name.as_str(), renamed.max_participants),
+            ("beta", Some(5))
+        );
+        assert!(st.tenant_by_name("alpha").await.unwrap().is_none());
+        assert!(st
+            .update_tenant("nope", &TenantPatch::default())
+            .await
+            .unwrap()
+            .is_none());
+
+        st.add_tenant_setting(&TenantSetting {
+            id: "s1".into(),
+            tenant_id: "t1".into(),
+            param: "record".into(),
+            value: "true".into(),
+            is_override: true,
+        })
+        .await
+        .unwrap();
+        assert_eq!(st.tenant_settings("t1").await.unwrap().len(), 1);
+
+        st.add_server(&Server::new("a".into(), "u".into(), "s".into(), 1.0, None))
+            .await
+            .unwrap();
+        let vbs = vec!["1".to_string(), "2".to_string()];
+        let req = PlaceRequest {
+            tenant_id: "t1",
+            meeting_id: "m",
+            moderator_pw: "",
+            voice_bridges: &vbs,
+            choose: &pick_first,
+            now_ms: 1,
+            max_tenant_meetings: Some(1),
+        };
+        assert!(matches!(
+            st.place_meeting(&req).await.unwrap(),
+            PlaceOutcome::Placed(..)
+        ));
+        let second = PlaceRequest {
+            meeting_id: "n",
+            ..req
+        };
+        assert_eq!(
+            st.place_meeting(&second).await.unwrap(),
+            PlaceOutcome::TenantLimit(1)
+        );
+        st.add_participant("t1", "m").await.unwrap();
+        assert_eq!(st.tenant_usage("t1").await.unwrap(), (1, 1));
+        st.set_participants("a", &[("m~t1".to_string(), 7)])
+            .await
+            .unwrap();
+        assert_eq!(st.tenant_usage("t1").await.unwrap(), (1, 7));
+        // The poll lists the meeting by its scoped ID: it is kept.
+        assert!(st
+            .forget_meetings_except("a", &["m~t1".to_string()], i64::MAX)
+            .await
+            .unwrap()
+            .is_empty());
+
+        assert!(st.remove_tenant("t1").await.unwrap());
+        assert!(st.tenant_settings("t1").await.unwrap().is_empty());
+        assert!(!st.remove_tenant("t1").await.unwrap());
+    }
 }
