@@ -462,3 +462,62 @@ async fn tenants_cli_round_trip_and_removal_rules() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("Couldn't find Tenant"));
     assert!(!lb.cli_ok(&["tenants"]).contains("id: "));
 }
+
+#[tokio::test]
+async fn a_tenant_server_tag_setting_picks_the_servers() {
+    let lb = Lb::start(&[("MULTITENANCY_ENABLED", "true"), ("BASE_URL", BASE)]);
+    let fake = Fake::start(&["s0", "s1"]);
+    let ids = lb.add_fake_servers(&fake);
+    lb.cli_ok(&["servers", "update", &ids[1], "--tag", "gold"]);
+    let alpha = id_of(&lb.cli_ok(&["tenants", "add", "alpha", "alpha-secret"]));
+    lb.cli_ok(&["tenant-settings", "add", &alpha, "meta_server-tag", "gold"]);
+
+    call_as(
+        &lb,
+        &alpha_host(),
+        "alpha-secret",
+        "create",
+        "meetingID=tagged",
+    )
+    .await;
+    assert_eq!(
+        fake.holder(&format!("tagged~{alpha}")).await,
+        Some(1),
+        "the tenant default tag"
+    );
+    call_as(
+        &lb,
+        &alpha_host(),
+        "alpha-secret",
+        "create",
+        "meetingID=plain&meta_server-tag=none",
+    )
+    .await;
+    assert_eq!(
+        fake.holder(&format!("plain~{alpha}")).await,
+        Some(0),
+        "the request beats a tenant default"
+    );
+
+    lb.cli_ok(&[
+        "tenant-settings",
+        "add",
+        &alpha,
+        "meta_server-tag",
+        "silver!",
+        "--override",
+    ]);
+    let (_, refused, _) = call_as(
+        &lb,
+        &alpha_host(),
+        "alpha-secret",
+        "create",
+        "meetingID=forced&meta_server-tag=gold",
+    )
+    .await;
+    assert_eq!(
+        xml_field(&refused, "messageKey").as_deref(),
+        Some("serverTagUnavailable"),
+        "a tenant override wins: {refused}"
+    );
+}

@@ -66,7 +66,7 @@ pub enum TenantsCommand {
         #[arg(long)]
         show_secrets: bool,
     },
-    /// Add a tenant; its host is <name>.<BASE_URL>.
+    /// Add a tenant; its host is `<name>.<BASE_URL>`.
     Add {
         name: String,
         /// One or more secrets, separated by ':'.
