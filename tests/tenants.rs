@@ -521,3 +521,38 @@ async fn a_tenant_server_tag_setting_picks_the_servers() {
         "a tenant override wins: {refused}"
     );
 }
+
+#[tokio::test]
+async fn nobody_can_claim_another_tenant() {
+    let t = start(&[]);
+    let (lb, fake) = (&t.lb, &t.fake);
+    // From the bare host and from beta, both claiming to be alpha in two spellings.
+    let spoof = format!(
+        "meetingID=intruder&meta_tenant-id={}&meta_TENANT-NAME=alpha",
+        t.alpha
+    );
+    call_as(lb, BASE, LB_SECRET, "create", &spoof).await;
+    call_as(lb, &beta_host(), "beta-secret", "create", &spoof).await;
+    let creates = fake.calls_to(0, "create").await;
+    assert_eq!(creates.len(), 2);
+    assert!(
+        creates[0]["params"].get("meta_tenant-id").is_none(),
+        "{:?}",
+        creates[0]
+    );
+    assert!(creates[0]["params"].get("meta_TENANT-NAME").is_none());
+    assert_eq!(creates[1]["params"]["meta_tenant-id"], t.beta.as_str());
+    assert!(creates[1]["params"].get("meta_TENANT-NAME").is_none());
+    let (_, list, _) = call_as(lb, &alpha_host(), "alpha-secret", "getMeetings", "").await;
+    assert_eq!(
+        xml_field(&list, "messageKey").as_deref(),
+        Some("noMeetings"),
+        "alpha sees neither: {list}"
+    );
+    let (_, bare, _) = call_as(lb, BASE, LB_SECRET, "getMeetings", "").await;
+    assert_eq!(
+        count(&bare, "meeting"),
+        1,
+        "the bare host sees its own meeting only: {bare}"
+    );
+}

@@ -75,11 +75,13 @@ fn own_base(app: &App, call: &Call) -> String {
     }
 }
 
-/// The parameter named `key`, compared case-insensitively (BBB lower-cases meta keys).
-fn find_key(p: &Params, key: &str) -> Option<(String, String)> {
+/// Every parameter named `key`, compared case-insensitively (BBB lower-cases meta keys, so
+/// a second spelling must not slip past the rewrite).
+fn find_keys(p: &Params, key: &str) -> Vec<(String, String)> {
     p.iter()
-        .find(|(k, v)| k.eq_ignore_ascii_case(key) && !v.trim().is_empty())
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
 }
 
 /// Points the create's callback URLs at Ferrolite (see the module documentation).
@@ -88,7 +90,11 @@ pub fn rewrite_create(app: &App, call: &Call, meeting_id: &str, p: &mut Params) 
         return;
     };
     let base = own_base(app, call);
-    if let Some((k, url)) = find_key(p, "meta_analytics-callback-url") {
+    for (k, url) in find_keys(p, "meta_analytics-callback-url") {
+        if url.is_empty() {
+            p.remove(&k);
+            continue;
+        }
         let sig = sign(key, &["analytics", &call.tenant_id, &url]);
         let q: Params = [("t", call.tenant_id.as_str()), ("u", &url), ("s", &sig)]
             .into_iter()
@@ -96,7 +102,11 @@ pub fn rewrite_create(app: &App, call: &Call, meeting_id: &str, p: &mut Params) 
         p.set(&k, format!("{base}{ANALYTICS_PATH}?{}", q.encode()));
     }
     for name in ["meta_endCallbackUrl", "meetingEndedURL"] {
-        if let Some((k, url)) = find_key(p, name) {
+        for (k, url) in find_keys(p, name) {
+            if url.is_empty() {
+                p.remove(&k);
+                continue;
+            }
             let sig = sign(key, &["meeting-ended", &call.tenant_id, meeting_id, &url]);
             let q: Params = [
                 ("t", call.tenant_id.as_str()),

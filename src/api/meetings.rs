@@ -287,6 +287,21 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
         .apply(&p);
         // Set after the policy so no setting can drop them: isolation depends on them.
         forwarded.set("meetingID", scope(&call.tenant_id, &meeting_id));
+        if cfg.tenancy.enabled {
+            // Nobody may claim a tenant (in any spelling: BBB lower-cases meta keys) but
+            // the Host's; without a tenant, none.
+            let claimed: Vec<String> = forwarded
+                .keys()
+                .filter(|k| {
+                    k.eq_ignore_ascii_case("meta_tenant-id")
+                        || k.eq_ignore_ascii_case("meta_tenant-name")
+                })
+                .map(str::to_string)
+                .collect();
+            for k in claimed {
+                forwarded.remove(&k);
+            }
+        }
         if let Some(t) = &call.tenant {
             forwarded.set("meta_tenant-id", t.id.clone());
             forwarded.set("meta_tenant-name", t.name.clone());
