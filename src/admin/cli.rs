@@ -548,6 +548,9 @@ async fn meetings_command(
                     .map(|s| s.url.as_str())
                     .unwrap_or("(removed)");
                 writeln!(out, "MeetingID: {}", m.meeting_id).map_err(io)?;
+                if !m.tenant_id.is_empty() {
+                    writeln!(out, "\tTenant ID: {}", m.tenant_id).map_err(io)?;
+                }
                 writeln!(out, "\tServer ID: {}", m.server_id).map_err(io)?;
                 writeln!(out, "\tServer Url: {url}").map_err(io)?;
                 writeln!(out, "\tVoice bridge: {}", m.voice_bridge).map_err(io)?;
