@@ -183,6 +183,11 @@ async fn two_tenants_share_a_meeting_id_without_colliding() {
         Some("SUCCESS"),
         "{still}"
     );
+    let listed = lb.cli_ok(&["meetings"]);
+    assert!(
+        listed.contains("MeetingID: room1") && listed.contains(&format!("Tenant ID: {}", t.beta)),
+        "{listed}"
+    );
 }
 
 #[tokio::test]
