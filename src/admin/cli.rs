@@ -161,6 +161,28 @@ pub enum ServersCommand {
     },
     /// Remove the server and forget its meetings.
     Remove { id: String },
+    /// Make the pool match a YAML file (Scalelite's servers:sync format; `-` reads stdin).
+    Sync {
+        file: String,
+        /// What happens to servers the file does not list.
+        #[arg(long, value_enum, default_value = "cordon")]
+        mode: super::sync::Mode,
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the pool in the sync file format.
+    Yaml {
+        /// Also print state, load, BBB version and health.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Add every server of a YAML list of {url, secret} (Scalelite's servers:addAll).
+    AddAll { file: String },
+    /// Set a server's load multiplier.
+    LoadMultiplier { id: String, multiplier: f64 },
+    /// List the meetings each server reports right now (all servers, or the given ids).
+    MeetingList { ids: Vec<String> },
 }
 
 #[derive(Subcommand, Debug)]
@@ -344,6 +366,72 @@ async fn servers_command(app: &App, cmd: ServersCommand, out: &mut impl Write) -
             servers::remove(app, &id).await?;
             ok(out)?;
         }
+        ServersCommand::Sync {
+            file,
+            mode,
+            dry_run,
+        } => {
+            let text = read_input(&file)?;
+            let actions = super::sync::sync(app, &text, mode, dry_run).await?;
+            for a in &actions {
+                writeln!(out, "{}{a}", if dry_run { "would " } else { "" }).map_err(io)?;
+            }
+            if actions.is_empty() {
+                writeln!(out, "nothing to change").map_err(io)?;
+            }
+            ok(out)?;
+        }
+        ServersCommand::Yaml { verbose } => {
+            let list = app.store.servers().await?;
+            write!(out, "{}", super::sync::to_yaml(&list, verbose)).map_err(io)?;
+        }
+        ServersCommand::AddAll { file } => {
+            for s in super::sync::add_all(app, &read_input(&file)?).await? {
+                writeln!(out, "server: {}", s.url).map_err(io)?;
+                writeln!(out, "id: {}", s.id).map_err(io)?;
+            }
+            ok(out)?;
+        }
+        ServersCommand::LoadMultiplier { id, multiplier } => {
+            servers::update(app, &id, None, Some(multiplier), None).await?;
+            ok(out)?;
+        }
+        ServersCommand::MeetingList { ids } => {
+            let all = app.store.servers().await?;
+            let wanted = split_ids(&ids);
+            for id in &wanted {
+                if !all.iter().any(|s| &s.id == id) {
+                    return Err(AdminError::NotFound(format!(
+                        "no server with id '{id}' (see `ferrolite servers`)"
+                    )));
+                }
+            }
+            for s in all
+                .iter()
+                .filter(|s| wanted.is_empty() || wanted.contains(&s.id))
+            {
+                writeln!(out, "Server ID: {}", s.id).map_err(io)?;
+                writeln!(out, "Server Url: {}", s.url).map_err(io)?;
+                let reply = app
+                    .bbb
+                    .call(
+                        s,
+                        "getMeetings",
+                        &Params::new(),
+                        app.config.outbound_algorithm,
+                        None,
+                        None,
+                    )
+                    .await;
+                match reply.ok().and_then(|r| crate::bbb::parse_meetings(&r.body)) {
+                    Some(ms) => {
+                        let names: Vec<String> = ms.into_iter().map(|m| m.meeting_id).collect();
+                        writeln!(out, "MeetingIDs: {}", names.join(", ")).map_err(io)?;
+                    }
+                    None => writeln!(out, "MeetingIDs: (the server did not answer)").map_err(io)?,
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -441,6 +529,18 @@ async fn tenant_settings_command(
         }
     }
     Ok(())
+}
+
+/// The contents of `path`, or of standard input for `-`.
+fn read_input(path: &str) -> AdminResult<String> {
+    if path == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| AdminError::Invalid(format!("cannot read standard input: {e}")))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| AdminError::Invalid(format!("cannot read {path}: {e}")))
 }
 
 async fn status(app: &App, out: &mut impl Write) -> AdminResult<()> {

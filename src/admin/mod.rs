@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod servers;
+pub mod sync;
 pub mod tenants;
 
 use std::fmt;

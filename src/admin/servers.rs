@@ -91,6 +91,7 @@ pub async fn update(
         load_multiplier: multiplier.map(validate_multiplier).transpose()?,
         tag: tag.map(|t| normalize_tag(Some(t))),
         state: None,
+        url: None,
     };
     patch_server(app, id, &patch).await
 }

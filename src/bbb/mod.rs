@@ -17,6 +17,10 @@ use crate::store::Server;
 
 pub use xml::{parse_meetings, parse_reply, MeetingEntry, ReplyHead};
 
+/// Longer queries are sent as a form POST instead of a GET URL (nginx in front of BBB
+/// refuses request lines beyond 8 KB by default).
+pub const MAX_GET_QUERY: usize = 6 * 1024;
+
 /// A BBB answer that carried a `returncode`.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -98,14 +102,30 @@ impl BbbClient {
         upload: Option<Upload>,
         limit: Option<Duration>,
     ) -> Result<Reply, CallError> {
-        let url = signed_url(&server.url, &server.secret, call, params, alg);
         let mut req = match upload {
             Some(u) => self
                 .http
-                .post(&url)
+                .post(signed_url(&server.url, &server.secret, call, params, alg))
                 .header(reqwest::header::CONTENT_TYPE, "application/xml")
                 .body(u.body),
-            None => self.http.get(&url),
+            None => {
+                let query = params.encode();
+                if query.len() > MAX_GET_QUERY {
+                    // Too long for a URL: send the parameters as a form body. BBB hashes only
+                    // the URL's query string, which is then empty.
+                    let empty = Params::new();
+                    self.http
+                        .post(signed_url(&server.url, &server.secret, call, &empty, alg))
+                        .header(
+                            reqwest::header::CONTENT_TYPE,
+                            "application/x-www-form-urlencoded",
+                        )
+                        .body(query)
+                } else {
+                    self.http
+                        .get(signed_url(&server.url, &server.secret, call, params, alg))
+                }
+            }
         };
         if let Some(limit) = limit {
             req = req.timeout(limit);

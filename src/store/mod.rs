@@ -120,6 +120,7 @@ impl Server {
 /// Administrative changes to a server; `None` leaves a field alone.
 #[derive(Debug, Clone, Default)]
 pub struct ServerPatch {
+    pub url: Option<String>,
     pub secret: Option<String>,
     pub load_multiplier: Option<f64>,
     /// `Some(None)` removes the tag.

@@ -5,7 +5,10 @@
 //! `PRAGMA user_version`, inside one transaction.
 
 use std::path::Path;
+use std::sync::Arc;
+
 use std::time::Duration;
+use tokio::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use r2d2::Pool;
@@ -93,6 +96,31 @@ const MIGRATIONS: &[(&str, &str)] = &[
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: Pool<SqliteConnectionManager>,
+    /// Serializes this process's writers. SQLite allows one writer at a time and its busy
+    /// handler waits by sleeping in steps of milliseconds, so in-process writers queue here
+    /// instead (microseconds); the busy timeout then only covers other processes (the CLI,
+    /// a second `serve`). An async lock: a waiting writer yields its worker thread to other
+    /// requests instead of blocking it.
+    write_lock: Arc<Mutex<()>>,
+}
+
+/// A connection that may write: holds the in-process write lock while it lives.
+struct Writer<'a> {
+    conn: r2d2::PooledConnection<SqliteConnectionManager>,
+    _guard: MutexGuard<'a, ()>,
+}
+
+impl std::ops::Deref for Writer<'_> {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Writer<'_> {
+    fn deref_mut(&mut self) -> &mut rusqlite::Connection {
+        &mut self.conn
+    }
 }
 
 fn backend<E: std::fmt::Display>(e: E) -> StoreError {
@@ -104,25 +132,30 @@ const SERVER_COLUMNS: &str =
      largest_meeting, videos, bbb_version, healthy_counter, unhealthy_counter";
 
 fn server_from_row(r: &Row<'_>) -> rusqlite::Result<Server> {
-    let state: String = r.get(4)?;
+    server_from_row_at(r, 0)
+}
+
+/// Reads the [`SERVER_COLUMNS`] starting at column `at`.
+fn server_from_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Server> {
+    let state: String = r.get(at + 4)?;
     Ok(Server {
-        id: r.get(0)?,
-        url: r.get(1)?,
-        secret: r.get(2)?,
-        tag: r.get(3)?,
+        id: r.get(at)?,
+        url: r.get(at + 1)?,
+        secret: r.get(at + 2)?,
+        tag: r.get(at + 3)?,
         state: ServerState::parse(&state).unwrap_or(ServerState::Disabled),
-        online: r.get(5)?,
-        load: r.get(6)?,
-        load_multiplier: r.get(7)?,
+        online: r.get(at + 5)?,
+        load: r.get(at + 6)?,
+        load_multiplier: r.get(at + 7)?,
         stats: ServerStats {
-            meetings: r.get(8)?,
-            users: r.get(9)?,
-            largest_meeting: r.get(10)?,
-            videos: r.get(11)?,
+            meetings: r.get(at + 8)?,
+            users: r.get(at + 9)?,
+            largest_meeting: r.get(at + 10)?,
+            videos: r.get(at + 11)?,
         },
-        bbb_version: r.get(12)?,
-        healthy_counter: r.get(13)?,
-        unhealthy_counter: r.get(14)?,
+        bbb_version: r.get(at + 12)?,
+        healthy_counter: r.get(at + 13)?,
+        unhealthy_counter: r.get(at + 14)?,
     })
 }
 
@@ -159,13 +192,24 @@ impl SqliteStore {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            write_lock: Arc::new(Mutex::new(())),
+        };
         store.migrate()?;
         Ok(store)
     }
 
     fn conn(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
         self.pool.get().map_err(backend)
+    }
+
+    async fn writer(&self) -> StoreResult<Writer<'_>> {
+        let guard = self.write_lock.lock().await;
+        Ok(Writer {
+            conn: self.conn()?,
+            _guard: guard,
+        })
     }
 
     fn migrate(&self) -> StoreResult<()> {
@@ -326,7 +370,7 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn add_server(&self, s: &Server) -> StoreResult<()> {
-        let conn = self.conn()?;
+        let conn = self.writer().await?;
         let n = conn
             .execute(
                 "INSERT INTO servers (id, url, secret, tag, state, online, load, load_multiplier)
@@ -361,13 +405,16 @@ impl Store for SqliteStore {
     }
 
     async fn update_server(&self, id: &str, p: &ServerPatch) -> StoreResult<Option<Server>> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
         let Some(mut s) = Self::server_sync(&tx, id)? else {
             return Ok(None);
         };
+        if let Some(url) = &p.url {
+            s.url = url.clone();
+        }
         if let Some(secret) = &p.secret {
             s.secret = secret.clone();
         }
@@ -384,8 +431,8 @@ impl Store for SqliteStore {
             }
         }
         tx.execute(
-            "UPDATE servers SET secret = ?2, load_multiplier = ?3, tag = ?4, state = ?5, load = ?6 WHERE id = ?1",
-            params![id, s.secret, s.load_multiplier, s.tag, s.state.as_str(), s.load],
+            "UPDATE servers SET secret = ?2, load_multiplier = ?3, tag = ?4, state = ?5, load = ?6, url = ?7 WHERE id = ?1",
+            params![id, s.secret, s.load_multiplier, s.tag, s.state.as_str(), s.load, s.url],
         )
         .map_err(backend)?;
         tx.commit().map_err(backend)?;
@@ -393,7 +440,7 @@ impl Store for SqliteStore {
     }
 
     async fn remove_server(&self, id: &str) -> StoreResult<bool> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn.transaction().map_err(backend)?;
         tx.execute("DELETE FROM meetings WHERE server_id = ?1", [id])
             .map_err(backend)?;
@@ -405,7 +452,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_load(&self, deltas: &[(String, f64)]) -> StoreResult<()> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn.transaction().map_err(backend)?;
         {
             let mut stmt = tx
@@ -419,7 +466,7 @@ impl Store for SqliteStore {
     }
 
     async fn save_poll(&self, id: &str, u: &PollUpdate) -> StoreResult<()> {
-        let conn = self.conn()?;
+        let conn = self.writer().await?;
         conn.execute(
             "UPDATE servers SET online = ?2, load = CASE WHEN state = 'disabled' THEN NULL ELSE ?3 END,
                  meetings = ?4, users = ?5, largest_meeting = ?6, videos = ?7,
@@ -449,16 +496,39 @@ impl Store for SqliteStore {
         tenant_id: &str,
         meeting_id: &str,
     ) -> StoreResult<Option<(Meeting, Option<Server>)>> {
+        // One query for the hottest path (join): the meeting and its server together.
         let conn = self.conn()?;
-        let Some(m) = Self::meeting_sync(&conn, tenant_id, meeting_id)? else {
-            return Ok(None);
-        };
-        let s = Self::server_sync(&conn, &m.server_id)?;
-        Ok(Some((m, s)))
+        let cols = SERVER_COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mcols = MEETING_COLUMNS
+            .split(", ")
+            .map(|c| format!("m.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {mcols}, s.id IS NOT NULL, {cols} FROM meetings m LEFT JOIN servers s ON s.id = m.server_id \
+             WHERE m.tenant_id = ?1 AND m.meeting_id = ?2"
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+        stmt.query_row([tenant_id, meeting_id], |r| {
+            let m = meeting_from_row(r)?;
+            let has_server: bool = r.get(6)?;
+            let server = if has_server {
+                Some(server_from_row_at(r, 7)?)
+            } else {
+                None
+            };
+            Ok((m, server))
+        })
+        .optional()
+        .map_err(backend)
     }
 
     async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
@@ -508,25 +578,25 @@ impl Store for SqliteStore {
             voice_bridge,
             created_at: req.now_ms,
         };
-        tx.execute(
-            &format!("INSERT INTO meetings ({MEETING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-            params![
+        tx.prepare_cached(&format!(
+            "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        ))
+        .and_then(|mut st| {
+            st.execute(params![
                 meeting.tenant_id,
                 meeting.meeting_id,
                 meeting.server_id,
                 meeting.moderator_pw,
                 meeting.voice_bridge,
                 meeting.created_at
-            ],
-        )
+            ])
+        })
         .map_err(backend)?;
         if let Some(load) = server.load.as_mut() {
             *load += server.load_multiplier;
-            tx.execute(
-                "UPDATE servers SET load = ?2 WHERE id = ?1",
-                params![server.id, *load],
-            )
-            .map_err(backend)?;
+            tx.prepare_cached("UPDATE servers SET load = ?2 WHERE id = ?1")
+                .and_then(|mut st| st.execute(params![server.id, *load]))
+                .map_err(backend)?;
         }
         tx.commit().map_err(backend)?;
         Ok(PlaceOutcome::Placed(meeting, server))
@@ -537,7 +607,7 @@ impl Store for SqliteStore {
         tenant_id: &str,
         meeting_id: &str,
     ) -> StoreResult<Option<Meeting>> {
-        let conn = self.conn()?;
+        let conn = self.writer().await?;
         conn.prepare_cached(&format!(
             "DELETE FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2 RETURNING {MEETING_COLUMNS}"
         ))
@@ -551,7 +621,7 @@ impl Store for SqliteStore {
         meeting_id: &str,
         server_id: &str,
     ) -> StoreResult<bool> {
-        let conn = self.conn()?;
+        let conn = self.writer().await?;
         let n = conn
             .execute(
                 "DELETE FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2 AND server_id = ?3",
@@ -575,7 +645,7 @@ impl Store for SqliteStore {
         keep: &[String],
         created_before_ms: i64,
     ) -> StoreResult<Vec<Meeting>> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
@@ -616,7 +686,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_tenant(&self, t: &Tenant) -> StoreResult<()> {
-        let conn = self.conn()?;
+        let conn = self.writer().await?;
         conn.execute(
             &format!("INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
             params![
@@ -657,7 +727,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_tenant(&self, id: &str, p: &TenantPatch) -> StoreResult<Option<Tenant>> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
@@ -698,7 +768,7 @@ impl Store for SqliteStore {
     }
 
     async fn remove_tenant(&self, id: &str) -> StoreResult<bool> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn.transaction().map_err(backend)?;
         tx.execute("DELETE FROM tenant_settings WHERE tenant_id = ?1", [id])
             .map_err(backend)?;
@@ -710,7 +780,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_tenant_setting(&self, s: &TenantSetting) -> StoreResult<()> {
-        self.conn()?
+        self.writer().await?
             .execute(
                 "INSERT INTO tenant_settings (id, tenant_id, param, value, is_override) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![s.id, s.tenant_id, s.param, s.value, s.is_override],
@@ -751,7 +821,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_participant(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<()> {
-        self.conn()?
+        self.writer().await?
             .execute(
                 "UPDATE meetings SET participants = participants + 1 WHERE tenant_id = ?1 AND meeting_id = ?2",
                 [tenant_id, meeting_id],
@@ -761,7 +831,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn.transaction().map_err(backend)?;
         {
             let mut stmt = tx
@@ -789,7 +859,7 @@ impl Store for SqliteStore {
 
     async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<()> {
         let variants = serde_json::to_string(&cb.variants).map_err(backend)?;
-        self.conn()?
+        self.writer().await?
             .execute(
                 "INSERT INTO callbacks (id, kind, method, url, variants, attempts, next_attempt_at, created_at, status, last_error)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -814,7 +884,7 @@ impl Store for SqliteStore {
         next_attempt_at: i64,
         last_error: &str,
     ) -> StoreResult<()> {
-        self.conn()?
+        self.writer().await?
             .execute(
                 "UPDATE callbacks SET status = ?2, attempts = ?3, next_attempt_at = ?4, last_error = ?5 WHERE id = ?1",
                 params![id, status, attempts, next_attempt_at, last_error],
@@ -834,7 +904,7 @@ impl Store for SqliteStore {
         now_ms: i64,
         ttl_ms: i64,
     ) -> StoreResult<bool> {
-        let conn = self.conn()?;
+        let conn = self.writer().await?;
         let n = conn
             .execute(
                 "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
@@ -847,7 +917,7 @@ impl Store for SqliteStore {
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
-        let conn = self.conn()?;
+        let conn = self.writer().await?;
         conn.execute(
             "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
             [name, holder],
