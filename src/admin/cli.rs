@@ -623,14 +623,14 @@ async fn meetings_command(
         }
         let mut out = Vec::new();
         for id in wanted {
-            match all.iter().find(|m| m.meeting_id == id) {
-                Some(m) => out.push(m.clone()),
-                None => {
-                    return Err(AdminError::NotFound(format!(
-                        "no meeting with id '{id}' (see `ferrolite meetings list`)"
-                    )))
-                }
+            // With tenants, several meetings may share an ID: each tenant's is selected.
+            let hits: Vec<_> = all.iter().filter(|m| m.meeting_id == id).cloned().collect();
+            if hits.is_empty() {
+                return Err(AdminError::NotFound(format!(
+                    "no meeting with id '{id}' (see `ferrolite meetings list`)"
+                )));
             }
+            out.extend(hits);
         }
         Ok(out)
     };
