@@ -70,11 +70,23 @@ pub async fn enqueue(
     url: &str,
     variants: Vec<CallbackVariant>,
 ) -> Result<String, StoreError> {
+    enqueue_request(app, kind, "POST", url, variants).await
+}
+
+/// [`enqueue`] with another HTTP method (`GET` for BBB's meeting-ended callback; a
+/// variant's body is then not sent).
+pub async fn enqueue_request(
+    app: &App,
+    kind: &str,
+    method: &str,
+    url: &str,
+    variants: Vec<CallbackVariant>,
+) -> Result<String, StoreError> {
     let now = now_ms();
     let cb = OutgoingCallback {
         id: uuid::Uuid::new_v4().to_string(),
         kind: kind.to_string(),
-        method: "POST".into(),
+        method: method.to_string(),
         url: url.trim().to_string(),
         variants,
         attempts: 0,
@@ -157,7 +169,11 @@ async fn attempt(app: &App, cb: &OutgoingCallback) -> Outcome {
     };
     let mut last = String::from("no variant to send");
     for v in &cb.variants {
-        let mut req = client.post(url.clone()).body(v.body.clone());
+        let mut req = if cb.method.eq_ignore_ascii_case("GET") {
+            client.get(url.clone())
+        } else {
+            client.post(url.clone()).body(v.body.clone())
+        };
         for (k, val) in &v.headers {
             req = req.header(k, val);
         }

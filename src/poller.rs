@@ -185,6 +185,14 @@ async fn poll_server(
                     tracing::warn!(server = %server.id, error = %e, "could not reconcile meetings")
                 }
             }
+            // Participants per meeting, for the tenants' participant limits.
+            let counts: Vec<(String, u32)> = entries
+                .iter()
+                .map(|e| (e.meeting_id.clone(), e.load.participants))
+                .collect();
+            if let Err(e) = app.store.set_participants(&server.id, &counts).await {
+                tracing::warn!(server = %server.id, error = %e, "could not record participants");
+            }
             let loads: Vec<_> = entries.iter().map(|e| e.load.clone()).collect();
             let load = h
                 .online
@@ -252,7 +260,8 @@ async fn poll_server(
 async fn end_meetings(app: &App, server: &Server, meetings: &[crate::store::Meeting]) {
     let limit = Some(Duration::from_secs(1));
     let calls = meetings.iter().map(|m| {
-        let mut p: Params = [("meetingID", m.meeting_id.as_str())].into_iter().collect();
+        let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
+        let mut p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
         if !m.moderator_pw.is_empty() {
             p.set("password", m.moderator_pw.clone());
         }

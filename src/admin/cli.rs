@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use super::{servers, AdminError, AdminResult};
+use super::{servers, tenants, AdminError, AdminResult};
 use crate::api::params::Params;
 use crate::app::App;
 use crate::bbb::parse_reply;
@@ -51,6 +51,16 @@ pub enum Command {
         #[command(subcommand)]
         command: RecordingsCommand,
     },
+    /// List the tenants (MULTITENANCY_ENABLED), or manage them.
+    Tenants {
+        #[command(subcommand)]
+        command: Option<TenantsCommand>,
+    },
+    /// Per-tenant default and override parameters for create and join.
+    TenantSettings {
+        #[command(subcommand)]
+        command: TenantSettingsCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,6 +86,58 @@ pub enum RecordingsCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantsCommand {
+    /// List every tenant.
+    List {
+        /// Print each tenant's secrets too.
+        #[arg(long)]
+        show_secrets: bool,
+    },
+    /// Add a tenant; its host is `<name>.<BASE_URL>`.
+    Add {
+        name: String,
+        /// One or more secrets, separated by ':'.
+        secrets: String,
+    },
+    /// Change a tenant's name, secrets or limits (a limit of 0 removes it).
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        secrets: Option<String>,
+        /// Concurrent meetings allowed.
+        #[arg(long)]
+        max_meetings: Option<u32>,
+        /// Concurrent participants allowed over all the tenant's meetings.
+        #[arg(long)]
+        max_participants: Option<u32>,
+    },
+    /// Remove a tenant and its settings; refused while it has meetings unless --force.
+    Remove {
+        id: String,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantSettingsCommand {
+    /// List a tenant's settings.
+    List { tenant_id: String },
+    /// Add a setting: a default the request may change, or with --override a forced value.
+    Add {
+        tenant_id: String,
+        param: String,
+        value: String,
+        #[arg(long = "override")]
+        is_override: bool,
+    },
+    /// Remove a setting by its id.
+    Remove { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -251,6 +313,19 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<()> {
         }
         Command::Status => status(&app, &mut out).await?,
         Command::Recordings { command } => recordings_command(&app, command, &mut out).await?,
+        Command::Tenants { command } => {
+            tenants_command(
+                &app,
+                command.unwrap_or(TenantsCommand::List {
+                    show_secrets: false,
+                }),
+                &mut out,
+            )
+            .await?
+        }
+        Command::TenantSettings { command } => {
+            tenant_settings_command(&app, command, &mut out).await?
+        }
         Command::Meetings { command } => {
             meetings_command(
                 &app,
@@ -392,6 +467,101 @@ async fn servers_command(app: &App, cmd: ServersCommand, out: &mut impl Write) -
     Ok(())
 }
 
+async fn tenants_command(app: &App, cmd: TenantsCommand, out: &mut impl Write) -> AdminResult<()> {
+    let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
+    match cmd {
+        TenantsCommand::List { show_secrets } => {
+            let list = tenants::list(app).await?;
+            if list.is_empty() {
+                eprintln!("No tenants exist");
+            }
+            for t in list {
+                writeln!(out, "id: {}", t.id).map_err(io)?;
+                writeln!(out, "\tname: {}", t.name).map_err(io)?;
+                if show_secrets {
+                    writeln!(out, "\tsecrets: {}", t.secrets.join(":")).map_err(io)?;
+                }
+                let limit = |l: Option<u32>| l.map(|n| n.to_string()).unwrap_or("none".into());
+                writeln!(out, "\tmax meetings: {}", limit(t.max_meetings)).map_err(io)?;
+                writeln!(out, "\tmax participants: {}", limit(t.max_participants)).map_err(io)?;
+            }
+        }
+        TenantsCommand::Add { name, secrets } => {
+            let t = tenants::add(app, &name, &secrets).await?;
+            writeln!(out, "OK").map_err(io)?;
+            writeln!(out, "id: {}", t.id).map_err(io)?;
+        }
+        TenantsCommand::Update {
+            id,
+            name,
+            secrets,
+            max_meetings,
+            max_participants,
+        } => {
+            let changes = tenants::TenantChanges {
+                name,
+                secrets,
+                max_meetings,
+                max_participants,
+            };
+            if changes.is_empty() {
+                return Err(AdminError::Invalid(
+                    "nothing to update; give --name, --secrets, --max-meetings or --max-participants".into(),
+                ));
+            }
+            tenants::update(app, &id, changes).await?;
+            writeln!(out, "OK").map_err(io)?;
+        }
+        TenantsCommand::Remove { id, force } => {
+            tenants::remove(app, &id, force)
+                .await
+                .map_err(|e| match e {
+                    AdminError::Refused(m) => AdminError::Refused(format!("{m} with --force")),
+                    e => e,
+                })?;
+            writeln!(out, "OK").map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+async fn tenant_settings_command(
+    app: &App,
+    cmd: TenantSettingsCommand,
+    out: &mut impl Write,
+) -> AdminResult<()> {
+    let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
+    match cmd {
+        TenantSettingsCommand::List { tenant_id } => {
+            let list = tenants::settings(app, &tenant_id).await?;
+            if list.is_empty() {
+                eprintln!("Tenant {tenant_id} has no settings");
+            }
+            for s in list {
+                writeln!(out, "id: {}", s.id).map_err(io)?;
+                writeln!(out, "\tparam: {}", s.param).map_err(io)?;
+                writeln!(out, "\tvalue: {}", s.value).map_err(io)?;
+                writeln!(out, "\toverride: {}", s.is_override).map_err(io)?;
+            }
+        }
+        TenantSettingsCommand::Add {
+            tenant_id,
+            param,
+            value,
+            is_override,
+        } => {
+            let s = tenants::add_setting(app, &tenant_id, &param, &value, is_override).await?;
+            writeln!(out, "OK").map_err(io)?;
+            writeln!(out, "id: {}", s.id).map_err(io)?;
+        }
+        TenantSettingsCommand::Remove { id } => {
+            tenants::remove_setting(app, &id).await?;
+            writeln!(out, "OK").map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
 /// The contents of `path`, or of standard input for `-`.
 fn read_input(path: &str) -> AdminResult<String> {
     if path == "-" {
@@ -484,14 +654,14 @@ async fn meetings_command(
         }
         let mut out = Vec::new();
         for id in wanted {
-            match all.iter().find(|m| m.meeting_id == id) {
-                Some(m) => out.push(m.clone()),
-                None => {
-                    return Err(AdminError::NotFound(format!(
-                        "no meeting with id '{id}' (see `ferrolite meetings list`)"
-                    )))
-                }
+            // With tenants, several meetings may share an ID: each tenant's is selected.
+            let hits: Vec<_> = all.iter().filter(|m| m.meeting_id == id).cloned().collect();
+            if hits.is_empty() {
+                return Err(AdminError::NotFound(format!(
+                    "no meeting with id '{id}' (see `ferrolite meetings list`)"
+                )));
             }
+            out.extend(hits);
         }
         Ok(out)
     };
@@ -509,6 +679,9 @@ async fn meetings_command(
                     .map(|s| s.url.as_str())
                     .unwrap_or("(removed)");
                 writeln!(out, "MeetingID: {}", m.meeting_id).map_err(io)?;
+                if !m.tenant_id.is_empty() {
+                    writeln!(out, "\tTenant ID: {}", m.tenant_id).map_err(io)?;
+                }
                 writeln!(out, "\tServer ID: {}", m.server_id).map_err(io)?;
                 writeln!(out, "\tServer Url: {url}").map_err(io)?;
                 writeln!(out, "\tVoice bridge: {}", m.voice_bridge).map_err(io)?;
@@ -529,8 +702,8 @@ async fn meetings_command(
                     .delete_meeting(&m.tenant_id, &m.meeting_id)
                     .await?;
                 if let Some(server) = app.store.server(&m.server_id).await? {
-                    let mut p: Params =
-                        [("meetingID", m.meeting_id.as_str())].into_iter().collect();
+                    let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
+                    let mut p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
                     if !m.moderator_pw.is_empty() {
                         p.set("password", m.moderator_pw.clone());
                     }
@@ -564,7 +737,8 @@ async fn meetings_command(
                     m.server_id
                 ))
             })?;
-            let p: Params = [("meetingID", m.meeting_id.as_str())].into_iter().collect();
+            let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
+            let p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
             let reply = app
                 .bbb
                 .call(

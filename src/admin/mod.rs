@@ -8,6 +8,7 @@ pub mod cli;
 pub mod recordings;
 pub mod servers;
 pub mod sync;
+pub mod tenants;
 
 use std::fmt;
 

@@ -155,7 +155,8 @@ async fn clear_meetings(app: &App, server: &Server, end_calls: bool) -> AdminRes
         .await?;
     if end_calls {
         for m in &gone {
-            let mut p: Params = [("meetingID", m.meeting_id.as_str())].into_iter().collect();
+            let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
+            let mut p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
             if !m.moderator_pw.is_empty() {
                 p.set("password", m.moderator_pw.clone());
             }

@@ -72,6 +72,26 @@ const MIGRATIONS: &[(&str, &str)] = &[
     CREATE INDEX callbacks_due ON callbacks(status, next_attempt_at);",
     ),
     ("0100-recordings", super::sqlite_recordings::SCHEMA),
+    (
+        "0200-tenants",
+        "CREATE TABLE tenants (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        secrets TEXT NOT NULL,
+        max_meetings INTEGER,
+        max_participants INTEGER
+    );
+    CREATE TABLE tenant_settings (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        param TEXT NOT NULL,
+        value TEXT NOT NULL,
+        is_override INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tenant_settings_tenant ON tenant_settings(tenant_id);
+    ALTER TABLE meetings ADD COLUMN participants INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX meetings_tenant ON meetings(tenant_id);",
+    ),
 ];
 
 #[derive(Clone)]
@@ -309,6 +329,45 @@ impl SqliteStore {
     }
 }
 
+const TENANT_COLUMNS: &str = "id, name, secrets, max_meetings, max_participants";
+
+fn tenant_from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
+    let secrets: String = r.get(2)?;
+    Ok(Tenant {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        secrets: crate::tenant::parse_secrets(&secrets),
+        max_meetings: r.get(3)?,
+        max_participants: r.get(4)?,
+    })
+}
+
+fn setting_from_row(r: &Row<'_>) -> rusqlite::Result<TenantSetting> {
+    Ok(TenantSetting {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        param: r.get(2)?,
+        value: r.get(3)?,
+        is_override: r.get(4)?,
+    })
+}
+
+/// A unique-constraint violation (a taken tenant name).
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+impl SqliteStore {
+    fn tenant_where(&self, clause: &str, arg: &str) -> StoreResult<Option<Tenant>> {
+        let conn = self.conn()?;
+        conn.prepare_cached(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE {clause}"
+        ))
+        .and_then(|mut s| s.query_row([arg], tenant_from_row).optional())
+        .map_err(backend)
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn add_server(&self, s: &Server) -> StoreResult<()> {
@@ -477,6 +536,18 @@ impl Store for SqliteStore {
         if let Some(m) = Self::meeting_sync(&tx, req.tenant_id, req.meeting_id)? {
             return Ok(PlaceOutcome::Existing(m));
         }
+        if let Some(limit) = req.max_tenant_meetings {
+            let running: u32 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM meetings WHERE tenant_id = ?1",
+                    [req.tenant_id],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if running >= limit {
+                return Ok(PlaceOutcome::TenantLimit(limit));
+            }
+        }
         let servers = Self::servers_sync(&tx)?;
         let id = match (req.choose)(&servers) {
             Ok(id) => id,
@@ -591,7 +662,8 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             for m in rows {
                 let m = m.map_err(backend)?;
-                if m.created_at < created_before_ms && !keep.contains(&m.meeting_id) {
+                let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
+                if m.created_at < created_before_ms && !keep.contains(&bbb_id) {
                     gone.push(m);
                 }
             }
@@ -612,6 +684,178 @@ impl Store for SqliteStore {
             .meetings_where("WHERE voice_bridge = ?1", &[&voice_bridge])?
             .into_iter()
             .next())
+    }
+
+    async fn add_tenant(&self, t: &Tenant) -> StoreResult<()> {
+        let conn = self.writer().await?;
+        conn.execute(
+            &format!("INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+            params![
+                t.id,
+                t.name,
+                t.secrets.join(":"),
+                t.max_meetings,
+                t.max_participants
+            ],
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(format!("a tenant named '{}'", t.name))
+            } else {
+                backend(e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
+        self.tenant_where("id = ?1", id)
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>> {
+        self.tenant_where("name = ?1", name)
+    }
+
+    async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name"
+            ))
+            .map_err(backend)?;
+        let rows = stmt.query_map([], tenant_from_row).map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    async fn update_tenant(&self, id: &str, p: &TenantPatch) -> StoreResult<Option<Tenant>> {
+        let mut conn = self.writer().await?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let Some(mut t) = tx
+            .prepare_cached(&format!(
+                "SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?1"
+            ))
+            .and_then(|mut s| s.query_row([id], tenant_from_row).optional())
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        if let Some(n) = &p.name {
+            t.name = n.clone();
+        }
+        if let Some(s) = &p.secrets {
+            t.secrets = s.clone();
+        }
+        if let Some(m) = p.max_meetings {
+            t.max_meetings = m;
+        }
+        if let Some(m) = p.max_participants {
+            t.max_participants = m;
+        }
+        tx.execute(
+            "UPDATE tenants SET name = ?2, secrets = ?3, max_meetings = ?4, max_participants = ?5 WHERE id = ?1",
+            params![id, t.name, t.secrets.join(":"), t.max_meetings, t.max_participants],
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(format!("a tenant named '{}'", t.name))
+            } else {
+                backend(e)
+            }
+        })?;
+        tx.commit().map_err(backend)?;
+        Ok(Some(t))
+    }
+
+    async fn remove_tenant(&self, id: &str) -> StoreResult<bool> {
+        let mut conn = self.writer().await?;
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute("DELETE FROM tenant_settings WHERE tenant_id = ?1", [id])
+            .map_err(backend)?;
+        let n = tx
+            .execute("DELETE FROM tenants WHERE id = ?1", [id])
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn add_tenant_setting(&self, s: &TenantSetting) -> StoreResult<()> {
+        self.writer().await?
+            .execute(
+                "INSERT INTO tenant_settings (id, tenant_id, param, value, is_override) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![s.id, s.tenant_id, s.param, s.value, s.is_override],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn tenant_settings(&self, tenant_id: &str) -> StoreResult<Vec<TenantSetting>> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, tenant_id, param, value, is_override FROM tenant_settings WHERE tenant_id = ?1 ORDER BY rowid",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([tenant_id], setting_from_row)
+            .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    async fn remove_tenant_setting(&self, id: &str) -> StoreResult<bool> {
+        let n = self
+            .conn()?
+            .execute("DELETE FROM tenant_settings WHERE id = ?1", [id])
+            .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn tenant_usage(&self, tenant_id: &str) -> StoreResult<(u32, u32)> {
+        self.conn()?
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(participants), 0) FROM meetings WHERE tenant_id = ?1",
+                [tenant_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(backend)
+    }
+
+    async fn add_participant(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<()> {
+        self.writer().await?
+            .execute(
+                "UPDATE meetings SET participants = participants + 1 WHERE tenant_id = ?1 AND meeting_id = ?2",
+                [tenant_id, meeting_id],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()> {
+        let mut conn = self.writer().await?;
+        let tx = conn.transaction().map_err(backend)?;
+        {
+            let mut stmt = tx
+                .prepare_cached("SELECT tenant_id, meeting_id FROM meetings WHERE server_id = ?1")
+                .map_err(backend)?;
+            let ids: Vec<(String, String)> = stmt
+                .query_map([server_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            let mut upd = tx
+                .prepare_cached(
+                    "UPDATE meetings SET participants = ?3 WHERE tenant_id = ?1 AND meeting_id = ?2",
+                )
+                .map_err(backend)?;
+            for (t, m) in ids {
+                let bbb_id = crate::tenant::scope(&t, &m);
+                if let Some((_, n)) = counts.iter().find(|(id, _)| *id == bbb_id) {
+                    upd.execute(params![t, m, n]).map_err(backend)?;
+                }
+            }
+        }
+        tx.commit().map_err(backend)
     }
 
     async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<()> {
@@ -744,6 +988,7 @@ mod tests {
             voice_bridges: &vbs,
             choose: &pick_first,
             now_ms: 1,
+            max_tenant_meetings: None,
         };
         let PlaceOutcome::Placed(m, srv) = st.place_meeting(&req).await.unwrap() else {
             panic!()
@@ -801,9 +1046,107 @@ mod tests {
             voice_bridges: &vbs,
             choose: &pick_first,
             now_ms: 1,
+            max_tenant_meetings: None,
         };
         st.place_meeting(&req).await.unwrap();
         assert!(st.remove_server("a").await.unwrap());
         assert!(st.meeting("", "m").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn tenants_have_unique_names_settings_and_a_meeting_limit() {
+        let (_d, st) = store();
+        let t = Tenant {
+            id: "t1".into(),
+            name: "alpha".into(),
+            secrets: vec!["a".into(), "b".into()],
+            max_meetings: Some(1),
+            max_participants: None,
+        };
+        st.add_tenant(&t).await.unwrap();
+        assert_eq!(st.tenant_by_name("alpha").await.unwrap(), Some(t.clone()));
+        let dup = Tenant {
+            id: "t2".into(),
+            ..t.clone()
+        };
+        assert!(matches!(
+            st.add_tenant(&dup).await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+        let renamed = st
+            .update_tenant(
+                "t1",
+                &TenantPatch {
+                    name: Some("beta".into()),
+                    max_participants: Some(Some(5)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (renamed.name.as_str(), renamed.max_participants),
+            ("beta", Some(5))
+        );
+        assert!(st.tenant_by_name("alpha").await.unwrap().is_none());
+        assert!(st
+            .update_tenant("nope", &TenantPatch::default())
+            .await
+            .unwrap()
+            .is_none());
+
+        st.add_tenant_setting(&TenantSetting {
+            id: "s1".into(),
+            tenant_id: "t1".into(),
+            param: "record".into(),
+            value: "true".into(),
+            is_override: true,
+        })
+        .await
+        .unwrap();
+        assert_eq!(st.tenant_settings("t1").await.unwrap().len(), 1);
+
+        st.add_server(&Server::new("a".into(), "u".into(), "s".into(), 1.0, None))
+            .await
+            .unwrap();
+        let vbs = vec!["1".to_string(), "2".to_string()];
+        let req = PlaceRequest {
+            tenant_id: "t1",
+            meeting_id: "m",
+            moderator_pw: "",
+            voice_bridges: &vbs,
+            choose: &pick_first,
+            now_ms: 1,
+            max_tenant_meetings: Some(1),
+        };
+        assert!(matches!(
+            st.place_meeting(&req).await.unwrap(),
+            PlaceOutcome::Placed(..)
+        ));
+        let second = PlaceRequest {
+            meeting_id: "n",
+            ..req
+        };
+        assert_eq!(
+            st.place_meeting(&second).await.unwrap(),
+            PlaceOutcome::TenantLimit(1)
+        );
+        st.add_participant("t1", "m").await.unwrap();
+        assert_eq!(st.tenant_usage("t1").await.unwrap(), (1, 1));
+        st.set_participants("a", &[("m~t1".to_string(), 7)])
+            .await
+            .unwrap();
+        assert_eq!(st.tenant_usage("t1").await.unwrap(), (1, 7));
+        // The poll lists the meeting by its scoped ID: it is kept.
+        assert!(st
+            .forget_meetings_except("a", &["m~t1".to_string()], i64::MAX)
+            .await
+            .unwrap()
+            .is_empty());
+
+        assert!(st.remove_tenant("t1").await.unwrap());
+        assert!(st.tenant_settings("t1").await.unwrap().is_empty());
+        assert!(!st.remove_tenant("t1").await.unwrap());
     }
 }
