@@ -754,15 +754,33 @@ async fn secrets_and_passwords_never_reach_the_logs() {
     let fake = Fake::start(&["backend-secret-xyz"]);
     let lb = Lb::start(&[("LOG_LEVEL", "trace")]);
     lb.add_fake_servers(&fake);
-    lb.get("create", "meetingID=private&name=x&moderatorPW=mod-pass-123&attendeePW=att-pass-456").await;
-    lb.http.get(lb.api_url("join", "meetingID=private&fullName=a&password=mod-pass-123")).send().await.unwrap();
-    lb.get("end", "meetingID=private&password=mod-pass-123").await;
+    lb.get(
+        "create",
+        "meetingID=private&name=x&moderatorPW=mod-pass-123&attendeePW=att-pass-456",
+    )
+    .await;
+    lb.http
+        .get(lb.api_url("join", "meetingID=private&fullName=a&password=mod-pass-123"))
+        .send()
+        .await
+        .unwrap();
+    lb.get("end", "meetingID=private&password=mod-pass-123")
+        .await;
     fake.mode(0, json!({"mode": "error", "status": 500})).await;
-    lb.get("create", "meetingID=failing&name=x&moderatorPW=mod-pass-123").await;
+    lb.get(
+        "create",
+        "meetingID=failing&name=x&moderatorPW=mod-pass-123",
+    )
+    .await;
     lb.cli_ok(&["poll"]);
     let logs = lb.logs();
     assert!(logs.len() > 200, "trace logging produced output");
-    for secret in [LB_SECRET, "backend-secret-xyz", "mod-pass-123", "att-pass-456"] {
+    for secret in [
+        LB_SECRET,
+        "backend-secret-xyz",
+        "mod-pass-123",
+        "att-pass-456",
+    ] {
         assert!(!logs.contains(secret), "{secret} leaked into the log");
     }
 }
