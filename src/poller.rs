@@ -259,25 +259,8 @@ async fn poll_server(
 /// Best-effort `end` for meetings of a server that was declared offline.
 async fn end_meetings(app: &App, server: &Server, meetings: &[crate::store::Meeting]) {
     let limit = Some(Duration::from_secs(1));
-    let calls = meetings.iter().map(|m| {
-        let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
-        let mut p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
-        if !m.moderator_pw.is_empty() {
-            p.set("password", m.moderator_pw.clone());
-        }
-        async move {
-            let _ = app
-                .bbb
-                .call(
-                    server,
-                    "end",
-                    &p,
-                    app.config.outbound_algorithm,
-                    None,
-                    limit,
-                )
-                .await;
-        }
+    let calls = meetings.iter().map(|m| async move {
+        let _ = app.end_on_bbb(server, m, limit).await;
     });
     futures_util::future::join_all(calls).await;
 }

@@ -702,23 +702,7 @@ async fn meetings_command(
                     .delete_meeting(&m.tenant_id, &m.meeting_id)
                     .await?;
                 if let Some(server) = app.store.server(&m.server_id).await? {
-                    let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
-                    let mut p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
-                    if !m.moderator_pw.is_empty() {
-                        p.set("password", m.moderator_pw.clone());
-                    }
-                    if let Err(e) = app
-                        .bbb
-                        .call(
-                            &server,
-                            "end",
-                            &p,
-                            app.config.outbound_algorithm,
-                            None,
-                            None,
-                        )
-                        .await
-                    {
+                    if let Err(e) = app.end_on_bbb(&server, &m, None).await {
                         eprintln!(
                             "warning: {} on {}: end failed: {e}",
                             m.meeting_id, server.id
