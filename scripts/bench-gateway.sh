@@ -48,15 +48,24 @@ python3 scripts/bench/paths.py create bench-lb 400000 'meetingID=lb-{n}&name=Ben
 python3 scripts/bench/paths.py create bench0 400000 'meetingID=direct-{n}&name=Bench+{n}' > "$WORK/direct.txt"
 python3 scripts/bench/paths.py getMeetings bench-lb 1 '' > "$WORK/getmeetings.txt"
 
-run() { # name base-url paths-file
-  local out
-  out=$(PATHS="$3" wrk -t2 -c$CONC -d${DUR}s --latency -s scripts/bench/cycle.lua "$2" 2>&1)
-  local rps p50 p99 errs
+cpu_ticks() { awk '{print $14 + $15}' /proc/$SERVE_PID/stat; }
+TICK=$(getconf CLK_TCK)
+
+run() { # name base-url paths-file [connections]
+  local conns=${4:-$CONC} threads=2 out before after
+  [ "$conns" -lt 2 ] && threads=1
+  before=$(cpu_ticks)
+  out=$(PATHS="$3" wrk -t$threads -c$conns -d${DUR}s --latency -s scripts/bench/cycle.lua "$2" 2>&1)
+  after=$(cpu_ticks)
+  local rps p50 p99 errs total cpu
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  total=$(awk '/requests in/ {print $1}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
-  printf '%-28s %10s req/s   p50 %8s   p99 %8s   %s\n' "$1" "$rps" "$p50" "$p99" "$errs"
+  # CPU time ferrolite spent per request (0 for the direct baseline, which bypasses it).
+  cpu=$(awk -v a="$before" -v b="$after" -v n="$total" -v t="$TICK" 'BEGIN { printf "%.0f", (b - a) / t * 1e6 / n }')
+  printf '%-34s c=%-3s %9s req/s  p50 %8s  p99 %8s  ferrolite CPU %4s us/req  %s\n' "$1" "$conns" "$rps" "$p50" "$p99" "$cpu" "$errs"
 }
 
 echo "ferrolite $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores, concurrency $CONC, ${DUR}s per run"
@@ -64,4 +73,10 @@ run "join (no backend call)" "$LB" "$WORK/join.txt"
 run "getMeetings (10 servers)" "$LB" "$WORK/getmeetings.txt"
 run "create, direct to fake-bbb" "$FAKE0_BASE" "$WORK/direct.txt"
 run "create through ferrolite" "$LB" "$WORK/create.txt"
+# One client at a time: the latency the gateway adds, without queueing for the two cores.
+python3 scripts/bench/paths.py create bench0 400000 'meetingID=direct1-{n}&name=Bench+{n}' > "$WORK/direct1.txt"
+python3 scripts/bench/paths.py create bench-lb 400000 'meetingID=lb1-{n}&name=Bench+{n}' > "$WORK/create1.txt"
+run "create, direct to fake-bbb" "$FAKE0_BASE" "$WORK/direct1.txt" 1
+run "create through ferrolite" "$LB" "$WORK/create1.txt" 1
+run "join (no backend call)" "$LB" "$WORK/join.txt" 1
 echo "resident memory: idle ${IDLE} MB, peak under load $(hwm) MB"

@@ -26,6 +26,7 @@ pub struct App {
     pub bbb: BbbClient,
     /// The poller's client (no idle connections kept between cycles).
     pub poll_bbb: BbbClient,
+    pub metrics: crate::metrics::Metrics,
     /// Woken when a callback is queued, so the delivery worker does not wait for its tick.
     pub callbacks_due: tokio::sync::Notify,
     pending_load: Mutex<HashMap<String, f64>>,
@@ -46,6 +47,7 @@ impl App {
             bbb,
             poll_bbb,
             callbacks_due: tokio::sync::Notify::new(),
+            metrics: crate::metrics::Metrics::new(),
             pending_load: Mutex::new(HashMap::new()),
         })
     }

@@ -213,6 +213,13 @@ async fn deliver(app: &App, cb: OutgoingCallback) {
             tracing::warn!(kind = %cb.kind, id = %cb.id, attempts, status, error = %error, "callback not delivered")
         }
     }
+    app.metrics
+        .callbacks
+        .get_or_create(&crate::metrics::CallbackLabels {
+            kind: cb.kind.clone(),
+            status: status.to_string(),
+        })
+        .inc();
     if let Err(e) = app
         .store
         .update_callback(&cb.id, status, attempts, next, &error)

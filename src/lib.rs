@@ -18,6 +18,7 @@
 //!   [`api::callbacks`] relays BBB's analytics and meeting-ended callbacks through
 //!   [`callbacks`]' outbox.
 //! - [`dialin`] builds FreeSWITCH dialplans (pure); [`api::fsapi`] answers `POST /fsapi`.
+//! - [`metrics`] is the Prometheus endpoint (`GET /metrics`).
 //! - [`admin`] holds the actions behind the CLI and the admin API (servers, tenants).
 //! - [`fake`] is the simulated BBB server used by tests, demos and benchmarks.
 //! - [`app`] ties configuration, store and client together; [`shutdown`] stops it cleanly.
@@ -32,6 +33,7 @@ pub mod config;
 pub mod dialin;
 pub mod fake;
 pub mod http;
+pub mod metrics;
 pub mod poller;
 pub mod recordings;
 pub mod shutdown;

@@ -157,6 +157,13 @@ async fn poll_server(
 ) -> ServerReport {
     let c = &app.config;
     let ok = outcome.is_ok();
+    app.metrics
+        .polls
+        .get_or_create(&crate::metrics::PollLabels {
+            server: server.id.clone(),
+            outcome: if ok { "ok" } else { "failed" }.into(),
+        })
+        .inc();
     let h = next_health(
         server.online,
         server.healthy_counter,
@@ -267,6 +274,7 @@ async fn end_meetings(app: &App, server: &Server, meetings: &[crate::store::Meet
 
 /// One poll cycle over every enabled and cordoned server.
 pub async fn poll_once(app: &Arc<App>) -> Result<Vec<ServerReport>, crate::store::StoreError> {
+    let started_at = std::time::Instant::now();
     let started = now_ms();
     let servers: Vec<Server> = app
         .store
@@ -292,6 +300,9 @@ pub async fn poll_once(app: &Arc<App>) -> Result<Vec<ServerReport>, crate::store
     .buffer_unordered(app.config.poller_threads)
     .collect::<Vec<_>>()
     .await;
+    app.metrics
+        .poll_cycle
+        .observe(started_at.elapsed().as_secs_f64());
     Ok(reports)
 }
 

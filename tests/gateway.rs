@@ -784,3 +784,26 @@ async fn secrets_and_passwords_never_reach_the_logs() {
         assert!(!logs.contains(secret), "{secret} leaked into the log");
     }
 }
+
+#[tokio::test]
+async fn metrics_show_calls_servers_polls_and_placements() {
+    let fake = Fake::start(&["s0"]);
+    let lb = Lb::start(&[]);
+    let ids = lb.add_fake_servers(&fake);
+    lb.get("create", "meetingID=metered&name=x").await;
+    lb.http.get(lb.api_url("join", "meetingID=metered&fullName=a")).send().await.unwrap();
+    lb.get("bogus", "").await;
+    let (status, text) = lb.raw_get(&format!("{}/metrics", lb.base)).await;
+    assert_eq!(status, 200);
+    for line in [
+        "ferrolite_requests_total{call=\"create\",status=\"200\"} 1".to_string(),
+        "ferrolite_requests_total{call=\"join\",status=\"302\"} 1".to_string(),
+        "ferrolite_requests_total{call=\"unknown\",status=\"200\"} 1".to_string(),
+        format!("ferrolite_server_online{{server=\"{}\"}} 1", ids[0]),
+        format!("ferrolite_placements_total{{server=\"{}\"}} 1", ids[0]),
+    ] {
+        assert!(text.contains(&line), "missing {line} in:\n{text}");
+    }
+    assert!(text.contains("ferrolite_request_duration_seconds_bucket{le="), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"));
+}

@@ -172,7 +172,10 @@ async fn place(
             max_tenant_meetings: call.tenant.as_ref().and_then(|t| t.max_meetings),
         };
         match app.store.place_meeting(&req).await.map_err(store_failed)? {
-            PlaceOutcome::Placed(m, s) => return Ok(Placement::New(m, s)),
+            PlaceOutcome::Placed(m, s) => {
+                app.metrics.placements.get_or_create(&crate::metrics::ServerLabel { server: s.id.clone() }).inc();
+                return Ok(Placement::New(m, s));
+            }
             PlaceOutcome::Refused(ChoiceError::NoServer) => {
                 return Err(ApiError::no_server().into_response())
             }

@@ -114,9 +114,19 @@ pub struct Call {
 
 /// Entry point for every HTTP request.
 pub async fn handle(app: &App, req: Request<Incoming>) -> HttpResponse {
+    let started = std::time::Instant::now();
+    let call = crate::metrics::call_label(req.uri().path());
+    let resp = route(app, req).await;
+    app.metrics
+        .observe_request(call, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+async fn route(app: &App, req: Request<Incoming>) -> HttpResponse {
     let path = req.uri().path().to_string();
     match path.as_str() {
         "/health_check" | "/" => health(app).await,
+        "/metrics" => metrics(app).await,
         "/bigbluebutton/api" | "/bigbluebutton/api/" => index(app, req).await,
         "/bigbluebutton/recording/upload" => recordings::upload(app, req).await,
         "/bigbluebutton/api/analytics_callback" => callbacks::analytics(app, req).await,
@@ -137,6 +147,20 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> HttpResponse {
                 ApiError::unsupported_request().into_response()
             }
         }
+    }
+}
+
+async fn metrics(app: &App) -> HttpResponse {
+    match app.store.servers().await {
+        Ok(servers) => response::with_status(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            app.metrics.render(&servers),
+        ),
+        Err(e) => response::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store is unavailable: {e}"),
+        ),
     }
 }
 
