@@ -82,9 +82,35 @@ pub async fn enqueue_request(
     url: &str,
     variants: Vec<CallbackVariant>,
 ) -> Result<String, StoreError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    queue(app, id.clone(), kind, method, url, variants).await?;
+    Ok(id)
+}
+
+/// Queues a POST callback under a caller-chosen `id`, once: if a callback with that id was
+/// ever queued (delivered or not), nothing happens and `false` is returned. For callbacks
+/// that must go out once per fact (a recording is ready), however often the fact is seen.
+pub async fn enqueue_once(
+    app: &App,
+    id: &str,
+    kind: &str,
+    url: &str,
+    variants: Vec<CallbackVariant>,
+) -> Result<bool, StoreError> {
+    queue(app, id.to_string(), kind, "POST", url, variants).await
+}
+
+async fn queue(
+    app: &App,
+    id: String,
+    kind: &str,
+    method: &str,
+    url: &str,
+    variants: Vec<CallbackVariant>,
+) -> Result<bool, StoreError> {
     let now = now_ms();
     let cb = OutgoingCallback {
-        id: uuid::Uuid::new_v4().to_string(),
+        id,
         kind: kind.to_string(),
         method: method.to_string(),
         url: url.trim().to_string(),
@@ -95,10 +121,12 @@ pub async fn enqueue_request(
         status: "pending".into(),
         last_error: String::new(),
     };
-    app.store.enqueue_callback(&cb).await?;
+    if !app.store.enqueue_callback(&cb).await? {
+        return Ok(false);
+    }
     app.callbacks_due.notify_one();
     tracing::info!(kind, id = %cb.id, "callback queued");
-    Ok(cb.id)
+    Ok(true)
 }
 
 /// How one attempt ended.

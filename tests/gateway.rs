@@ -791,7 +791,11 @@ async fn metrics_show_calls_servers_polls_and_placements() {
     let lb = Lb::start(&[]);
     let ids = lb.add_fake_servers(&fake);
     lb.get("create", "meetingID=metered&name=x").await;
-    lb.http.get(lb.api_url("join", "meetingID=metered&fullName=a")).send().await.unwrap();
+    lb.http
+        .get(lb.api_url("join", "meetingID=metered&fullName=a"))
+        .send()
+        .await
+        .unwrap();
     lb.get("bogus", "").await;
     let (status, text) = lb.raw_get(&format!("{}/metrics", lb.base)).await;
     assert_eq!(status, 200);
@@ -804,6 +808,9 @@ async fn metrics_show_calls_servers_polls_and_placements() {
     ] {
         assert!(text.contains(&line), "missing {line} in:\n{text}");
     }
-    assert!(text.contains("ferrolite_request_duration_seconds_bucket{le="), "{text}");
+    assert!(
+        text.contains("ferrolite_request_duration_seconds_bucket{le="),
+        "{text}"
+    );
     assert!(text.trim_end().ends_with("# EOF"));
 }

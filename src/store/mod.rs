@@ -329,7 +329,8 @@ pub trait Store: Send + Sync + 'static {
     async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()>;
 
     /// Queues a callback for delivery.
-    async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<()>;
+    /// False (and nothing changes) when a callback with this id already exists.
+    async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<bool>;
     /// Pending callbacks whose next attempt is due, oldest first.
     async fn due_callbacks(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<OutgoingCallback>>;
     /// Records the outcome of an attempt: a final status, or `pending` with the next time.

@@ -858,16 +858,18 @@ impl Store for SqliteStore {
         tx.commit().map_err(backend)
     }
 
-    async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<()> {
+    async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<bool> {
         let variants = serde_json::to_string(&cb.variants).map_err(backend)?;
-        self.writer().await?
+        let n = self
+            .writer()
+            .await?
             .execute(
                 "INSERT INTO callbacks (id, kind, method, url, variants, attempts, next_attempt_at, created_at, status, last_error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(id) DO NOTHING",
                 params![cb.id, cb.kind, cb.method, cb.url, variants, cb.attempts, cb.next_attempt_at, cb.created_at, cb.status, cb.last_error],
             )
             .map_err(backend)?;
-        Ok(())
+        Ok(n > 0)
     }
 
     async fn due_callbacks(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<OutgoingCallback>> {
