@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::bbb::BbbClient;
+use crate::api::params::Params;
+use crate::bbb::{BbbClient, CallError, Reply};
 use crate::config::Config;
-use crate::store::{RecordingStore, Server, ServerState, Store};
+use crate::store::{Meeting, RecordingStore, Server, ServerState, Store};
 
 pub const LOAD_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -23,6 +24,9 @@ pub struct App {
     /// The recordings index (same SQLite file by default; PostgreSQL later).
     pub recordings: Arc<dyn RecordingStore>,
     pub bbb: BbbClient,
+    /// The poller's client (no idle connections kept between cycles).
+    pub poll_bbb: BbbClient,
+    pub metrics: crate::metrics::Metrics,
     /// Woken when a callback is queued, so the delivery worker does not wait for its tick.
     pub callbacks_due: tokio::sync::Notify,
     pending_load: Mutex<HashMap<String, f64>>,
@@ -35,12 +39,15 @@ impl App {
         recordings: Arc<dyn RecordingStore>,
     ) -> Arc<App> {
         let bbb = BbbClient::new(config.connect_timeout, config.response_timeout);
+        let poll_bbb = BbbClient::unpooled(config.connect_timeout, config.response_timeout);
         Arc::new(App {
             config,
             store,
             recordings,
             bbb,
+            poll_bbb,
             callbacks_due: tokio::sync::Notify::new(),
+            metrics: crate::metrics::Metrics::new(),
             pending_load: Mutex::new(HashMap::new()),
         })
     }
@@ -52,6 +59,32 @@ impl App {
         }
         let mut pending = self.pending_load.lock().unwrap_or_else(|p| p.into_inner());
         *pending.entry(server.id.clone()).or_insert(0.0) += server.load_multiplier;
+    }
+
+    /// Sends BBB `end` for a meeting the load balancer is dropping (panic, an offline
+    /// server, `meetings end`): the meeting ID as BBB knows it and the stored moderator
+    /// password, with the outbound algorithm.
+    pub async fn end_on_bbb(
+        &self,
+        server: &Server,
+        m: &Meeting,
+        limit: Option<Duration>,
+    ) -> Result<Reply, CallError> {
+        let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
+        let mut p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
+        if !m.moderator_pw.is_empty() {
+            p.set("password", m.moderator_pw.clone());
+        }
+        self.bbb
+            .call(
+                server,
+                "end",
+                &p,
+                self.config.outbound_algorithm,
+                None,
+                limit,
+            )
+            .await
     }
 
     /// Writes the pending bumps to the store.

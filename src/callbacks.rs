@@ -70,11 +70,49 @@ pub async fn enqueue(
     url: &str,
     variants: Vec<CallbackVariant>,
 ) -> Result<String, StoreError> {
+    enqueue_request(app, kind, "POST", url, variants).await
+}
+
+/// [`enqueue`] with another HTTP method (`GET` for BBB's meeting-ended callback; a
+/// variant's body is then not sent).
+pub async fn enqueue_request(
+    app: &App,
+    kind: &str,
+    method: &str,
+    url: &str,
+    variants: Vec<CallbackVariant>,
+) -> Result<String, StoreError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    queue(app, id.clone(), kind, method, url, variants).await?;
+    Ok(id)
+}
+
+/// Queues a POST callback under a caller-chosen `id`, once: if a callback with that id was
+/// ever queued (delivered or not), nothing happens and `false` is returned. For callbacks
+/// that must go out once per fact (a recording is ready), however often the fact is seen.
+pub async fn enqueue_once(
+    app: &App,
+    id: &str,
+    kind: &str,
+    url: &str,
+    variants: Vec<CallbackVariant>,
+) -> Result<bool, StoreError> {
+    queue(app, id.to_string(), kind, "POST", url, variants).await
+}
+
+async fn queue(
+    app: &App,
+    id: String,
+    kind: &str,
+    method: &str,
+    url: &str,
+    variants: Vec<CallbackVariant>,
+) -> Result<bool, StoreError> {
     let now = now_ms();
     let cb = OutgoingCallback {
-        id: uuid::Uuid::new_v4().to_string(),
+        id,
         kind: kind.to_string(),
-        method: "POST".into(),
+        method: method.to_string(),
         url: url.trim().to_string(),
         variants,
         attempts: 0,
@@ -83,10 +121,12 @@ pub async fn enqueue(
         status: "pending".into(),
         last_error: String::new(),
     };
-    app.store.enqueue_callback(&cb).await?;
+    if !app.store.enqueue_callback(&cb).await? {
+        return Ok(false);
+    }
     app.callbacks_due.notify_one();
     tracing::info!(kind, id = %cb.id, "callback queued");
-    Ok(cb.id)
+    Ok(true)
 }
 
 /// How one attempt ended.
@@ -157,7 +197,11 @@ async fn attempt(app: &App, cb: &OutgoingCallback) -> Outcome {
     };
     let mut last = String::from("no variant to send");
     for v in &cb.variants {
-        let mut req = client.post(url.clone()).body(v.body.clone());
+        let mut req = if cb.method.eq_ignore_ascii_case("GET") {
+            client.get(url.clone())
+        } else {
+            client.post(url.clone()).body(v.body.clone())
+        };
         for (k, val) in &v.headers {
             req = req.header(k, val);
         }
@@ -197,6 +241,13 @@ async fn deliver(app: &App, cb: OutgoingCallback) {
             tracing::warn!(kind = %cb.kind, id = %cb.id, attempts, status, error = %error, "callback not delivered")
         }
     }
+    app.metrics
+        .callbacks
+        .get_or_create(&crate::metrics::CallbackLabels {
+            kind: cb.kind.clone(),
+            status: status.to_string(),
+        })
+        .inc();
     if let Err(e) = app
         .store
         .update_callback(&cb.id, status, attempts, next, &error)

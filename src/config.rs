@@ -101,6 +101,8 @@ pub struct Config {
 
     /// Recordings: import, index and API (`RECORDING_*`, see [`RecordingConfig`]).
     pub recordings: RecordingConfig,
+    /// Multitenancy and dial-in (see [`Tenancy`]).
+    pub tenancy: Tenancy,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -173,6 +175,61 @@ impl RecordingConfig {
             protected_enabled: v.bool("PROTECTED_RECORDINGS_ENABLED", false)?,
             importer_enabled: v.bool("IMPORTER_ENABLED", true)?,
             max_size_bytes: max_mib.saturating_mul(1024 * 1024),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Multitenancy and FreeSWITCH dial-in (`crate::tenant`, `crate::dialin`).
+// ---------------------------------------------------------------------------------------
+
+/// Multitenancy and dial-in settings.
+#[derive(Debug, Clone, Default)]
+pub struct Tenancy {
+    /// `MULTITENANCY_ENABLED`: the tenant comes from the request's Host.
+    pub enabled: bool,
+    /// `BASE_URL`: tenants are `<name>.<BASE_URL>`; unset: the first DNS label (Scalelite).
+    pub base_url: Option<String>,
+    /// `FSAPI_PASSWORD` (user `fsapi`); default the first load balancer secret; set but
+    /// empty: no authentication (as Scalelite).
+    pub fsapi_password: Option<String>,
+    /// `FSAPI_MAX_DURATION` in minutes (default `MAX_MEETING_DURATION`; 0: no limit).
+    pub fsapi_max_duration: u64,
+    /// `VOICE_BRIDGE_MIN` / `VOICE_BRIDGE_MAX`: PIN digits the dial-in prompt accepts.
+    pub voice_bridge_min: u32,
+    pub voice_bridge_max: u32,
+}
+
+impl Tenancy {
+    fn from_vars(
+        v: &Vars<'_>,
+        secrets: &[String],
+        max_duration: u64,
+    ) -> Result<Tenancy, ConfigError> {
+        let fsapi_password = match v.0.get("FSAPI_PASSWORD") {
+            Some(p) if p.trim().is_empty() => None,
+            Some(p) => Some(p.trim().to_string()),
+            None => secrets.first().cloned(),
+        };
+        let voice_bridge_min: u32 = v.num("VOICE_BRIDGE_MIN", 5)?;
+        let voice_bridge_max: u32 = v.num("VOICE_BRIDGE_MAX", 9)?;
+        if voice_bridge_min == 0 || voice_bridge_min > voice_bridge_max {
+            return Err(Vars::err(
+                "VOICE_BRIDGE_MIN",
+                format!("must be at least 1 and not above VOICE_BRIDGE_MAX ({voice_bridge_max})"),
+            ));
+        }
+        let base_url = v
+            .get("BASE_URL")
+            .map(crate::tenant::normalize_host)
+            .filter(|b| !b.is_empty());
+        Ok(Tenancy {
+            enabled: v.bool("MULTITENANCY_ENABLED", false)?,
+            base_url,
+            fsapi_password,
+            fsapi_max_duration: v.num("FSAPI_MAX_DURATION", max_duration)?,
+            voice_bridge_min,
+            voice_bridge_max,
         })
     }
 }
@@ -372,7 +429,10 @@ impl Config {
             return Err(Vars::err("POLLER_THREADS", "must be at least 1"));
         }
 
+        let max_meeting_duration = v.num("MAX_MEETING_DURATION", 0)?;
+        let tenancy = Tenancy::from_vars(&v, &secrets, max_meeting_duration)?;
         Ok(Config {
+            tenancy,
             secrets,
             checksum_algorithms,
             outbound_algorithm,
@@ -380,7 +440,7 @@ impl Config {
             database_path,
             url_host: v.get("URL_HOST").map(str::to_string),
             build_number: v.get("BUILD_NUMBER").map(str::to_string),
-            max_meeting_duration: v.num("MAX_MEETING_DURATION", 0)?,
+            max_meeting_duration,
             default_create_params: v.params("DEFAULT_CREATE_PARAMS"),
             override_create_params: v.params("OVERRIDE_CREATE_PARAMS"),
             create_exclude_params: v.list("CREATE_EXCLUDE_PARAMS"),
@@ -625,5 +685,35 @@ mod tests {
                 k
             );
         }
+    }
+
+    #[test]
+    fn tenancy_and_dial_in_follow_scalelite_defaults() {
+        let c = cfg(&[("LOADBALANCER_SECRET", "s"), ("MAX_MEETING_DURATION", "90")]).unwrap();
+        let t = &c.tenancy;
+        assert!(!t.enabled);
+        assert_eq!(t.base_url, None);
+        assert_eq!(
+            t.fsapi_password.as_deref(),
+            Some("s"),
+            "the first LB secret"
+        );
+        assert_eq!(t.fsapi_max_duration, 90, "MAX_MEETING_DURATION");
+        assert_eq!((t.voice_bridge_min, t.voice_bridge_max), (5, 9));
+        let c = cfg(&[
+            ("LOADBALANCER_SECRET", "s"),
+            ("MULTITENANCY_ENABLED", "TRUE"),
+            ("BASE_URL", "https://LB.example.com/"),
+            ("FSAPI_PASSWORD", ""),
+        ])
+        .unwrap();
+        assert!(c.tenancy.enabled);
+        assert_eq!(c.tenancy.base_url.as_deref(), Some("lb.example.com"));
+        assert_eq!(
+            c.tenancy.fsapi_password, None,
+            "set but empty: no authentication"
+        );
+        let e = cfg(&[("LOADBALANCER_SECRET", "s"), ("VOICE_BRIDGE_MIN", "10")]).unwrap_err();
+        assert_eq!(e.var, "VOICE_BRIDGE_MIN");
     }
 }

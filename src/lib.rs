@@ -18,7 +18,13 @@
 //! - [`bbb`] calls the backend BBB servers with timeouts and reads their XML.
 //! - [`poller`] keeps health and load current and reconciles meetings.
 //! - [`callbacks`] is the persisted outbox for callbacks to front ends (retries, SSRF guard).
-//! - [`admin`] holds the actions behind the CLI.
+//! - [`tenant`] resolves the tenant from the Host and scopes meeting IDs per tenant on the
+//!   BBB side (and unscopes every answer); [`api::admin`] is the JSON admin API and
+//!   [`api::callbacks`] relays BBB's analytics and meeting-ended callbacks through
+//!   [`callbacks`]' outbox.
+//! - [`dialin`] builds FreeSWITCH dialplans (pure); [`api::fsapi`] answers `POST /fsapi`.
+//! - [`metrics`] is the Prometheus endpoint (`GET /metrics`).
+//! - [`admin`] holds the actions behind the CLI and the admin API (servers, tenants).
 //! - [`fake`] is the simulated BBB server used by tests, demos and benchmarks.
 //! - [`app`] ties configuration, store and client together; [`shutdown`] stops it cleanly.
 
@@ -29,9 +35,12 @@ pub mod balancer;
 pub mod bbb;
 pub mod callbacks;
 pub mod config;
+pub mod dialin;
 pub mod fake;
 pub mod http;
+pub mod metrics;
 pub mod poller;
 pub mod recordings;
 pub mod shutdown;
 pub mod store;
+pub mod tenant;

@@ -123,7 +123,7 @@ fn stats_of(entries: &[MeetingEntry]) -> ServerStats {
 
 async fn ask(app: &App, server: &Server) -> Result<(Vec<MeetingEntry>, Option<String>), String> {
     let reply = app
-        .bbb
+        .poll_bbb
         .call(
             server,
             "getMeetings",
@@ -144,7 +144,7 @@ async fn ask(app: &App, server: &Server) -> Result<(Vec<MeetingEntry>, Option<St
         ));
     }
     let entries = parse_meetings(&reply.body).ok_or("the getMeetings answer could not be read")?;
-    let version = app.bbb.version(server).await;
+    let version = app.poll_bbb.version(server).await;
     Ok((entries, version))
 }
 
@@ -157,6 +157,13 @@ async fn poll_server(
 ) -> ServerReport {
     let c = &app.config;
     let ok = outcome.is_ok();
+    app.metrics
+        .polls
+        .get_or_create(&crate::metrics::PollLabels {
+            server: server.id.clone(),
+            outcome: if ok { "ok" } else { "failed" }.into(),
+        })
+        .inc();
     let h = next_health(
         server.online,
         server.healthy_counter,
@@ -184,6 +191,14 @@ async fn poll_server(
                 Err(e) => {
                     tracing::warn!(server = %server.id, error = %e, "could not reconcile meetings")
                 }
+            }
+            // Participants per meeting, for the tenants' participant limits.
+            let counts: Vec<(String, u32)> = entries
+                .iter()
+                .map(|e| (e.meeting_id.clone(), e.load.participants))
+                .collect();
+            if let Err(e) = app.store.set_participants(&server.id, &counts).await {
+                tracing::warn!(server = %server.id, error = %e, "could not record participants");
             }
             let loads: Vec<_> = entries.iter().map(|e| e.load.clone()).collect();
             let load = h
@@ -251,30 +266,15 @@ async fn poll_server(
 /// Best-effort `end` for meetings of a server that was declared offline.
 async fn end_meetings(app: &App, server: &Server, meetings: &[crate::store::Meeting]) {
     let limit = Some(Duration::from_secs(1));
-    let calls = meetings.iter().map(|m| {
-        let mut p: Params = [("meetingID", m.meeting_id.as_str())].into_iter().collect();
-        if !m.moderator_pw.is_empty() {
-            p.set("password", m.moderator_pw.clone());
-        }
-        async move {
-            let _ = app
-                .bbb
-                .call(
-                    server,
-                    "end",
-                    &p,
-                    app.config.outbound_algorithm,
-                    None,
-                    limit,
-                )
-                .await;
-        }
+    let calls = meetings.iter().map(|m| async move {
+        let _ = app.end_on_bbb(server, m, limit).await;
     });
     futures_util::future::join_all(calls).await;
 }
 
 /// One poll cycle over every enabled and cordoned server.
 pub async fn poll_once(app: &Arc<App>) -> Result<Vec<ServerReport>, crate::store::StoreError> {
+    let started_at = std::time::Instant::now();
     let started = now_ms();
     let servers: Vec<Server> = app
         .store
@@ -300,6 +300,9 @@ pub async fn poll_once(app: &Arc<App>) -> Result<Vec<ServerReport>, crate::store
     .buffer_unordered(app.config.poller_threads)
     .collect::<Vec<_>>()
     .await;
+    app.metrics
+        .poll_cycle
+        .observe(started_at.elapsed().as_secs_f64());
     Ok(reports)
 }
 

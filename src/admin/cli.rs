@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use super::{servers, AdminError, AdminResult};
+use super::{servers, tenants, AdminError, AdminResult};
 use crate::api::params::Params;
 use crate::app::App;
 use crate::bbb::parse_reply;
@@ -51,6 +51,16 @@ pub enum Command {
         #[command(subcommand)]
         command: RecordingsCommand,
     },
+    /// List the tenants (MULTITENANCY_ENABLED), or manage them.
+    Tenants {
+        #[command(subcommand)]
+        command: Option<TenantsCommand>,
+    },
+    /// Per-tenant default and override parameters for create and join.
+    TenantSettings {
+        #[command(subcommand)]
+        command: TenantSettingsCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,6 +86,58 @@ pub enum RecordingsCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantsCommand {
+    /// List every tenant.
+    List {
+        /// Print each tenant's secrets too.
+        #[arg(long)]
+        show_secrets: bool,
+    },
+    /// Add a tenant; its host is `<name>.<BASE_URL>`.
+    Add {
+        name: String,
+        /// One or more secrets, separated by ':'.
+        secrets: String,
+    },
+    /// Change a tenant's name, secrets or limits (a limit of 0 removes it).
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        secrets: Option<String>,
+        /// Concurrent meetings allowed.
+        #[arg(long)]
+        max_meetings: Option<u32>,
+        /// Concurrent participants allowed over all the tenant's meetings.
+        #[arg(long)]
+        max_participants: Option<u32>,
+    },
+    /// Remove a tenant and its settings; refused while it has meetings unless --force.
+    Remove {
+        id: String,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantSettingsCommand {
+    /// List a tenant's settings.
+    List { tenant_id: String },
+    /// Add a setting: a default the request may change, or with --override a forced value.
+    Add {
+        tenant_id: String,
+        param: String,
+        value: String,
+        #[arg(long = "override")]
+        is_override: bool,
+    },
+    /// Remove a setting by its id.
+    Remove { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -129,6 +191,28 @@ pub enum ServersCommand {
     },
     /// Remove the server and forget its meetings.
     Remove { id: String },
+    /// Make the pool match a YAML file (Scalelite's servers:sync format; `-` reads stdin).
+    Sync {
+        file: String,
+        /// What happens to servers the file does not list.
+        #[arg(long, value_enum, default_value = "cordon")]
+        mode: super::sync::Mode,
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the pool in the sync file format.
+    Yaml {
+        /// Also print state, load, BBB version and health.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Add every server of a YAML list of {url, secret} (Scalelite's servers:addAll).
+    AddAll { file: String },
+    /// Set a server's load multiplier.
+    LoadMultiplier { id: String, multiplier: f64 },
+    /// List the meetings each server reports right now (all servers, or the given ids).
+    MeetingList { ids: Vec<String> },
 }
 
 #[derive(Subcommand, Debug)]
@@ -229,6 +313,19 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<()> {
         }
         Command::Status => status(&app, &mut out).await?,
         Command::Recordings { command } => recordings_command(&app, command, &mut out).await?,
+        Command::Tenants { command } => {
+            tenants_command(
+                &app,
+                command.unwrap_or(TenantsCommand::List {
+                    show_secrets: false,
+                }),
+                &mut out,
+            )
+            .await?
+        }
+        Command::TenantSettings { command } => {
+            tenant_settings_command(&app, command, &mut out).await?
+        }
         Command::Meetings { command } => {
             meetings_command(
                 &app,
@@ -300,8 +397,181 @@ async fn servers_command(app: &App, cmd: ServersCommand, out: &mut impl Write) -
             servers::remove(app, &id).await?;
             ok(out)?;
         }
+        ServersCommand::Sync {
+            file,
+            mode,
+            dry_run,
+        } => {
+            let text = read_input(&file)?;
+            let actions = super::sync::sync(app, &text, mode, dry_run).await?;
+            for a in &actions {
+                writeln!(out, "{}{a}", if dry_run { "would " } else { "" }).map_err(io)?;
+            }
+            if actions.is_empty() {
+                writeln!(out, "nothing to change").map_err(io)?;
+            }
+            ok(out)?;
+        }
+        ServersCommand::Yaml { verbose } => {
+            let list = app.store.servers().await?;
+            write!(out, "{}", super::sync::to_yaml(&list, verbose)).map_err(io)?;
+        }
+        ServersCommand::AddAll { file } => {
+            for s in super::sync::add_all(app, &read_input(&file)?).await? {
+                writeln!(out, "server: {}", s.url).map_err(io)?;
+                writeln!(out, "id: {}", s.id).map_err(io)?;
+            }
+            ok(out)?;
+        }
+        ServersCommand::LoadMultiplier { id, multiplier } => {
+            servers::update(app, &id, None, Some(multiplier), None).await?;
+            ok(out)?;
+        }
+        ServersCommand::MeetingList { ids } => {
+            let all = app.store.servers().await?;
+            let wanted = split_ids(&ids);
+            for id in &wanted {
+                if !all.iter().any(|s| &s.id == id) {
+                    return Err(AdminError::NotFound(format!(
+                        "no server with id '{id}' (see `ferrolite servers`)"
+                    )));
+                }
+            }
+            for s in all
+                .iter()
+                .filter(|s| wanted.is_empty() || wanted.contains(&s.id))
+            {
+                writeln!(out, "Server ID: {}", s.id).map_err(io)?;
+                writeln!(out, "Server Url: {}", s.url).map_err(io)?;
+                let reply = app
+                    .bbb
+                    .call(
+                        s,
+                        "getMeetings",
+                        &Params::new(),
+                        app.config.outbound_algorithm,
+                        None,
+                        None,
+                    )
+                    .await;
+                match reply.ok().and_then(|r| crate::bbb::parse_meetings(&r.body)) {
+                    Some(ms) => {
+                        let names: Vec<String> = ms.into_iter().map(|m| m.meeting_id).collect();
+                        writeln!(out, "MeetingIDs: {}", names.join(", ")).map_err(io)?;
+                    }
+                    None => writeln!(out, "MeetingIDs: (the server did not answer)").map_err(io)?,
+                }
+            }
+        }
     }
     Ok(())
+}
+
+async fn tenants_command(app: &App, cmd: TenantsCommand, out: &mut impl Write) -> AdminResult<()> {
+    let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
+    match cmd {
+        TenantsCommand::List { show_secrets } => {
+            let list = tenants::list(app).await?;
+            if list.is_empty() {
+                eprintln!("No tenants exist");
+            }
+            for t in list {
+                writeln!(out, "id: {}", t.id).map_err(io)?;
+                writeln!(out, "\tname: {}", t.name).map_err(io)?;
+                if show_secrets {
+                    writeln!(out, "\tsecrets: {}", t.secrets.join(":")).map_err(io)?;
+                }
+                let limit = |l: Option<u32>| l.map(|n| n.to_string()).unwrap_or("none".into());
+                writeln!(out, "\tmax meetings: {}", limit(t.max_meetings)).map_err(io)?;
+                writeln!(out, "\tmax participants: {}", limit(t.max_participants)).map_err(io)?;
+            }
+        }
+        TenantsCommand::Add { name, secrets } => {
+            let t = tenants::add(app, &name, &secrets).await?;
+            writeln!(out, "OK").map_err(io)?;
+            writeln!(out, "id: {}", t.id).map_err(io)?;
+        }
+        TenantsCommand::Update {
+            id,
+            name,
+            secrets,
+            max_meetings,
+            max_participants,
+        } => {
+            let changes = tenants::TenantChanges {
+                name,
+                secrets,
+                max_meetings,
+                max_participants,
+            };
+            if changes.is_empty() {
+                return Err(AdminError::Invalid(
+                    "nothing to update; give --name, --secrets, --max-meetings or --max-participants".into(),
+                ));
+            }
+            tenants::update(app, &id, changes).await?;
+            writeln!(out, "OK").map_err(io)?;
+        }
+        TenantsCommand::Remove { id, force } => {
+            tenants::remove(app, &id, force)
+                .await
+                .map_err(|e| match e {
+                    AdminError::Refused(m) => AdminError::Refused(format!("{m} with --force")),
+                    e => e,
+                })?;
+            writeln!(out, "OK").map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+async fn tenant_settings_command(
+    app: &App,
+    cmd: TenantSettingsCommand,
+    out: &mut impl Write,
+) -> AdminResult<()> {
+    let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
+    match cmd {
+        TenantSettingsCommand::List { tenant_id } => {
+            let list = tenants::settings(app, &tenant_id).await?;
+            if list.is_empty() {
+                eprintln!("Tenant {tenant_id} has no settings");
+            }
+            for s in list {
+                writeln!(out, "id: {}", s.id).map_err(io)?;
+                writeln!(out, "\tparam: {}", s.param).map_err(io)?;
+                writeln!(out, "\tvalue: {}", s.value).map_err(io)?;
+                writeln!(out, "\toverride: {}", s.is_override).map_err(io)?;
+            }
+        }
+        TenantSettingsCommand::Add {
+            tenant_id,
+            param,
+            value,
+            is_override,
+        } => {
+            let s = tenants::add_setting(app, &tenant_id, &param, &value, is_override).await?;
+            writeln!(out, "OK").map_err(io)?;
+            writeln!(out, "id: {}", s.id).map_err(io)?;
+        }
+        TenantSettingsCommand::Remove { id } => {
+            tenants::remove_setting(app, &id).await?;
+            writeln!(out, "OK").map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// The contents of `path`, or of standard input for `-`.
+fn read_input(path: &str) -> AdminResult<String> {
+    if path == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| AdminError::Invalid(format!("cannot read standard input: {e}")))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| AdminError::Invalid(format!("cannot read {path}: {e}")))
 }
 
 async fn status(app: &App, out: &mut impl Write) -> AdminResult<()> {
@@ -384,14 +654,14 @@ async fn meetings_command(
         }
         let mut out = Vec::new();
         for id in wanted {
-            match all.iter().find(|m| m.meeting_id == id) {
-                Some(m) => out.push(m.clone()),
-                None => {
-                    return Err(AdminError::NotFound(format!(
-                        "no meeting with id '{id}' (see `ferrolite meetings list`)"
-                    )))
-                }
+            // With tenants, several meetings may share an ID: each tenant's is selected.
+            let hits: Vec<_> = all.iter().filter(|m| m.meeting_id == id).cloned().collect();
+            if hits.is_empty() {
+                return Err(AdminError::NotFound(format!(
+                    "no meeting with id '{id}' (see `ferrolite meetings list`)"
+                )));
             }
+            out.extend(hits);
         }
         Ok(out)
     };
@@ -409,6 +679,9 @@ async fn meetings_command(
                     .map(|s| s.url.as_str())
                     .unwrap_or("(removed)");
                 writeln!(out, "MeetingID: {}", m.meeting_id).map_err(io)?;
+                if !m.tenant_id.is_empty() {
+                    writeln!(out, "\tTenant ID: {}", m.tenant_id).map_err(io)?;
+                }
                 writeln!(out, "\tServer ID: {}", m.server_id).map_err(io)?;
                 writeln!(out, "\tServer Url: {url}").map_err(io)?;
                 writeln!(out, "\tVoice bridge: {}", m.voice_bridge).map_err(io)?;
@@ -429,23 +702,7 @@ async fn meetings_command(
                     .delete_meeting(&m.tenant_id, &m.meeting_id)
                     .await?;
                 if let Some(server) = app.store.server(&m.server_id).await? {
-                    let mut p: Params =
-                        [("meetingID", m.meeting_id.as_str())].into_iter().collect();
-                    if !m.moderator_pw.is_empty() {
-                        p.set("password", m.moderator_pw.clone());
-                    }
-                    if let Err(e) = app
-                        .bbb
-                        .call(
-                            &server,
-                            "end",
-                            &p,
-                            app.config.outbound_algorithm,
-                            None,
-                            None,
-                        )
-                        .await
-                    {
+                    if let Err(e) = app.end_on_bbb(&server, &m, None).await {
                         eprintln!(
                             "warning: {} on {}: end failed: {e}",
                             m.meeting_id, server.id
@@ -464,7 +721,8 @@ async fn meetings_command(
                     m.server_id
                 ))
             })?;
-            let p: Params = [("meetingID", m.meeting_id.as_str())].into_iter().collect();
+            let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
+            let p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
             let reply = app
                 .bbb
                 .call(

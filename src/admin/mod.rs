@@ -7,6 +7,8 @@
 pub mod cli;
 pub mod recordings;
 pub mod servers;
+pub mod sync;
+pub mod tenants;
 
 use std::fmt;
 

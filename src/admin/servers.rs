@@ -1,6 +1,5 @@
 //! Server actions: add, update, change state, panic, remove.
 
-use crate::api::params::Params;
 use crate::app::App;
 use crate::store::{Meeting, Server, ServerPatch, ServerState};
 
@@ -91,6 +90,7 @@ pub async fn update(
         load_multiplier: multiplier.map(validate_multiplier).transpose()?,
         tag: tag.map(|t| normalize_tag(Some(t))),
         state: None,
+        url: None,
     };
     patch_server(app, id, &patch).await
 }
@@ -154,15 +154,7 @@ async fn clear_meetings(app: &App, server: &Server, end_calls: bool) -> AdminRes
         .await?;
     if end_calls {
         for m in &gone {
-            let mut p: Params = [("meetingID", m.meeting_id.as_str())].into_iter().collect();
-            if !m.moderator_pw.is_empty() {
-                p.set("password", m.moderator_pw.clone());
-            }
-            if let Err(e) = app
-                .bbb
-                .call(server, "end", &p, app.config.outbound_algorithm, None, None)
-                .await
-            {
+            if let Err(e) = app.end_on_bbb(server, m, None).await {
                 tracing::warn!(server = %server.id, meeting = %m.meeting_id, error = %e, "end failed while clearing meetings");
             }
         }

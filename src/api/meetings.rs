@@ -21,6 +21,7 @@ use crate::app::App;
 use crate::balancer::{choose_server, voice_bridge_candidates, TagSpec};
 use crate::bbb::{parse_meetings, CallError, Reply, Upload};
 use crate::store::{now_ms, ChoiceError, Meeting, PlaceOutcome, PlaceRequest, Server, ServerState};
+use crate::tenant::{scope, unscope_text};
 
 /// How long a call to a server marked offline may take (it is probably down).
 const OFFLINE_LIMIT: Duration = Duration::from_secs(1);
@@ -53,15 +54,45 @@ fn store_failed(e: impl std::fmt::Display) -> HttpResponse {
 }
 
 /// Passes a BBB answer on: verbatim on SUCCESS, as a minimal FAILED document otherwise
-/// (as Scalelite does), falling back to `generic` when BBB gave no key.
-fn relay(reply: Reply, generic: &str) -> HttpResponse {
+/// (as Scalelite does), falling back to `generic` when BBB gave no key. The tenant's
+/// meeting IDs are unscoped first (`crate::tenant`).
+fn relay(tenant_id: &str, reply: Reply, generic: &str) -> HttpResponse {
     if reply.success() {
-        return response::xml(reply.body);
+        return match unscope_text(tenant_id, &reply.body) {
+            std::borrow::Cow::Borrowed(_) => response::xml(reply.body),
+            std::borrow::Cow::Owned(unscoped) => response::xml(unscoped),
+        };
     }
     if reply.head.message_key.is_empty() && reply.head.message.is_empty() {
         return ApiError::internal(generic).into_response();
     }
-    ApiError::new(reply.head.message_key, reply.head.message).into_response()
+    let message = unscope_text(tenant_id, reply.head.message.as_bytes());
+    ApiError::new(
+        reply.head.message_key,
+        String::from_utf8_lossy(&message).into_owned(),
+    )
+    .into_response()
+}
+
+/// The tenant's settings as policy layers: (defaults, overrides). Empty without a tenant.
+type Layers = (Vec<(String, String)>, Vec<(String, String)>);
+
+async fn tenant_layers(app: &App, call: &Call) -> Result<Layers, HttpResponse> {
+    if call.tenant_id.is_empty() {
+        return Ok(Default::default());
+    }
+    let settings = app
+        .store
+        .tenant_settings(&call.tenant_id)
+        .await
+        .map_err(store_failed)?;
+    let (overrides, defaults): (Vec<_>, Vec<_>) = settings.into_iter().partition(|s| s.is_override);
+    let pairs = |v: Vec<crate::store::TenantSetting>| {
+        v.into_iter()
+            .map(|s| (s.param, s.value))
+            .collect::<Vec<_>>()
+    };
+    Ok((pairs(defaults), pairs(overrides)))
 }
 
 fn call_failed(
@@ -80,15 +111,18 @@ fn limit_for(server: &Server) -> Option<Duration> {
     (!server.online).then_some(OFFLINE_LIMIT)
 }
 
-/// The effective `meta_server-tag`: override, then the request, then the default.
-fn tag_spec(app: &App, params: &Params) -> TagSpec {
+/// The effective `meta_server-tag` (Scalelite's order): tenant override, operator
+/// override, the request, tenant default, operator default.
+fn tag_spec(app: &App, params: &Params, tenant: &Layers) -> TagSpec {
     let find = |list: &[(String, String)]| {
         list.iter()
             .find(|(k, v)| k == "meta_server-tag" && !v.trim().is_empty())
             .map(|(_, v)| v.clone())
     };
-    let spec = find(&app.config.override_create_params)
+    let spec = find(&tenant.1)
+        .or_else(|| find(&app.config.override_create_params))
         .or_else(|| params.non_empty("meta_server-tag").map(str::to_string))
+        .or_else(|| find(&tenant.0))
         .or_else(|| find(&app.config.default_create_params));
     TagSpec::parse(spec.as_deref())
 }
@@ -119,7 +153,8 @@ async fn place(
         .use_external_voice_bridge
         .then(|| call.params.get("voiceBridge"))
         .flatten();
-    let voice_bridges = voice_bridge_candidates(meeting_id, cfg.voice_bridge_len, external, 24);
+    let bbb_id = scope(&call.tenant_id, meeting_id);
+    let voice_bridges = voice_bridge_candidates(&bbb_id, cfg.voice_bridge_len, external, 24);
     let moderator_pw = call
         .params
         .non_empty("moderatorPW")
@@ -134,14 +169,25 @@ async fn place(
             voice_bridges: &voice_bridges,
             choose: &choose,
             now_ms: now_ms(),
+            max_tenant_meetings: call.tenant.as_ref().and_then(|t| t.max_meetings),
         };
         match app.store.place_meeting(&req).await.map_err(store_failed)? {
-            PlaceOutcome::Placed(m, s) => return Ok(Placement::New(m, s)),
+            PlaceOutcome::Placed(m, s) => {
+                app.metrics.placements.get_or_create(&crate::metrics::ServerLabel { server: s.id.clone() }).inc();
+                return Ok(Placement::New(m, s));
+            }
             PlaceOutcome::Refused(ChoiceError::NoServer) => {
                 return Err(ApiError::no_server().into_response())
             }
             PlaceOutcome::Refused(ChoiceError::TagUnavailable(t)) => {
                 return Err(ApiError::tag_unavailable(&t).into_response())
+            }
+            PlaceOutcome::TenantLimit(limit) => {
+                return Err(ApiError::new(
+                    "maxMeetingsReached",
+                    format!("This tenant already runs its maximum of {limit} concurrent meetings; end a meeting or ask the operator to raise the limit."),
+                )
+                .into_response())
             }
             PlaceOutcome::NoVoiceBridge => {
                 return Err(
@@ -174,7 +220,8 @@ async fn place(
 
 /// Whether a cordoned or disabled server still runs the meeting.
 async fn still_running(app: &App, server: &Server, m: &Meeting, call: &Call) -> bool {
-    let p: Params = [("meetingID", m.meeting_id.as_str())].into_iter().collect();
+    let bbb_id = scope(&m.tenant_id, &m.meeting_id);
+    let p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
     match app
         .bbb
         .call(
@@ -199,7 +246,11 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
         return ApiError::missing_meeting_id().into_response();
     };
     let cfg = &app.config;
-    let spec = tag_spec(app, &call.params);
+    let layers = match tenant_layers(app, &call).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let spec = tag_spec(app, &call.params, &layers);
     let xml_body = match std::mem::replace(&mut call.body, CallBody::None) {
         CallBody::Xml(b) => Some(b),
         _ => None,
@@ -236,14 +287,36 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
             }
         }
         cap_duration(&mut p, cfg.max_meeting_duration);
-        let forwarded = Policy {
+        let mut forwarded = Policy {
             defaults: &cfg.default_create_params,
-            tenant_defaults: &[],
+            tenant_defaults: &layers.0,
             overrides: &cfg.override_create_params,
-            tenant_overrides: &[],
+            tenant_overrides: &layers.1,
             exclude: &cfg.create_exclude_params,
         }
         .apply(&p);
+        // Set after the policy so no setting can drop them: isolation depends on them.
+        forwarded.set("meetingID", scope(&call.tenant_id, &meeting_id));
+        if cfg.tenancy.enabled {
+            // Nobody may claim a tenant (in any spelling: BBB lower-cases meta keys) but
+            // the Host's; without a tenant, none.
+            let claimed: Vec<String> = forwarded
+                .keys()
+                .filter(|k| {
+                    k.eq_ignore_ascii_case("meta_tenant-id")
+                        || k.eq_ignore_ascii_case("meta_tenant-name")
+                })
+                .map(str::to_string)
+                .collect();
+            for k in claimed {
+                forwarded.remove(&k);
+            }
+        }
+        if let Some(t) = &call.tenant {
+            forwarded.set("meta_tenant-id", t.id.clone());
+            forwarded.set("meta_tenant-name", t.name.clone());
+        }
+        super::callbacks::rewrite_create(app, &call, &meeting_id, &mut forwarded);
 
         let upload = xml_body.clone().map(|b: Bytes| Upload { body: b.into() });
         match app
@@ -267,7 +340,11 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
                         .await;
                 }
                 tracing::info!(meeting = %meeting_id, server = %server.id, new, "create");
-                return relay(reply, "Unable to create meeting on server.");
+                return relay(
+                    &call.tenant_id,
+                    reply,
+                    "Unable to create meeting on server.",
+                );
             }
             Err(e) if new => {
                 tracing::warn!(meeting = %meeting_id, server = %server.id, error = %e, "create failed; trying another server");
@@ -302,23 +379,48 @@ async fn lookup(app: &App, call: &Call) -> Result<Option<(Meeting, Option<Server
 }
 
 async fn join(app: &App, call: Call) -> HttpResponse {
-    let server = match lookup(app, &call).await {
+    let (meeting, server) = match lookup(app, &call).await {
         Err(r) => return r,
-        Ok(Some((_, Some(s)))) => s,
+        Ok(Some((m, Some(s)))) => (m, s),
         Ok(_) => return ApiError::meeting_not_found().into_response(),
     };
     if !server.online || server.state == ServerState::Disabled {
         return ApiError::server_unavailable().into_response();
     }
+    if let Some(limit) = call.tenant.as_ref().and_then(|t| t.max_participants) {
+        match app.store.tenant_usage(&call.tenant_id).await {
+            Ok((_, participants)) if participants >= limit => {
+                return ApiError::new(
+                    "maxParticipantsReached",
+                    format!("This tenant already has its maximum of {limit} participants in its meetings; try again later or ask the operator to raise the limit."),
+                )
+                .into_response()
+            }
+            Ok(_) => {}
+            Err(e) => return store_failed(e),
+        }
+        if let Err(e) = app
+            .store
+            .add_participant(&meeting.tenant_id, &meeting.meeting_id)
+            .await
+        {
+            return store_failed(e);
+        }
+    }
+    let layers = match tenant_layers(app, &call).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
     let cfg = &app.config;
-    let forwarded = Policy {
+    let mut forwarded = Policy {
         defaults: &cfg.default_join_params,
-        tenant_defaults: &[],
+        tenant_defaults: &layers.0,
         overrides: &cfg.override_join_params,
-        tenant_overrides: &[],
+        tenant_overrides: &layers.1,
         exclude: &cfg.join_exclude_params,
     }
     .apply(&call.params);
+    forwarded.set("meetingID", scope(&meeting.tenant_id, &meeting.meeting_id));
     app.bump_load(&server);
     response::redirect(&crate::bbb::signed_url(
         &server.url,
@@ -343,9 +445,8 @@ async fn end(app: &App, call: Call) -> HttpResponse {
     {
         return store_failed(e);
     }
-    let mut p: Params = [("meetingID", meeting.meeting_id.as_str())]
-        .into_iter()
-        .collect();
+    let bbb_id = scope(&meeting.tenant_id, &meeting.meeting_id);
+    let mut p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
     if let Some(pw) = call.params.get("password") {
         p.set("password", pw);
     }
@@ -354,7 +455,11 @@ async fn end(app: &App, call: Call) -> HttpResponse {
         .call(&server, "end", &p, call.alg, None, limit_for(&server))
         .await
     {
-        Ok(reply) => relay(reply, "Unable to access meeting on server."),
+        Ok(reply) => relay(
+            &call.tenant_id,
+            reply,
+            "Unable to access meeting on server.",
+        ),
         Err(e) => call_failed(
             app,
             &server,
@@ -375,13 +480,20 @@ async fn proxy(app: &App, call: Call, keep: &[&str]) -> HttpResponse {
         }
         Ok(_) => return ApiError::meeting_not_found().into_response(),
     };
-    let p = call.params.only(keep);
+    let mut p = call.params.only(keep);
+    if let Some(id) = p.get("meetingID").map(|id| scope(&call.tenant_id, id)) {
+        p.set("meetingID", id);
+    }
     match app
         .bbb
         .call(&server, call.name, &p, call.alg, None, limit_for(&server))
         .await
     {
-        Ok(reply) => relay(reply, "Unable to access meeting on server."),
+        Ok(reply) => relay(
+            &call.tenant_id,
+            reply,
+            "Unable to access meeting on server.",
+        ),
         Err(e) => call_failed(
             app,
             &server,
@@ -398,7 +510,11 @@ async fn insert_document(app: &App, call: Call) -> HttpResponse {
         Ok(Some((_, Some(s)))) => s,
         Ok(_) => return ApiError::meeting_not_found().into_response(),
     };
-    let p = call.params.only(&["meetingID"]);
+    let mut p = call.params.only(&["meetingID"]);
+    if let Some(id) = p.get("meetingID").map(|id| scope(&call.tenant_id, id)) {
+        p.set("meetingID", id);
+    }
+    let tenant_id = call.tenant_id.clone();
     let upload = match call.body {
         CallBody::Stream(incoming) => Some(Upload {
             body: reqwest::Body::wrap_stream(BodyDataStream::new(incoming)),
@@ -418,7 +534,7 @@ async fn insert_document(app: &App, call: Call) -> HttpResponse {
         )
         .await
     {
-        Ok(reply) => relay(reply, "Unable to insert document on server."),
+        Ok(reply) => relay(&tenant_id, reply, "Unable to insert document on server."),
         Err(e) => call_failed(
             app,
             &server,
@@ -437,6 +553,9 @@ async fn get_meetings(app: &App, call: Call) -> HttpResponse {
         Err(e) => return store_failed(e),
     };
     let limit = app.config.get_meetings_timeout;
+    // With multitenancy, a tenant sees only meetings tagged with its id, and the bare host
+    // only meetings without a tenant (Scalelite's filter on the `tenant-id` metadata).
+    let filter = app.config.tenancy.enabled;
     let empty = &Params::new();
     let alg = call.alg;
     let asks = servers
@@ -455,7 +574,9 @@ async fn get_meetings(app: &App, call: Call) -> HttpResponse {
             Ok(reply) if reply.success() => match parse_meetings(&reply.body) {
                 Some(entries) => {
                     for e in entries {
-                        merged.extend_from_slice(&reply.body[e.raw]);
+                        if !filter || belongs_to(&e.metadata, &call.tenant_id) {
+                            merged.extend_from_slice(&reply.body[e.raw]);
+                        }
                     }
                 }
                 None => tracing::warn!(server = %server.id, "getMeetings answer could not be read"),
@@ -471,7 +592,17 @@ async fn get_meetings(app: &App, call: Call) -> HttpResponse {
     }
     let mut body = Vec::with_capacity(merged.len() + 80);
     body.extend_from_slice(b"<response><returncode>SUCCESS</returncode><meetings>");
-    body.extend_from_slice(&merged);
+    body.extend_from_slice(&unscope_text(&call.tenant_id, &merged));
     body.extend_from_slice(b"</meetings></response>");
     response::xml(body)
+}
+
+/// Whether a meeting's metadata says it belongs to `tenant_id` (empty: to no tenant).
+fn belongs_to(metadata: &[(String, String)], tenant_id: &str) -> bool {
+    let tagged = metadata
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("tenant-id"))
+        .map(|(_, v)| v.trim())
+        .unwrap_or("");
+    tagged == tenant_id
 }

@@ -6,7 +6,10 @@
 //! the checksum (else `checksumError`), then run the call's handler. Handlers live in one
 //! file per family (`meetings.rs`, …) and receive a ready [`Call`].
 
+pub mod admin;
+pub mod callbacks;
 pub mod checksum;
+pub mod fsapi;
 pub mod meetings;
 pub mod params;
 pub mod recordings;
@@ -99,8 +102,10 @@ pub struct Call {
     pub params: Params,
     /// The algorithm of the request's checksum; calls forwarded to BBB use it too.
     pub alg: Algorithm,
-    /// Empty when multitenancy is off.
+    /// Empty when multitenancy is off (or on the bare `BASE_URL` host).
     pub tenant_id: String,
+    /// The tenant named by the Host, when multitenancy is on.
+    pub tenant: Option<crate::store::Tenant>,
     pub body: CallBody,
     /// `http` or `https`, from `X-Forwarded-Proto` when nginx sets it.
     pub scheme: String,
@@ -109,20 +114,53 @@ pub struct Call {
 
 /// Entry point for every HTTP request.
 pub async fn handle(app: &App, req: Request<Incoming>) -> HttpResponse {
+    let started = std::time::Instant::now();
+    let call = crate::metrics::call_label(req.uri().path());
+    let resp = route(app, req).await;
+    app.metrics
+        .observe_request(call, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+async fn route(app: &App, req: Request<Incoming>) -> HttpResponse {
     let path = req.uri().path().to_string();
     match path.as_str() {
         "/health_check" | "/" => health(app).await,
+        "/metrics" => metrics(app).await,
         "/bigbluebutton/api" | "/bigbluebutton/api/" => index(app, req).await,
         "/bigbluebutton/recording/upload" => recordings::upload(app, req).await,
-        _ => match path.strip_prefix("/bigbluebutton/api/") {
-            Some(call) => api_call(app, call, req).await,
-            None => match path.strip_prefix("/bigbluebutton/textTrack/") {
-                Some(rest) if req.method() == Method::GET => {
-                    recordings::serve_text_track(app, rest).await
-                }
-                _ => ApiError::unsupported_request().into_response(),
-            },
-        },
+        "/bigbluebutton/api/analytics_callback" => callbacks::analytics(app, req).await,
+        "/fsapi" => fsapi::handle(app, req).await,
+        _ => {
+            if let Some(call) = path.strip_prefix("/bigbluebutton/api/") {
+                api_call(app, call, req).await
+            } else if let Some(action) = path.strip_prefix("/scalelite/api/") {
+                admin::handle(app, action, req).await
+            } else if let Some(rest) = path.strip_prefix(callbacks::MEETING_ENDED_PATH) {
+                callbacks::meeting_ended(app, rest, req).await
+            } else if let Some(rest) = path
+                .strip_prefix("/bigbluebutton/textTrack/")
+                .filter(|_| req.method() == Method::GET)
+            {
+                recordings::serve_text_track(app, rest).await
+            } else {
+                ApiError::unsupported_request().into_response()
+            }
+        }
+    }
+}
+
+async fn metrics(app: &App) -> HttpResponse {
+    match app.store.servers().await {
+        Ok(servers) => response::with_status(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            app.metrics.render(&servers),
+        ),
+        Err(e) => response::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store is unavailable: {e}"),
+        ),
     }
 }
 
@@ -147,7 +185,7 @@ async fn index(app: &App, req: Request<Incoming>) -> HttpResponse {
     response::xml(response::success(&elements))
 }
 
-fn has_body(req: &Request<Incoming>) -> bool {
+pub(crate) fn has_body(req: &Request<Incoming>) -> bool {
     let len = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -160,7 +198,7 @@ fn has_body(req: &Request<Incoming>) -> bool {
 }
 
 /// The MIME type of the body, lower-cased, without parameters.
-fn mime(req: &Request<Incoming>) -> Option<String> {
+pub(crate) fn mime(req: &Request<Incoming>) -> Option<String> {
     req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -256,12 +294,21 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
         },
     };
 
+    // The tenant's secrets only on a tenant host; the load balancer's only without tenant.
+    let tenant = match request_tenant(app, &host).await {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
+    let secrets = match &tenant {
+        Some(t) => &t.secrets,
+        None => &app.config.secrets,
+    };
     let supplied = params.get("checksum").unwrap_or("").to_string();
     let Some(alg) = checksum::verify(
         spec.name,
         &raw_query,
         &supplied,
-        &app.config.secrets,
+        secrets,
         &app.config.checksum_algorithms,
     ) else {
         return ApiError::checksum().into_response();
@@ -272,12 +319,47 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
         name: spec.name,
         params,
         alg,
-        tenant_id: String::new(),
+        tenant_id: tenant.as_ref().map(|t| t.id.clone()).unwrap_or_default(),
+        tenant,
         body,
         scheme,
         host,
     };
     dispatch(app, call).await
+}
+
+/// The tenant a request's Host names: `Ok(None)` when multitenancy is off or the Host is
+/// the bare `BASE_URL`; `checksumError` when the Host names no known tenant (Scalelite).
+pub async fn request_tenant(
+    app: &App,
+    host: &str,
+) -> Result<Option<crate::store::Tenant>, HttpResponse> {
+    let t = &app.config.tenancy;
+    if !t.enabled {
+        return Ok(None);
+    }
+    match crate::tenant::host_tenant(host, t.base_url.as_deref()) {
+        crate::tenant::HostTenant::Bare => Ok(None),
+        crate::tenant::HostTenant::Unknown => Err(ApiError::checksum().into_response()),
+        crate::tenant::HostTenant::Named(name) => match app.store.tenant_by_name(&name).await {
+            Ok(Some(tenant)) => Ok(Some(tenant)),
+            Ok(None) => Err(ApiError::checksum().into_response()),
+            Err(e) => {
+                tracing::error!(error = %e, "store error while resolving a tenant");
+                Err(ApiError::internal("The load balancer's store is unavailable.").into_response())
+            }
+        },
+    }
+}
+
+/// The Host header (the authority for HTTP/2-style requests).
+pub fn host_of<B>(req: &Request<B>) -> String {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default()
 }
 
 /// Sends a verified call to its family's handler.
@@ -294,7 +376,7 @@ async fn dispatch(app: &App, call: Call) -> HttpResponse {
     }
 }
 
-async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, HttpResponse> {
+pub(crate) async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, HttpResponse> {
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(response::with_status(

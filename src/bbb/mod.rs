@@ -17,6 +17,10 @@ use crate::store::Server;
 
 pub use xml::{parse_meetings, parse_reply, MeetingEntry, ReplyHead};
 
+/// Longer queries are sent as a form POST instead of a GET URL (nginx in front of BBB
+/// refuses request lines beyond 8 KB by default).
+pub const MAX_GET_QUERY: usize = 6 * 1024;
+
 /// A BBB answer that carried a `returncode`.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -74,12 +78,26 @@ pub fn signed_url(
 
 impl BbbClient {
     pub fn new(connect_timeout: Duration, response_timeout: Duration) -> BbbClient {
+        BbbClient::build(connect_timeout, response_timeout, 64)
+    }
+
+    /// A client that keeps no idle connections: for the poller, which talks to every server
+    /// once per interval, where idle connections to hundreds of servers would only hold memory.
+    pub fn unpooled(connect_timeout: Duration, response_timeout: Duration) -> BbbClient {
+        BbbClient::build(connect_timeout, response_timeout, 0)
+    }
+
+    fn build(
+        connect_timeout: Duration,
+        response_timeout: Duration,
+        idle_per_host: usize,
+    ) -> BbbClient {
         let http = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .timeout(response_timeout + connect_timeout)
             .read_timeout(response_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(idle_per_host)
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("ferrolite/", env!("CARGO_PKG_VERSION")))
@@ -98,14 +116,30 @@ impl BbbClient {
         upload: Option<Upload>,
         limit: Option<Duration>,
     ) -> Result<Reply, CallError> {
-        let url = signed_url(&server.url, &server.secret, call, params, alg);
         let mut req = match upload {
             Some(u) => self
                 .http
-                .post(&url)
+                .post(signed_url(&server.url, &server.secret, call, params, alg))
                 .header(reqwest::header::CONTENT_TYPE, "application/xml")
                 .body(u.body),
-            None => self.http.get(&url),
+            None => {
+                let query = params.encode();
+                if query.len() > MAX_GET_QUERY {
+                    // Too long for a URL: send the parameters as a form body. BBB hashes only
+                    // the URL's query string, which is then empty.
+                    let empty = Params::new();
+                    self.http
+                        .post(signed_url(&server.url, &server.secret, call, &empty, alg))
+                        .header(
+                            reqwest::header::CONTENT_TYPE,
+                            "application/x-www-form-urlencoded",
+                        )
+                        .body(query)
+                } else {
+                    self.http
+                        .get(signed_url(&server.url, &server.secret, call, params, alg))
+                }
+            }
         };
         if let Some(limit) = limit {
             req = req.timeout(limit);

@@ -18,7 +18,7 @@ use crate::api::checksum::Algorithm;
 use crate::api::params::Params;
 use crate::app::App;
 use crate::store::recordings::Recording;
-use crate::store::{now_ms, CallbackVariant, OutgoingCallback};
+use crate::store::CallbackVariant;
 
 /// The create parameters that carry a recording-ready URL, in order of preference.
 pub const READY_URL_PARAMS: &[&str] = &[
@@ -105,9 +105,22 @@ pub async fn enqueue_ready(app: &App, rec: &Recording) {
         }
     };
     let alg = jwt_algorithm(&app.config.checksum_algorithms);
-    let variants = app
-        .config
-        .secrets
+    // A tenant's front end knows its tenant's secrets, not the load balancer's (Scalelite).
+    let secrets = match tenant {
+        "" => app.config.secrets.clone(),
+        id => match app.store.tenant(id).await {
+            Ok(Some(t)) => t.secrets,
+            Ok(None) => {
+                tracing::warn!(record = %rec.record_id, tenant = id, "recording of an unknown tenant; its ready callback is not sent");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(record = %rec.record_id, error = %e, "could not read the recording's tenant");
+                return;
+            }
+        },
+    };
+    let variants = secrets
         .iter()
         .map(|secret| CallbackVariant {
             body: form_urlencoded::Serializer::new(String::new())
@@ -122,26 +135,18 @@ pub async fn enqueue_ready(app: &App, rec: &Recording) {
             )],
         })
         .collect();
-    let now = now_ms();
-    let cb = OutgoingCallback {
-        id: outbox_id(&rec.record_id),
-        kind: "recording-ready".into(),
-        method: "POST".into(),
-        url,
+    // One callback per recording, however many tarballs of it are imported.
+    match crate::callbacks::enqueue_once(
+        app,
+        &outbox_id(&rec.record_id),
+        "recording-ready",
+        &url,
         variants,
-        attempts: 0,
-        next_attempt_at: now,
-        created_at: now,
-        status: "pending".into(),
-        last_error: String::new(),
-    };
-    match app.store.enqueue_callback(&cb).await {
-        Ok(()) => {
-            app.callbacks_due.notify_one();
-            tracing::info!(record = %rec.record_id, "recording-ready callback queued");
-        }
-        // The id is the primary key: a second import of the same recording finds it queued.
-        Err(e) if e.to_string().contains("UNIQUE") => {}
+    )
+    .await
+    {
+        Ok(true) => tracing::info!(record = %rec.record_id, "recording-ready callback queued"),
+        Ok(false) => {}
         Err(e) => {
             tracing::warn!(record = %rec.record_id, error = %e, "could not queue the recording-ready callback")
         }

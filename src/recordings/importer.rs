@@ -67,10 +67,17 @@ pub fn decide_published(
     }
 }
 
-/// The meeting ID a recording is filed under. Kept as metadata.xml says; a multitenancy
-/// change that scopes meeting IDs per tenant unscopes them here, in one place.
+/// The meeting ID a recording is filed under: the front end's ID. With multitenancy the
+/// ID BBB recorded is scoped to the tenant (`crate::tenant::scope`), and the recording's
+/// `tenant-id` metadatum names the tenant, so it is unscoped here, in one place.
 pub fn external_meeting_id(md: &metadata::FormatMetadata) -> String {
-    md.meeting_id.clone()
+    let tenant = md
+        .meta
+        .iter()
+        .find(|(k, _)| k == "tenant-id")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    crate::tenant::unscope(tenant, &md.meeting_id).to_string()
 }
 
 /// Test hook: `FERROLITE_FAULT=<point>` aborts the process at that point (crash tests).
@@ -611,6 +618,22 @@ mod tests {
         assert!(!decide_published(None, Some(true), true));
         assert!(decide_published(None, None, false));
         assert!(!decide_published(None, Some(false), false));
+    }
+
+    #[test]
+    fn tenant_scoped_meeting_ids_are_filed_under_the_front_ends_id() {
+        let mut md = metadata::FormatMetadata {
+            meeting_id: "room~0b6f".into(),
+            meta: vec![("tenant-id".into(), "0b6f".into())],
+            ..Default::default()
+        };
+        assert_eq!(external_meeting_id(&md), "room");
+        md.meta.clear();
+        assert_eq!(
+            external_meeting_id(&md),
+            "room~0b6f",
+            "no tenant: kept as recorded"
+        );
     }
 
     #[test]

@@ -123,6 +123,7 @@ impl Server {
 /// Administrative changes to a server; `None` leaves a field alone.
 #[derive(Debug, Clone, Default)]
 pub struct ServerPatch {
+    pub url: Option<String>,
     pub secret: Option<String>,
     pub load_multiplier: Option<f64>,
     /// `Some(None)` removes the tag.
@@ -173,6 +174,8 @@ pub struct PlaceRequest<'a> {
     pub voice_bridges: &'a [String],
     pub choose: &'a (dyn Fn(&[Server]) -> Result<String, ChoiceError> + Sync),
     pub now_ms: i64,
+    /// The tenant's limit on concurrent meetings, checked inside the placing transaction.
+    pub max_tenant_meetings: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -184,6 +187,42 @@ pub enum PlaceOutcome {
     Refused(ChoiceError),
     /// Every candidate voice bridge is taken.
     NoVoiceBridge,
+    /// The tenant already runs its maximum number of meetings (the limit).
+    TenantLimit(u32),
+}
+
+/// A tenant: an institution served from the shared pool, found by the request's Host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// A UUID.
+    pub id: String,
+    /// Unique, lower-case; the host label that selects the tenant.
+    pub name: String,
+    /// Any of them validates checksums on the tenant's host.
+    pub secrets: Vec<String>,
+    /// Concurrent meetings allowed (`None`: no limit).
+    pub max_meetings: Option<u32>,
+    /// Concurrent participants allowed over all the tenant's meetings (`None`: no limit).
+    pub max_participants: Option<u32>,
+}
+
+/// Changes to a tenant; `None` leaves a field alone, `Some(None)` removes a limit.
+#[derive(Debug, Clone, Default)]
+pub struct TenantPatch {
+    pub name: Option<String>,
+    pub secrets: Option<Vec<String>>,
+    pub max_meetings: Option<Option<u32>>,
+    pub max_participants: Option<Option<u32>>,
+}
+
+/// A per-tenant create/join parameter: a default the request may change, or an override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSetting {
+    pub id: String,
+    pub tenant_id: String,
+    pub param: String,
+    pub value: String,
+    pub is_override: bool,
 }
 
 /// One way of sending a callback: a body and headers. A callback carries several when it
@@ -259,7 +298,8 @@ pub trait Store: Send + Sync + 'static {
     async fn meetings(&self) -> StoreResult<Vec<Meeting>>;
     async fn meetings_on(&self, server_id: &str) -> StoreResult<Vec<Meeting>>;
     /// Forgets the meetings of a server that were created before `created_before_ms`,
-    /// except those listed (the ones a successful poll saw). Younger meetings are kept: the
+    /// except those listed (the ones a successful poll saw, as BBB knows them: tenant
+    /// meetings by their scoped ID, see `crate::tenant::scope`). Younger meetings are kept: the
     /// poll may have been answered before their create reached the server.
     async fn forget_meetings_except(
         &self,
@@ -269,8 +309,28 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Meeting>>;
     async fn meeting_by_voice_bridge(&self, voice_bridge: &str) -> StoreResult<Option<Meeting>>;
 
+    /// Adds a tenant; [`StoreError::AlreadyExists`] when the name is taken.
+    async fn add_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    async fn tenant(&self, id: &str) -> StoreResult<Option<Tenant>>;
+    async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>>;
+    async fn tenants(&self) -> StoreResult<Vec<Tenant>>;
+    /// Applies `patch`; `None` when the tenant does not exist.
+    async fn update_tenant(&self, id: &str, patch: &TenantPatch) -> StoreResult<Option<Tenant>>;
+    /// Removes the tenant and its settings (its meetings are left to end on their own).
+    async fn remove_tenant(&self, id: &str) -> StoreResult<bool>;
+    async fn add_tenant_setting(&self, setting: &TenantSetting) -> StoreResult<()>;
+    async fn tenant_settings(&self, tenant_id: &str) -> StoreResult<Vec<TenantSetting>>;
+    async fn remove_tenant_setting(&self, id: &str) -> StoreResult<bool>;
+    /// The tenant's running meetings and their participants (last poll plus joins since).
+    async fn tenant_usage(&self, tenant_id: &str) -> StoreResult<(u32, u32)>;
+    /// Counts one join into a meeting until the next poll sets the true number.
+    async fn add_participant(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<()>;
+    /// Records the participants a poll saw per meeting, by the meeting ID BBB knows.
+    async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()>;
+
     /// Queues a callback for delivery.
-    async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<()>;
+    /// False (and nothing changes) when a callback with this id already exists.
+    async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<bool>;
     /// Pending callbacks whose next attempt is due, oldest first.
     async fn due_callbacks(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<OutgoingCallback>>;
     /// Records the outcome of an attempt: a final status, or `pending` with the next time.

@@ -5,7 +5,10 @@
 //! `PRAGMA user_version`, inside one transaction.
 
 use std::path::Path;
+use std::sync::Arc;
+
 use std::time::Duration;
+use tokio::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use r2d2::Pool;
@@ -69,11 +72,56 @@ const MIGRATIONS: &[(&str, &str)] = &[
     CREATE INDEX callbacks_due ON callbacks(status, next_attempt_at);",
     ),
     ("0100-recordings", super::sqlite_recordings::SCHEMA),
+    (
+        "0200-tenants",
+        "CREATE TABLE tenants (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        secrets TEXT NOT NULL,
+        max_meetings INTEGER,
+        max_participants INTEGER
+    );
+    CREATE TABLE tenant_settings (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        param TEXT NOT NULL,
+        value TEXT NOT NULL,
+        is_override INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tenant_settings_tenant ON tenant_settings(tenant_id);
+    ALTER TABLE meetings ADD COLUMN participants INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX meetings_tenant ON meetings(tenant_id);",
+    ),
 ];
 
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: Pool<SqliteConnectionManager>,
+    /// Serializes this process's writers. SQLite allows one writer at a time and its busy
+    /// handler waits by sleeping in steps of milliseconds, so in-process writers queue here
+    /// instead (microseconds); the busy timeout then only covers other processes (the CLI,
+    /// a second `serve`). An async lock: a waiting writer yields its worker thread to other
+    /// requests instead of blocking it.
+    write_lock: Arc<Mutex<()>>,
+}
+
+/// A connection that may write: holds the in-process write lock while it lives.
+pub(super) struct Writer<'a> {
+    conn: r2d2::PooledConnection<SqliteConnectionManager>,
+    _guard: MutexGuard<'a, ()>,
+}
+
+impl std::ops::Deref for Writer<'_> {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Writer<'_> {
+    fn deref_mut(&mut self) -> &mut rusqlite::Connection {
+        &mut self.conn
+    }
 }
 
 pub(super) fn backend<E: std::fmt::Display>(e: E) -> StoreError {
@@ -85,25 +133,30 @@ const SERVER_COLUMNS: &str =
      largest_meeting, videos, bbb_version, healthy_counter, unhealthy_counter";
 
 fn server_from_row(r: &Row<'_>) -> rusqlite::Result<Server> {
-    let state: String = r.get(4)?;
+    server_from_row_at(r, 0)
+}
+
+/// Reads the [`SERVER_COLUMNS`] starting at column `at`.
+fn server_from_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Server> {
+    let state: String = r.get(at + 4)?;
     Ok(Server {
-        id: r.get(0)?,
-        url: r.get(1)?,
-        secret: r.get(2)?,
-        tag: r.get(3)?,
+        id: r.get(at)?,
+        url: r.get(at + 1)?,
+        secret: r.get(at + 2)?,
+        tag: r.get(at + 3)?,
         state: ServerState::parse(&state).unwrap_or(ServerState::Disabled),
-        online: r.get(5)?,
-        load: r.get(6)?,
-        load_multiplier: r.get(7)?,
+        online: r.get(at + 5)?,
+        load: r.get(at + 6)?,
+        load_multiplier: r.get(at + 7)?,
         stats: ServerStats {
-            meetings: r.get(8)?,
-            users: r.get(9)?,
-            largest_meeting: r.get(10)?,
-            videos: r.get(11)?,
+            meetings: r.get(at + 8)?,
+            users: r.get(at + 9)?,
+            largest_meeting: r.get(at + 10)?,
+            videos: r.get(at + 11)?,
         },
-        bbb_version: r.get(12)?,
-        healthy_counter: r.get(13)?,
-        unhealthy_counter: r.get(14)?,
+        bbb_version: r.get(at + 12)?,
+        healthy_counter: r.get(at + 13)?,
+        unhealthy_counter: r.get(at + 14)?,
     })
 }
 
@@ -140,13 +193,24 @@ impl SqliteStore {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            write_lock: Arc::new(Mutex::new(())),
+        };
         store.migrate()?;
         Ok(store)
     }
 
     pub(super) fn conn(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
         self.pool.get().map_err(backend)
+    }
+
+    pub(super) async fn writer(&self) -> StoreResult<Writer<'_>> {
+        let guard = self.write_lock.lock().await;
+        Ok(Writer {
+            conn: self.conn()?,
+            _guard: guard,
+        })
     }
 
     fn migrate(&self) -> StoreResult<()> {
@@ -265,10 +329,49 @@ impl SqliteStore {
     }
 }
 
+const TENANT_COLUMNS: &str = "id, name, secrets, max_meetings, max_participants";
+
+fn tenant_from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
+    let secrets: String = r.get(2)?;
+    Ok(Tenant {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        secrets: crate::tenant::parse_secrets(&secrets),
+        max_meetings: r.get(3)?,
+        max_participants: r.get(4)?,
+    })
+}
+
+fn setting_from_row(r: &Row<'_>) -> rusqlite::Result<TenantSetting> {
+    Ok(TenantSetting {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        param: r.get(2)?,
+        value: r.get(3)?,
+        is_override: r.get(4)?,
+    })
+}
+
+/// A unique-constraint violation (a taken tenant name).
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+impl SqliteStore {
+    fn tenant_where(&self, clause: &str, arg: &str) -> StoreResult<Option<Tenant>> {
+        let conn = self.conn()?;
+        conn.prepare_cached(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE {clause}"
+        ))
+        .and_then(|mut s| s.query_row([arg], tenant_from_row).optional())
+        .map_err(backend)
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn add_server(&self, s: &Server) -> StoreResult<()> {
-        let conn = self.conn()?;
+        let conn = self.writer().await?;
         let n = conn
             .execute(
                 "INSERT INTO servers (id, url, secret, tag, state, online, load, load_multiplier)
@@ -303,13 +406,16 @@ impl Store for SqliteStore {
     }
 
     async fn update_server(&self, id: &str, p: &ServerPatch) -> StoreResult<Option<Server>> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
         let Some(mut s) = Self::server_sync(&tx, id)? else {
             return Ok(None);
         };
+        if let Some(url) = &p.url {
+            s.url = url.clone();
+        }
         if let Some(secret) = &p.secret {
             s.secret = secret.clone();
         }
@@ -326,8 +432,8 @@ impl Store for SqliteStore {
             }
         }
         tx.execute(
-            "UPDATE servers SET secret = ?2, load_multiplier = ?3, tag = ?4, state = ?5, load = ?6 WHERE id = ?1",
-            params![id, s.secret, s.load_multiplier, s.tag, s.state.as_str(), s.load],
+            "UPDATE servers SET secret = ?2, load_multiplier = ?3, tag = ?4, state = ?5, load = ?6, url = ?7 WHERE id = ?1",
+            params![id, s.secret, s.load_multiplier, s.tag, s.state.as_str(), s.load, s.url],
         )
         .map_err(backend)?;
         tx.commit().map_err(backend)?;
@@ -335,7 +441,7 @@ impl Store for SqliteStore {
     }
 
     async fn remove_server(&self, id: &str) -> StoreResult<bool> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn.transaction().map_err(backend)?;
         tx.execute("DELETE FROM meetings WHERE server_id = ?1", [id])
             .map_err(backend)?;
@@ -347,7 +453,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_load(&self, deltas: &[(String, f64)]) -> StoreResult<()> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn.transaction().map_err(backend)?;
         {
             let mut stmt = tx
@@ -361,7 +467,7 @@ impl Store for SqliteStore {
     }
 
     async fn save_poll(&self, id: &str, u: &PollUpdate) -> StoreResult<()> {
-        let conn = self.conn()?;
+        let conn = self.writer().await?;
         conn.execute(
             "UPDATE servers SET online = ?2, load = CASE WHEN state = 'disabled' THEN NULL ELSE ?3 END,
                  meetings = ?4, users = ?5, largest_meeting = ?6, videos = ?7,
@@ -391,21 +497,56 @@ impl Store for SqliteStore {
         tenant_id: &str,
         meeting_id: &str,
     ) -> StoreResult<Option<(Meeting, Option<Server>)>> {
+        // One query for the hottest path (join): the meeting and its server together.
         let conn = self.conn()?;
-        let Some(m) = Self::meeting_sync(&conn, tenant_id, meeting_id)? else {
-            return Ok(None);
-        };
-        let s = Self::server_sync(&conn, &m.server_id)?;
-        Ok(Some((m, s)))
+        let cols = SERVER_COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mcols = MEETING_COLUMNS
+            .split(", ")
+            .map(|c| format!("m.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {mcols}, s.id IS NOT NULL, {cols} FROM meetings m LEFT JOIN servers s ON s.id = m.server_id \
+             WHERE m.tenant_id = ?1 AND m.meeting_id = ?2"
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+        stmt.query_row([tenant_id, meeting_id], |r| {
+            let m = meeting_from_row(r)?;
+            let has_server: bool = r.get(6)?;
+            let server = if has_server {
+                Some(server_from_row_at(r, 7)?)
+            } else {
+                None
+            };
+            Ok((m, server))
+        })
+        .optional()
+        .map_err(backend)
     }
 
     async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
         if let Some(m) = Self::meeting_sync(&tx, req.tenant_id, req.meeting_id)? {
             return Ok(PlaceOutcome::Existing(m));
+        }
+        if let Some(limit) = req.max_tenant_meetings {
+            let running: u32 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM meetings WHERE tenant_id = ?1",
+                    [req.tenant_id],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if running >= limit {
+                return Ok(PlaceOutcome::TenantLimit(limit));
+            }
         }
         let servers = Self::servers_sync(&tx)?;
         let id = match (req.choose)(&servers) {
@@ -438,25 +579,25 @@ impl Store for SqliteStore {
             voice_bridge,
             created_at: req.now_ms,
         };
-        tx.execute(
-            &format!("INSERT INTO meetings ({MEETING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-            params![
+        tx.prepare_cached(&format!(
+            "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        ))
+        .and_then(|mut st| {
+            st.execute(params![
                 meeting.tenant_id,
                 meeting.meeting_id,
                 meeting.server_id,
                 meeting.moderator_pw,
                 meeting.voice_bridge,
                 meeting.created_at
-            ],
-        )
+            ])
+        })
         .map_err(backend)?;
         if let Some(load) = server.load.as_mut() {
             *load += server.load_multiplier;
-            tx.execute(
-                "UPDATE servers SET load = ?2 WHERE id = ?1",
-                params![server.id, *load],
-            )
-            .map_err(backend)?;
+            tx.prepare_cached("UPDATE servers SET load = ?2 WHERE id = ?1")
+                .and_then(|mut st| st.execute(params![server.id, *load]))
+                .map_err(backend)?;
         }
         tx.commit().map_err(backend)?;
         Ok(PlaceOutcome::Placed(meeting, server))
@@ -467,7 +608,7 @@ impl Store for SqliteStore {
         tenant_id: &str,
         meeting_id: &str,
     ) -> StoreResult<Option<Meeting>> {
-        let conn = self.conn()?;
+        let conn = self.writer().await?;
         conn.prepare_cached(&format!(
             "DELETE FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2 RETURNING {MEETING_COLUMNS}"
         ))
@@ -481,7 +622,7 @@ impl Store for SqliteStore {
         meeting_id: &str,
         server_id: &str,
     ) -> StoreResult<bool> {
-        let conn = self.conn()?;
+        let conn = self.writer().await?;
         let n = conn
             .execute(
                 "DELETE FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2 AND server_id = ?3",
@@ -505,7 +646,7 @@ impl Store for SqliteStore {
         keep: &[String],
         created_before_ms: i64,
     ) -> StoreResult<Vec<Meeting>> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
@@ -521,7 +662,8 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             for m in rows {
                 let m = m.map_err(backend)?;
-                if m.created_at < created_before_ms && !keep.contains(&m.meeting_id) {
+                let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
+                if m.created_at < created_before_ms && !keep.contains(&bbb_id) {
                     gone.push(m);
                 }
             }
@@ -544,16 +686,190 @@ impl Store for SqliteStore {
             .next())
     }
 
-    async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<()> {
-        let variants = serde_json::to_string(&cb.variants).map_err(backend)?;
-        self.conn()?
+    async fn add_tenant(&self, t: &Tenant) -> StoreResult<()> {
+        let conn = self.writer().await?;
+        conn.execute(
+            &format!("INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+            params![
+                t.id,
+                t.name,
+                t.secrets.join(":"),
+                t.max_meetings,
+                t.max_participants
+            ],
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(format!("a tenant named '{}'", t.name))
+            } else {
+                backend(e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
+        self.tenant_where("id = ?1", id)
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>> {
+        self.tenant_where("name = ?1", name)
+    }
+
+    async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name"
+            ))
+            .map_err(backend)?;
+        let rows = stmt.query_map([], tenant_from_row).map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    async fn update_tenant(&self, id: &str, p: &TenantPatch) -> StoreResult<Option<Tenant>> {
+        let mut conn = self.writer().await?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let Some(mut t) = tx
+            .prepare_cached(&format!(
+                "SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?1"
+            ))
+            .and_then(|mut s| s.query_row([id], tenant_from_row).optional())
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        if let Some(n) = &p.name {
+            t.name = n.clone();
+        }
+        if let Some(s) = &p.secrets {
+            t.secrets = s.clone();
+        }
+        if let Some(m) = p.max_meetings {
+            t.max_meetings = m;
+        }
+        if let Some(m) = p.max_participants {
+            t.max_participants = m;
+        }
+        tx.execute(
+            "UPDATE tenants SET name = ?2, secrets = ?3, max_meetings = ?4, max_participants = ?5 WHERE id = ?1",
+            params![id, t.name, t.secrets.join(":"), t.max_meetings, t.max_participants],
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(format!("a tenant named '{}'", t.name))
+            } else {
+                backend(e)
+            }
+        })?;
+        tx.commit().map_err(backend)?;
+        Ok(Some(t))
+    }
+
+    async fn remove_tenant(&self, id: &str) -> StoreResult<bool> {
+        let mut conn = self.writer().await?;
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute("DELETE FROM tenant_settings WHERE tenant_id = ?1", [id])
+            .map_err(backend)?;
+        let n = tx
+            .execute("DELETE FROM tenants WHERE id = ?1", [id])
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn add_tenant_setting(&self, s: &TenantSetting) -> StoreResult<()> {
+        self.writer().await?
             .execute(
-                "INSERT INTO callbacks (id, kind, method, url, variants, attempts, next_attempt_at, created_at, status, last_error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![cb.id, cb.kind, cb.method, cb.url, variants, cb.attempts, cb.next_attempt_at, cb.created_at, cb.status, cb.last_error],
+                "INSERT INTO tenant_settings (id, tenant_id, param, value, is_override) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![s.id, s.tenant_id, s.param, s.value, s.is_override],
             )
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn tenant_settings(&self, tenant_id: &str) -> StoreResult<Vec<TenantSetting>> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, tenant_id, param, value, is_override FROM tenant_settings WHERE tenant_id = ?1 ORDER BY rowid",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([tenant_id], setting_from_row)
+            .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    async fn remove_tenant_setting(&self, id: &str) -> StoreResult<bool> {
+        let n = self
+            .conn()?
+            .execute("DELETE FROM tenant_settings WHERE id = ?1", [id])
+            .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn tenant_usage(&self, tenant_id: &str) -> StoreResult<(u32, u32)> {
+        self.conn()?
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(participants), 0) FROM meetings WHERE tenant_id = ?1",
+                [tenant_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(backend)
+    }
+
+    async fn add_participant(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<()> {
+        self.writer().await?
+            .execute(
+                "UPDATE meetings SET participants = participants + 1 WHERE tenant_id = ?1 AND meeting_id = ?2",
+                [tenant_id, meeting_id],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()> {
+        let mut conn = self.writer().await?;
+        let tx = conn.transaction().map_err(backend)?;
+        {
+            let mut stmt = tx
+                .prepare_cached("SELECT tenant_id, meeting_id FROM meetings WHERE server_id = ?1")
+                .map_err(backend)?;
+            let ids: Vec<(String, String)> = stmt
+                .query_map([server_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            let mut upd = tx
+                .prepare_cached(
+                    "UPDATE meetings SET participants = ?3 WHERE tenant_id = ?1 AND meeting_id = ?2",
+                )
+                .map_err(backend)?;
+            for (t, m) in ids {
+                let bbb_id = crate::tenant::scope(&t, &m);
+                if let Some((_, n)) = counts.iter().find(|(id, _)| *id == bbb_id) {
+                    upd.execute(params![t, m, n]).map_err(backend)?;
+                }
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<bool> {
+        let variants = serde_json::to_string(&cb.variants).map_err(backend)?;
+        let n = self
+            .writer()
+            .await?
+            .execute(
+                "INSERT INTO callbacks (id, kind, method, url, variants, attempts, next_attempt_at, created_at, status, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(id) DO NOTHING",
+                params![cb.id, cb.kind, cb.method, cb.url, variants, cb.attempts, cb.next_attempt_at, cb.created_at, cb.status, cb.last_error],
+            )
+            .map_err(backend)?;
+        Ok(n > 0)
     }
 
     async fn due_callbacks(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<OutgoingCallback>> {
@@ -571,7 +887,7 @@ impl Store for SqliteStore {
         next_attempt_at: i64,
         last_error: &str,
     ) -> StoreResult<()> {
-        self.conn()?
+        self.writer().await?
             .execute(
                 "UPDATE callbacks SET status = ?2, attempts = ?3, next_attempt_at = ?4, last_error = ?5 WHERE id = ?1",
                 params![id, status, attempts, next_attempt_at, last_error],
@@ -591,7 +907,7 @@ impl Store for SqliteStore {
         now_ms: i64,
         ttl_ms: i64,
     ) -> StoreResult<bool> {
-        let conn = self.conn()?;
+        let conn = self.writer().await?;
         let n = conn
             .execute(
                 "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
@@ -604,7 +920,7 @@ impl Store for SqliteStore {
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
-        let conn = self.conn()?;
+        let conn = self.writer().await?;
         conn.execute(
             "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
             [name, holder],
@@ -674,6 +990,7 @@ mod tests {
             voice_bridges: &vbs,
             choose: &pick_first,
             now_ms: 1,
+            max_tenant_meetings: None,
         };
         let PlaceOutcome::Placed(m, srv) = st.place_meeting(&req).await.unwrap() else {
             panic!()
@@ -731,9 +1048,107 @@ mod tests {
             voice_bridges: &vbs,
             choose: &pick_first,
             now_ms: 1,
+            max_tenant_meetings: None,
         };
         st.place_meeting(&req).await.unwrap();
         assert!(st.remove_server("a").await.unwrap());
         assert!(st.meeting("", "m").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn tenants_have_unique_names_settings_and_a_meeting_limit() {
+        let (_d, st) = store();
+        let t = Tenant {
+            id: "t1".into(),
+            name: "alpha".into(),
+            secrets: vec!["a".into(), "b".into()],
+            max_meetings: Some(1),
+            max_participants: None,
+        };
+        st.add_tenant(&t).await.unwrap();
+        assert_eq!(st.tenant_by_name("alpha").await.unwrap(), Some(t.clone()));
+        let dup = Tenant {
+            id: "t2".into(),
+            ..t.clone()
+        };
+        assert!(matches!(
+            st.add_tenant(&dup).await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+        let renamed = st
+            .update_tenant(
+                "t1",
+                &TenantPatch {
+                    name: Some("beta".into()),
+                    max_participants: Some(Some(5)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (renamed.name.as_str(), renamed.max_participants),
+            ("beta", Some(5))
+        );
+        assert!(st.tenant_by_name("alpha").await.unwrap().is_none());
+        assert!(st
+            .update_tenant("nope", &TenantPatch::default())
+            .await
+            .unwrap()
+            .is_none());
+
+        st.add_tenant_setting(&TenantSetting {
+            id: "s1".into(),
+            tenant_id: "t1".into(),
+            param: "record".into(),
+            value: "true".into(),
+            is_override: true,
+        })
+        .await
+        .unwrap();
+        assert_eq!(st.tenant_settings("t1").await.unwrap().len(), 1);
+
+        st.add_server(&Server::new("a".into(), "u".into(), "s".into(), 1.0, None))
+            .await
+            .unwrap();
+        let vbs = vec!["1".to_string(), "2".to_string()];
+        let req = PlaceRequest {
+            tenant_id: "t1",
+            meeting_id: "m",
+            moderator_pw: "",
+            voice_bridges: &vbs,
+            choose: &pick_first,
+            now_ms: 1,
+            max_tenant_meetings: Some(1),
+        };
+        assert!(matches!(
+            st.place_meeting(&req).await.unwrap(),
+            PlaceOutcome::Placed(..)
+        ));
+        let second = PlaceRequest {
+            meeting_id: "n",
+            ..req
+        };
+        assert_eq!(
+            st.place_meeting(&second).await.unwrap(),
+            PlaceOutcome::TenantLimit(1)
+        );
+        st.add_participant("t1", "m").await.unwrap();
+        assert_eq!(st.tenant_usage("t1").await.unwrap(), (1, 1));
+        st.set_participants("a", &[("m~t1".to_string(), 7)])
+            .await
+            .unwrap();
+        assert_eq!(st.tenant_usage("t1").await.unwrap(), (1, 7));
+        // The poll lists the meeting by its scoped ID: it is kept.
+        assert!(st
+            .forget_meetings_except("a", &["m~t1".to_string()], i64::MAX)
+            .await
+            .unwrap()
+            .is_empty());
+
+        assert!(st.remove_tenant("t1").await.unwrap());
+        assert!(st.tenant_settings("t1").await.unwrap().is_empty());
+        assert!(!st.remove_tenant("t1").await.unwrap());
     }
 }

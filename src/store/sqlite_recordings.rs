@@ -417,7 +417,7 @@ impl RecordingStore for SqliteStore {
     }
 
     async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
@@ -489,7 +489,7 @@ impl RecordingStore for SqliteStore {
     }
 
     async fn set_published(&self, record_id: &str, published: bool) -> StoreResult<()> {
-        self.conn()?
+        self.writer().await?
             .execute(
                 "UPDATE recordings SET published = ?2, publish_updated = 1, state = ?3, updated_at = ?4 WHERE record_id = ?1",
                 params![
@@ -510,7 +510,7 @@ impl RecordingStore for SqliteStore {
         changes: &[MetaChange],
         protect: Option<bool>,
     ) -> StoreResult<Option<bool>> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
@@ -551,7 +551,7 @@ impl RecordingStore for SqliteStore {
     }
 
     async fn tombstone_recording(&self, record_id: &str) -> StoreResult<bool> {
-        let mut conn = self.conn()?;
+        let mut conn = self.writer().await?;
         let tx = conn.transaction().map_err(backend)?;
         let Some(id) = id_of(&tx, record_id)? else {
             return Ok(false);
@@ -603,7 +603,7 @@ impl RecordingStore for SqliteStore {
     }
 
     async fn put_text_track(&self, record_id: &str, t: &TextTrack) -> StoreResult<bool> {
-        let conn = self.conn()?;
+        let conn = self.writer().await?;
         let Some(id) = id_of(&conn, record_id)? else {
             return Ok(false);
         };
@@ -641,7 +641,7 @@ impl RecordingStore for SqliteStore {
     }
 
     async fn set_ready_url(&self, tenant_id: &str, meeting_id: &str, url: &str) -> StoreResult<()> {
-        self.conn()?
+        self.writer().await?
             .execute(
                 "INSERT INTO recording_ready_urls (tenant_id, meeting_id, url, created_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (tenant_id, meeting_id) DO UPDATE SET url = excluded.url, created_at = excluded.created_at",

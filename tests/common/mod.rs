@@ -199,6 +199,9 @@ pub fn sign(call: &str, query: &str, secret: &str, alg: &str) -> String {
 /// A running `ferrolite serve` with its own temporary directory and database.
 pub struct Lb {
     child: Option<Child>,
+    /// The serve process's stderr (logs), one file per start.
+    pub log: PathBuf,
+    starts: usize,
     pub base: String,
     pub dir: tempfile::TempDir,
     pub env: Vec<(String, String)>,
@@ -234,8 +237,11 @@ impl Lb {
     }
 
     pub fn start_in(dir: tempfile::TempDir, env: Vec<(String, String)>) -> Lb {
+        let log = dir.path().join("serve-0.log");
         let mut lb = Lb {
             child: None,
+            log,
+            starts: 0,
             base: String::new(),
             dir,
             env,
@@ -247,6 +253,9 @@ impl Lb {
 
     /// (Re)starts the serve process with the current environment.
     pub fn spawn(&mut self) {
+        self.log = self.dir.path().join(format!("serve-{}.log", self.starts));
+        self.starts += 1;
+        let stderr = std::fs::File::create(&self.log).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferrolite"))
             .arg("serve")
             .env_clear()
@@ -254,14 +263,15 @@ impl Lb {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("ferrolite starts");
         let line = first_line(&mut child);
         let addr = line.rsplit(' ').next().unwrap_or_default().to_string();
         assert!(
             line.starts_with("ferrolite: listening on"),
-            "unexpected first line: {line}"
+            "unexpected first line: {line:?}; log: {}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
         );
         self.base = addr;
         self.child = Some(child);
@@ -346,9 +356,23 @@ impl Lb {
     }
 }
 
+impl Lb {
+    /// Everything the current serve process logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
 impl Drop for Lb {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- ferrolite log ({}) ---\n{}",
+                self.log.display(),
+                self.logs()
+            );
+        }
     }
 }
 

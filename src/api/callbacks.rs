@@ -1,0 +1,317 @@
+//! The callbacks BBB makes about a meeting, relayed to the front end that created it:
+//! learning-analytics data (`meta_analytics-callback-url`) and the meeting-ended
+//! notification (`meta_endCallbackUrl` / `meetingEndedURL`).
+//!
+//! At `create` the front end's URL is replaced by a Ferrolite URL that carries the original
+//! URL, the tenant (and the meeting) with an HMAC-SHA256 over them, keyed by the first load
+//! balancer secret ([`rewrite_create`]). Nothing is stored per meeting, and nobody can make
+//! Ferrolite call a URL it did not sign (no open relay). When BBB calls back:
+//!
+//! - `POST /bigbluebutton/api/analytics_callback`: the bearer JWT must be HS512-signed with a
+//!   registered server's secret (Scalelite); the JSON is unscoped, gets `customer` (tenant
+//!   name or `scalelite`) and is queued once, re-signed per tenant (or load balancer) secret
+//!   as a fresh HS512 JWT valid 24 h. The answer is always 204, as Scalelite's.
+//! - `GET|POST /ferrolite/callbacks/meeting-ended`: BBB appends `meetingID` and
+//!   `recordingmarks`; the original URL is called (GET) with the front end's meeting ID.
+//!
+//! Delivery (once, with back-off, never to private addresses unless allowed) is the outbox's
+//! job: `crate::callbacks`.
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http::{header, Method, StatusCode};
+use hyper::body::Incoming;
+use hyper::Request;
+use sha2::Sha256;
+
+use super::params::Params;
+use super::response::{self, ApiError, HttpResponse};
+use super::Call;
+use crate::app::App;
+use crate::store::CallbackVariant;
+use crate::tenant::unscope_text;
+
+/// Where BBB's meeting-ended callbacks come back to.
+pub const MEETING_ENDED_PATH: &str = "/ferrolite/callbacks/meeting-ended";
+const ANALYTICS_PATH: &str = "/bigbluebutton/api/analytics_callback";
+/// Largest analytics document accepted.
+const MAX_ANALYTICS_BODY: usize = 16 * 1024 * 1024;
+
+/// HMAC-SHA256 over the parts (joined by newlines), hex.
+pub fn sign(key: &str, parts: &[&str]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
+    mac.update(parts.join("\n").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Whether `sig` is the HMAC of `parts` under any of `keys` (constant-time).
+pub fn verify(keys: &[String], parts: &[&str], sig: &str) -> bool {
+    let Ok(raw) = hex::decode(sig.trim()) else {
+        return false;
+    };
+    keys.iter().filter(|k| !k.is_empty()).any(|k| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(k.as_bytes()).expect("HMAC takes any key");
+        mac.update(parts.join("\n").as_bytes());
+        mac.verify_slice(&raw).is_ok()
+    })
+}
+
+/// The public base URL BBB should call back: `https://[<tenant>.]<URL_HOST>` (Scalelite;
+/// tenants under `BASE_URL` when set), else the scheme and host the front end used.
+fn own_base(app: &App, call: &Call) -> String {
+    match &app.config.url_host {
+        Some(url_host) => {
+            let host = match &call.tenant {
+                Some(t) => format!(
+                    "{}.{}",
+                    t.name,
+                    app.config.tenancy.base_url.as_deref().unwrap_or(url_host)
+                ),
+                None => url_host.clone(),
+            };
+            format!("https://{host}")
+        }
+        None => format!("{}://{}", call.scheme, call.host),
+    }
+}
+
+/// Every parameter named `key`, compared case-insensitively (BBB lower-cases meta keys, so
+/// a second spelling must not slip past the rewrite).
+fn find_keys(p: &Params, key: &str) -> Vec<(String, String)> {
+    p.iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// Points the create's callback URLs at Ferrolite (see the module documentation).
+pub fn rewrite_create(app: &App, call: &Call, meeting_id: &str, p: &mut Params) {
+    let Some(key) = app.config.secrets.first() else {
+        return;
+    };
+    let base = own_base(app, call);
+    for (k, url) in find_keys(p, "meta_analytics-callback-url") {
+        if url.is_empty() {
+            p.remove(&k);
+            continue;
+        }
+        let sig = sign(key, &["analytics", &call.tenant_id, &url]);
+        let q: Params = [("t", call.tenant_id.as_str()), ("u", &url), ("s", &sig)]
+            .into_iter()
+            .collect();
+        p.set(&k, format!("{base}{ANALYTICS_PATH}?{}", q.encode()));
+    }
+    for name in ["meta_endCallbackUrl", "meetingEndedURL"] {
+        for (k, url) in find_keys(p, name) {
+            if url.is_empty() {
+                p.remove(&k);
+                continue;
+            }
+            let sig = sign(key, &["meeting-ended", &call.tenant_id, meeting_id, &url]);
+            let q: Params = [
+                ("t", call.tenant_id.as_str()),
+                ("m", meeting_id),
+                ("u", &url),
+                ("s", &sig),
+            ]
+            .into_iter()
+            .collect();
+            p.set(&k, format!("{base}{MEETING_ENDED_PATH}?{}", q.encode()));
+        }
+    }
+}
+
+fn no_content() -> HttpResponse {
+    response::with_status(StatusCode::NO_CONTENT, "text/plain", Bytes::new())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Expiry {
+    exp: i64,
+}
+
+/// Whether the bearer token is an HS512 JWT signed with any registered server's secret.
+async fn valid_server_token(app: &App, token: &str) -> bool {
+    let servers = match app.store.servers().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "analytics callback: cannot read servers");
+            return false;
+        }
+    };
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS512);
+    validation.required_spec_claims.clear();
+    validation.validate_aud = false;
+    servers.iter().any(|s| {
+        jsonwebtoken::decode::<serde_json::Value>(
+            token,
+            &jsonwebtoken::DecodingKey::from_secret(s.secret.as_bytes()),
+            &validation,
+        )
+        .is_ok()
+    })
+}
+
+/// A fresh HS512 JWT valid 24 hours (what Scalelite signs forwarded analytics with).
+fn forward_token(secret: &str) -> Option<String> {
+    let claims = Expiry {
+        exp: crate::store::now_ms() / 1000 + 24 * 3600,
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .ok()
+}
+
+/// `POST /bigbluebutton/api/analytics_callback`. Always 204 once the Host is accepted.
+pub async fn analytics(app: &App, req: Request<Incoming>) -> HttpResponse {
+    if req.method() != Method::POST {
+        return ApiError::unsupported_request().into_response();
+    }
+    let tenant = match super::request_tenant(app, &super::host_of(&req)).await {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
+    let q = Params::parse(req.uri().query().unwrap_or("").as_bytes());
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let body = match super::read_limited(req.into_body(), MAX_ANALYTICS_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            tracing::warn!("analytics callback: the body could not be read");
+            return no_content();
+        }
+    };
+    if token.is_empty() || !valid_server_token(app, &token).await {
+        tracing::warn!("analytics callback: missing or invalid bearer token; ignored");
+        return no_content();
+    }
+    let tenant_id = tenant.as_ref().map(|t| t.id.as_str()).unwrap_or("");
+    let (t, url, sig) = (
+        q.get("t").unwrap_or(""),
+        q.get("u").unwrap_or(""),
+        q.get("s").unwrap_or(""),
+    );
+    if url.is_empty() || t != tenant_id || !verify(&app.config.secrets, &["analytics", t, url], sig)
+    {
+        tracing::warn!("analytics callback: no signed front-end URL for this callback; ignored");
+        return no_content();
+    }
+    let mut doc: serde_json::Value = match serde_json::from_slice(&unscope_text(tenant_id, &body)) {
+        Ok(serde_json::Value::Object(o)) => serde_json::Value::Object(o),
+        _ => {
+            tracing::warn!("analytics callback: the body is not a JSON object; ignored");
+            return no_content();
+        }
+    };
+    doc["customer"] = serde_json::Value::String(
+        tenant
+            .as_ref()
+            .map(|t| t.name.clone())
+            .unwrap_or_else(|| "scalelite".into()),
+    );
+    let payload = doc.to_string();
+    let secrets = match &tenant {
+        Some(t) => &t.secrets,
+        None => &app.config.secrets,
+    };
+    let variants: Vec<CallbackVariant> = secrets
+        .iter()
+        .filter_map(|s| forward_token(s))
+        .map(|jwt| CallbackVariant {
+            body: payload.clone(),
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("Authorization".into(), format!("Bearer {jwt}")),
+                (
+                    "User-Agent".into(),
+                    "BigBlueButton Analytics Callback".into(),
+                ),
+            ],
+        })
+        .collect();
+    if let Err(e) = crate::callbacks::enqueue(app, "analytics", url, variants).await {
+        tracing::error!(error = %e, "analytics callback could not be queued");
+    }
+    no_content()
+}
+
+/// `GET|POST /ferrolite/callbacks/meeting-ended?…` (BBB's meeting-ended callback).
+pub async fn meeting_ended(app: &App, rest: &str, req: Request<Incoming>) -> HttpResponse {
+    if !rest.is_empty() && rest != "/" {
+        return ApiError::unsupported_request().into_response();
+    }
+    let q = Params::parse(req.uri().query().unwrap_or("").as_bytes());
+    let (t, m, url, sig) = (
+        q.get("t").unwrap_or(""),
+        q.get("m").unwrap_or(""),
+        q.get("u").unwrap_or(""),
+        q.get("s").unwrap_or(""),
+    );
+    if url.is_empty() || !verify(&app.config.secrets, &["meeting-ended", t, m, url], sig) {
+        return response::text(
+            StatusCode::FORBIDDEN,
+            "This callback URL was not issued by this load balancer.",
+        );
+    }
+    let mut forward = match url::Url::parse(url) {
+        Ok(u) => u,
+        Err(_) => return response::text(StatusCode::BAD_REQUEST, "The callback URL is invalid."),
+    };
+    forward.query_pairs_mut().append_pair("meetingID", m);
+    if let Some(marks) = q.get("recordingmarks") {
+        forward
+            .query_pairs_mut()
+            .append_pair("recordingmarks", marks);
+    }
+    let variant = CallbackVariant {
+        body: String::new(),
+        headers: vec![],
+    };
+    match crate::callbacks::enqueue_request(
+        app,
+        "meeting-ended",
+        "GET",
+        forward.as_str(),
+        vec![variant],
+    )
+    .await
+    {
+        Ok(_) => response::text(StatusCode::OK, "OK"),
+        Err(e) => {
+            tracing::error!(error = %e, "meeting-ended callback could not be queued");
+            response::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The callback could not be queued; try again.",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_bind_every_part() {
+        let s = sign("k", &["analytics", "t1", "https://x/cb"]);
+        let keys = vec!["old".to_string(), "k".to_string()];
+        assert!(verify(&keys, &["analytics", "t1", "https://x/cb"], &s));
+        assert!(!verify(&keys, &["analytics", "t2", "https://x/cb"], &s));
+        assert!(!verify(&keys, &["analytics", "t1", "https://evil/cb"], &s));
+        assert!(!verify(
+            &["other".to_string()],
+            &["analytics", "t1", "https://x/cb"],
+            &s
+        ));
+        assert!(!verify(&keys, &["analytics", "t1", "https://x/cb"], "zz"));
+    }
+}

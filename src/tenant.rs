@@ -1,0 +1,207 @@
+//! Tenants as the API sees them: which tenant a request's Host names, and how a tenant's
+//! meeting IDs are kept apart on the shared BBB servers.
+//!
+//! Everything here is pure, so the meetings, recordings and dial-in code share one rule.
+//!
+//! - [`host_tenant`]: with `BASE_URL` the tenant is the single label before it
+//!   (`bn.lb.example.com` with `BASE_URL=lb.example.com` → `bn`); the bare `BASE_URL` host
+//!   names no tenant. Without `BASE_URL` the tenant is the first DNS label, as Scalelite does.
+//! - [`scope`] / [`unscope`] / [`unscope_text`]: two tenants may both use meetingID `room1`;
+//!   BBB sees `room1~<tenant uuid>` and `room1~<other uuid>`, and every answer is unscoped
+//!   before it reaches the front end. Without a tenant the ID is unchanged, so a
+//!   single-tenant Ferrolite sends exactly what Scalelite sends. The tenant's UUID (not its
+//!   name) is used because names can be changed while meetings and recordings live on.
+
+use std::borrow::Cow;
+
+/// What the request's Host says about the tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostTenant {
+    /// The host names this tenant (lower-cased name).
+    Named(String),
+    /// The host is `BASE_URL` itself: no tenant; the load balancer's own secrets apply.
+    Bare,
+    /// The host is not under `BASE_URL` (or is empty): no tenant can be resolved.
+    Unknown,
+}
+
+/// The host part of a `Host` header or `BASE_URL` value: no scheme, path, port or trailing
+/// dot, lower-cased.
+pub fn normalize_host(raw: &str) -> String {
+    let s = raw.trim();
+    let s = s.split_once("://").map(|(_, rest)| rest).unwrap_or(s);
+    let s = s.split('/').next().unwrap_or("");
+    let s = if s.starts_with('[') {
+        // An IPv6 literal: keep the brackets, drop the port.
+        s.split_once(']').map(|(a, _)| a).unwrap_or(s).to_string() + "]"
+    } else {
+        s.split(':').next().unwrap_or("").to_string()
+    };
+    s.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Resolves the tenant named by `host` (see the module documentation).
+pub fn host_tenant(host: &str, base_url: Option<&str>) -> HostTenant {
+    let host = normalize_host(host);
+    if host.is_empty() {
+        return HostTenant::Unknown;
+    }
+    match base_url.map(normalize_host).filter(|b| !b.is_empty()) {
+        Some(base) => {
+            if host == base {
+                return HostTenant::Bare;
+            }
+            match host.strip_suffix(&base).and_then(|p| p.strip_suffix('.')) {
+                Some(label) if !label.is_empty() && !label.contains('.') => {
+                    HostTenant::Named(label.to_string())
+                }
+                _ => HostTenant::Unknown,
+            }
+        }
+        None => match host.split('.').next() {
+            Some(label) if !label.is_empty() => HostTenant::Named(label.to_string()),
+            _ => HostTenant::Unknown,
+        },
+    }
+}
+
+/// What joins a meeting ID to its tenant's ID on the BBB side.
+pub const SCOPE_SEPARATOR: char = '~';
+
+/// The meeting ID as BBB knows it: unchanged without a tenant.
+pub fn scope(tenant_id: &str, meeting_id: &str) -> String {
+    if tenant_id.is_empty() {
+        meeting_id.to_string()
+    } else {
+        format!("{meeting_id}{SCOPE_SEPARATOR}{tenant_id}")
+    }
+}
+
+/// The front end's meeting ID for an ID BBB reported: the tenant's suffix removed. An ID
+/// without the suffix is returned unchanged.
+pub fn unscope<'a>(tenant_id: &str, bbb_id: &'a str) -> &'a str {
+    if tenant_id.is_empty() {
+        return bbb_id;
+    }
+    bbb_id
+        .strip_suffix(tenant_id)
+        .and_then(|s| s.strip_suffix(SCOPE_SEPARATOR))
+        .unwrap_or(bbb_id)
+}
+
+/// Removes the tenant's scope suffix wherever it occurs in a BBB answer (meeting IDs in
+/// elements, in messages, in URLs). The suffix is `~<uuid>`, which needs no XML or URL
+/// escaping and does not occur in BBB's own text, so a plain byte replacement is exact.
+pub fn unscope_text<'a>(tenant_id: &str, body: &'a [u8]) -> Cow<'a, [u8]> {
+    if tenant_id.is_empty() {
+        return Cow::Borrowed(body);
+    }
+    let suffix = format!("{SCOPE_SEPARATOR}{tenant_id}");
+    let pat = suffix.as_bytes();
+    if !body.windows(pat.len()).any(|w| w == pat) {
+        return Cow::Borrowed(body);
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        if body[i..].starts_with(pat) {
+            i += pat.len();
+        } else {
+            out.push(body[i]);
+            i += 1;
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Checks a tenant name: one DNS label (letters, digits, `-`), so it can be a host prefix.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// Splits a `:`-separated secret list (Scalelite's format), dropping blanks.
+pub fn parse_secrets(raw: &str) -> Vec<String> {
+    raw.split(':')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_names_the_tenant() {
+        let base = Some("lb.example.com");
+        assert_eq!(
+            host_tenant("BN.lb.example.com:443", base),
+            HostTenant::Named("bn".into())
+        );
+        assert_eq!(host_tenant("lb.example.com", base), HostTenant::Bare);
+        assert_eq!(
+            host_tenant("lb.example.com", Some("https://lb.example.com/")),
+            HostTenant::Bare
+        );
+        assert_eq!(host_tenant("a.b.lb.example.com", base), HostTenant::Unknown);
+        assert_eq!(host_tenant("evil.com", base), HostTenant::Unknown);
+        assert_eq!(host_tenant("xlb.example.com", base), HostTenant::Unknown);
+        assert_eq!(host_tenant("", base), HostTenant::Unknown);
+        // Without BASE_URL: the first label, as Scalelite.
+        assert_eq!(
+            host_tenant("bn.api.rna1.blindside-dev.com", None),
+            HostTenant::Named("bn".into())
+        );
+        assert_eq!(
+            host_tenant("localhost:3000", None),
+            HostTenant::Named("localhost".into())
+        );
+        assert_eq!(normalize_host("[::1]:3000"), "[::1]");
+    }
+
+    #[test]
+    fn scoping_round_trips_and_is_a_no_op_without_a_tenant() {
+        let t = "0b5c4f3e-8f4a-4c1d-9a57-1d2e3f4a5b6c";
+        assert_eq!(scope("", "room1"), "room1");
+        assert_eq!(unscope("", "room1"), "room1");
+        let s = scope(t, "room1");
+        assert_eq!(s, format!("room1~{t}"));
+        assert_eq!(unscope(t, &s), "room1");
+        assert_ne!(scope(t, "room1"), scope("other", "room1"));
+        // Another tenant's ID is not unscoped.
+        assert_eq!(unscope("other", &s), s);
+        // An ID that itself ends with the suffix loses only one.
+        let twice = scope(t, &s);
+        assert_eq!(unscope(t, &twice), s);
+    }
+
+    #[test]
+    fn answers_are_unscoped_everywhere() {
+        let t = "tid";
+        let body = b"<response><meetingID>a~tid</meetingID><message>Meeting with id [a~tid] not found</message><metadata><tenant-id>tid</tenant-id></metadata></response>";
+        assert_eq!(
+            unscope_text(t, body).as_ref(),
+            &b"<response><meetingID>a</meetingID><message>Meeting with id [a] not found</message><metadata><tenant-id>tid</tenant-id></metadata></response>"[..]
+        );
+        assert!(matches!(unscope_text("", body), Cow::Borrowed(_)));
+        assert!(matches!(unscope_text("zzz", body), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn names_and_secrets() {
+        assert!(valid_name("bn"));
+        assert!(valid_name("uni-x"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("a.b"));
+        assert!(!valid_name("-a"));
+        assert!(!valid_name("a b"));
+        assert_eq!(parse_secrets("a: b::c"), vec!["a", "b", "c"]);
+    }
+}
