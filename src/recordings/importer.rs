@@ -190,7 +190,14 @@ async fn import_in(
     let (t, w) = (tarball.to_path_buf(), work.to_path_buf());
     blocking(move || files::extract(&t, &w, max))
         .await?
-        .map_err(|e| ImportError::Refused(e.0))?;
+        .map_err(|e| {
+            // A full disk is the machine's fault, not the tarball's: keep it and retry.
+            if e.0.contains("No space left on device") {
+                ImportError::Retry(format!("{} (RECORDING_WORK_DIR is full)", e.0))
+            } else {
+                ImportError::Refused(e.0)
+            }
+        })?;
     import_extracted(app, work, expect).await
 }
 
