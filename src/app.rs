@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::bbb::BbbClient;
 use crate::config::Config;
-use crate::store::{RecordingStore, Server, ServerState, Store};
+use crate::store::{PlaybackStore, RecordingStore, Server, ServerState, Store};
 
 pub const LOAD_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -22,6 +22,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// The recordings index (same SQLite file by default; PostgreSQL later).
     pub recordings: Arc<dyn RecordingStore>,
+    /// Playback tokens and access lookups (same SQLite file by default).
+    pub playback: Arc<dyn PlaybackStore>,
     pub bbb: BbbClient,
     /// The poller's client (no idle connections kept between cycles).
     pub poll_bbb: BbbClient,
@@ -35,6 +37,7 @@ impl App {
         config: Config,
         store: Arc<dyn Store>,
         recordings: Arc<dyn RecordingStore>,
+        playback: Arc<dyn PlaybackStore>,
     ) -> Arc<App> {
         let bbb = BbbClient::new(config.connect_timeout, config.response_timeout);
         let poll_bbb = BbbClient::unpooled(config.connect_timeout, config.response_timeout);
@@ -42,6 +45,7 @@ impl App {
             config,
             store,
             recordings,
+            playback,
             bbb,
             poll_bbb,
             callbacks_due: tokio::sync::Notify::new(),

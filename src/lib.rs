@@ -18,6 +18,9 @@
 //!   [`api::callbacks`] relays BBB's analytics and meeting-ended callbacks through
 //!   [`callbacks`]' outbox.
 //! - [`dialin`] builds FreeSWITCH dialplans (pure); [`api::fsapi`] answers `POST /fsapi`.
+//! - [`playback`] is what nginx asks for: one-time links and cookies of protected
+//!   recordings, the `auth_request` decision, the public-link farm nginx serves unprotected
+//!   recordings from, and the rendered nginx configuration ([`playback::nginx`]).
 //! - [`admin`] holds the actions behind the CLI and the admin API (servers, tenants).
 //! - [`fake`] is the simulated BBB server used by tests, demos and benchmarks.
 //! - [`app`] ties configuration, store and client together; [`shutdown`] stops it cleanly.
@@ -32,6 +35,7 @@ pub mod config;
 pub mod dialin;
 pub mod fake;
 pub mod http;
+pub mod playback;
 pub mod poller;
 pub mod recordings;
 pub mod shutdown;
