@@ -91,3 +91,79 @@ pub fn reconcile(cfg: &Config, all: &[(String, PlaybackAccess)]) -> io::Result<u
     }
     Ok(errors)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(root: &Path, protection: bool, tenants: bool) -> Config {
+        let mut m: HashMap<String, String> = HashMap::new();
+        m.insert("LOADBALANCER_SECRET".into(), "s".into());
+        m.insert(
+            "RECORDING_PUBLISH_DIR".into(),
+            root.join("pub").display().to_string(),
+        );
+        m.insert(
+            "PLAYBACK_LINK_DIR".into(),
+            root.join("links").display().to_string(),
+        );
+        m.insert(
+            "PROTECTED_RECORDINGS_ENABLED".into(),
+            protection.to_string(),
+        );
+        m.insert("MULTITENANCY_ENABLED".into(), tenants.to_string());
+        Config::from_map(&m, crate::config::Purpose::Serve).unwrap()
+    }
+
+    fn access(published: bool, protected: bool) -> PlaybackAccess {
+        PlaybackAccess {
+            published,
+            protected,
+            tenant_id: None,
+            formats: vec![("presentation".into(), "/playback/presentation/2.3/r".into())],
+        }
+    }
+
+    #[test]
+    fn links_exist_only_for_public_recordings_and_real_files_are_never_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cfg(d.path(), true, false);
+        let link = d.path().join("links/presentation/r");
+        sync(&c, "r", Some(&access(true, false))).unwrap();
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            d.path().join("pub/presentation/r")
+        );
+        assert!(!d.path().join("links/video/r").exists());
+        sync(&c, "r", Some(&access(true, true))).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link).is_err(),
+            "protected: no link"
+        );
+        sync(&c, "r", Some(&access(true, false))).unwrap();
+        sync(&c, "r", Some(&access(false, false))).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link).is_err(),
+            "unpublished: no link"
+        );
+        sync(&c, "r", Some(&access(true, false))).unwrap();
+        unlink(&c, "r").unwrap();
+        assert!(std::fs::symlink_metadata(&link).is_err());
+        // Protection off: protected recordings are public (Scalelite serves them).
+        sync(&cfg(d.path(), false, false), "r", Some(&access(true, true))).unwrap();
+        assert!(std::fs::symlink_metadata(&link).is_ok());
+        // Multitenancy: never.
+        sync(&cfg(d.path(), false, true), "r", Some(&access(true, false))).unwrap();
+        assert!(std::fs::symlink_metadata(&link).is_err());
+        // Reconcile drops unknown links, keeps real directories.
+        sync(&c, "r", Some(&access(true, false))).unwrap();
+        std::fs::create_dir_all(d.path().join("links/presentation/realdir")).unwrap();
+        assert_eq!(reconcile(&c, &[]).unwrap(), 0);
+        assert!(std::fs::symlink_metadata(&link).is_err());
+        assert!(d.path().join("links/presentation/realdir").is_dir());
+        // Hostile ids are ignored.
+        sync(&c, "..", Some(&access(true, false))).unwrap();
+        assert!(!d.path().join("links/presentation/..").join("x").exists());
+    }
+}
