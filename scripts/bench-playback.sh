@@ -85,11 +85,12 @@ PUB="$BASE/video/$VIDEO/index.html"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$PUB")" = 200 ] || { echo "public resource not served" >&2; exit 1; }
 
 run() { # name conc url [cookie]
-  local name=$1 conc=$2 url=$3 out
+  local name=$1 conc=$2 url=$3 out threads=2
+  [ "$conc" -lt 2 ] && threads=1
   if [ -n "${4:-}" ]; then
-    out=$(wrk -t2 -c"$conc" -d"${DUR}s" --latency -H "Cookie: $4" "$url")
+    out=$(wrk -t"$threads" -c"$conc" -d"${DUR}s" --latency -H "Cookie: $4" "$url")
   else
-    out=$(wrk -t2 -c"$conc" -d"${DUR}s" --latency "$url")
+    out=$(wrk -t"$threads" -c"$conc" -d"${DUR}s" --latency "$url")
   fi
   local rps p50 p99 non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
