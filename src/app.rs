@@ -24,6 +24,8 @@ pub struct App {
     pub recordings: Arc<dyn RecordingStore>,
     /// Playback tokens and access lookups (same SQLite file by default).
     pub playback: Arc<dyn PlaybackStore>,
+    /// Recently read playback access facts (`playback::cache`).
+    pub playback_cache: crate::playback::cache::AccessCache,
     pub bbb: BbbClient,
     /// The poller's client (no idle connections kept between cycles).
     pub poll_bbb: BbbClient,
@@ -46,6 +48,7 @@ impl App {
             store,
             recordings,
             playback,
+            playback_cache: Default::default(),
             bbb,
             poll_bbb,
             callbacks_due: tokio::sync::Notify::new(),

@@ -413,7 +413,7 @@ async fn update_recordings(app: &App, call: Call) -> HttpResponse {
         .recordings
         .update_recordings(&ids, tenant(&call), &changes, protect)
         .await;
-    for id in ids.iter().filter(|_| protect.is_some()) {
+    for id in &ids {
         crate::playback::refresh(app, id).await;
     }
     match result {
@@ -445,6 +445,7 @@ async fn delete_recordings(app: &App, call: Call) -> HttpResponse {
         if let Err(e) = app.recordings.tombstone_recording(&rec.record_id).await {
             return store_failed(e);
         }
+        crate::playback::unlink(app, &rec.record_id);
         let (a, b, rid) = (
             app.config.recordings.publish_dir.clone(),
             app.config.recordings.unpublish_dir.clone(),

@@ -3,12 +3,14 @@
 //!
 //! - [`protect`] holds every decision as a pure function (URI parsing, tokens, cookies, the
 //!   allow/deny rule).
+//! - [`cache`] keeps the access facts of recordings being played for two seconds.
 //! - [`links`] keeps `PLAYBACK_LINK_DIR`, the symlinks nginx serves without asking anyone.
 //! - [`nginx`] renders the nginx configuration from the environment (pure).
 //! - This file is the I/O edge: `GET /recording/<id>/<format>` (consume a token, set the
 //!   cookie, redirect to the player), `GET /ferrolite/auth` (204 or 401 for nginx, from the
 //!   store only, never the disk), minting links for getRecordings, and the farm's upkeep.
 
+pub mod cache;
 pub mod links;
 pub mod nginx;
 pub mod protect;
@@ -79,10 +81,17 @@ async fn host_tenant_id(app: &App, host: &str) -> Result<Option<String>, ()> {
     }
 }
 
+/// The access facts of `rid`, from the cache when fresh, else from the store.
 async fn access(app: &App, rid: &str) -> Result<Option<PlaybackAccess>, ()> {
-    app.playback.playback_access(rid).await.map_err(|e| {
+    let now = std::time::Instant::now();
+    if let Some(hit) = app.playback_cache.get(rid, now) {
+        return Ok(hit);
+    }
+    let a = app.playback.playback_access(rid).await.map_err(|e| {
         tracing::error!(error = %e, "store error during a playback check");
-    })
+    })?;
+    app.playback_cache.put(rid, a.clone(), now);
+    Ok(a)
 }
 
 fn is_https(req: &Request<Incoming>) -> bool {
@@ -217,6 +226,7 @@ pub async fn play(app: &App, req: Request<Incoming>) -> HttpResponse {
 /// Re-reads one recording and updates its public links (after an import, a publish,
 /// a protect change or a delete). Errors are logged: the farm fails closed.
 pub async fn refresh(app: &App, rid: &str) {
+    app.playback_cache.invalidate(rid);
     let a = match app.playback.playback_access(rid).await {
         Ok(a) => a,
         Err(e) => {
@@ -232,6 +242,7 @@ pub async fn refresh(app: &App, rid: &str) {
 
 /// Removes one recording's public links before it becomes protected.
 pub fn unlink(app: &App, rid: &str) {
+    app.playback_cache.invalidate(rid);
     if let Err(e) = links::unlink(&app.config, rid) {
         tracing::error!(record = %rid, error = %e, "could not remove playback links; fix PLAYBACK_LINK_DIR's permissions");
     }
