@@ -24,6 +24,10 @@ pub struct Stack {
 
 impl Stack {
     pub fn start() -> Stack {
+        Stack::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[(&str, &str)]) -> Stack {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         let mut env = Lb::base_env(&dir);
@@ -48,6 +52,9 @@ impl Stack {
         env.push(("IMPORTER_ENABLED".into(), "false".into()));
         env.retain(|(k, _)| k != "LOG_LEVEL");
         env.push(("LOG_LEVEL".into(), "ferrolite=debug".into()));
+        for (k, v) in extra {
+            env.push((k.to_string(), v.to_string()));
+        }
         // A stand-in for BBB's presentation player: loads one resource of the recording
         // named by its URL and reports the outcome in the title.
         let player = root.join("player/playback/presentation/2.3");
@@ -590,4 +597,56 @@ async fn headless_chromium_plays_a_protected_link_once() {
     b2.open(&s.url(&format!("/presentation/{PRES}/shapes.svg")))
         .await;
     assert_eq!(b2.title().await, "Recording not found");
+}
+
+#[tokio::test]
+async fn multitenant_playback_checks_the_hosts_tenant_on_every_file() {
+    let s = Stack::start_with(&[("MULTITENANCY_ENABLED", "true"), ("BASE_URL", "lb.test")]);
+    let id_of = |out: String| {
+        out.lines()
+            .find_map(|l| l.strip_prefix("id: "))
+            .expect("the command prints the id")
+            .to_string()
+    };
+    let alpha = id_of(s.lb.cli_ok(&["tenants", "add", "alpha", "alpha-secret"]));
+    id_of(s.lb.cli_ok(&["tenants", "add", "beta", "beta-secret"]));
+    // On the bare host (the load balancer's secret): tag VIDEO as alpha's, unprotected.
+    let q = format!("recordID={VIDEO}&protect=false&meta_tenant-id={alpha}");
+    let url = format!(
+        "{}/bigbluebutton/api/updateRecordings?{}",
+        s.nginx.base,
+        sign("updateRecordings", &q, LB_SECRET, "sha1")
+    );
+    let body =
+        s.lb.http
+            .get(url)
+            .header("Host", "lb.test")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    assert!(body.contains("<updated>true</updated>"), "{body}");
+    assert!(
+        std::fs::symlink_metadata(s.root.join("links/video").join(VIDEO)).is_err(),
+        "no public links under multitenancy"
+    );
+    let file = format!("/video/{VIDEO}/index.html");
+    let as_host = |host: &'static str| {
+        let req = s.lb.http.get(s.url(&file)).header("Host", host);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(as_host("alpha.lb.test").await, 200);
+    assert_eq!(as_host("beta.lb.test").await, 404, "another tenant's host");
+    assert_eq!(as_host("gamma.lb.test").await, 404, "an unknown tenant");
+    let play = |host: &'static str| {
+        let req =
+            s.lb.http
+                .get(s.url(&format!("/recording/{VIDEO}/video")))
+                .header("Host", host);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(play("alpha.lb.test").await, 307);
+    assert_eq!(play("beta.lb.test").await, 404);
 }
