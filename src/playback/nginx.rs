@@ -232,7 +232,7 @@ fn server_body(s: &NginxSettings) -> String {
     o.push_str(
         "    server_tokens off;\n    client_max_body_size 64m;\n    proxy_read_timeout 60s;\n",
     );
-    let _ = writeln!(o, "    error_page 404 @ferrolite_not_found;");
+    let _ = writeln!(o, "    error_page 403 404 =404 @ferrolite_not_found;");
     let _ = writeln!(o, "    location @ferrolite_not_found {{\n        types {{ }}\n        default_type \"text/html; charset=utf-8\";\n        add_header Cache-Control no-store always;\n        return 404 \"{}\";\n    }}\n", not_found_page());
 
     o.push_str("    # --- the worker (over its socket)\n");
@@ -275,7 +275,7 @@ fn server_body(s: &NginxSettings) -> String {
             ""
         };
         let _ = writeln!(o, "    location /{f}/ {{\n        root {};\n        try_files $uri $uri/ @ferrolite_protected_{f};\n{download}    }}", s.link_dir);
-        let _ = writeln!(o, "    location @ferrolite_protected_{f} {{\n        set $ferrolite_uri $uri;\n        auth_request /_ferrolite_auth;\n        error_page 401 403 =404 @ferrolite_not_found;\n        root {};\n        add_header Cache-Control \"private, no-store\";\n{download}    }}", s.publish_dir);
+        let _ = writeln!(o, "    location @ferrolite_protected_{f} {{\n        set $ferrolite_uri $uri;\n        auth_request /_ferrolite_auth;\n        error_page 401 403 404 =404 @ferrolite_not_found;\n        root {};\n        add_header Cache-Control private;\n{download}    }}", s.publish_dir);
     }
     o.push_str("\n    location / {\n        return 404;\n    }\n");
     o
