@@ -9,7 +9,8 @@
 //!   rewrite policy and [`api::response`] the XML answers and error catalogue.
 //! - [`balancer`] is pure: the load models, the choice of server, voice bridges.
 //! - [`store`] is the state (servers, meetings, leases) behind the [`store::Store`] trait;
-//!   [`store::SqliteStore`] is the embedded default.
+//!   [`store::SqliteStore`] is the embedded default. Recordings are behind
+//!   [`store::RecordingStore`], playback tokens and access lookups behind [`store::PlaybackStore`].
 //! - [`bbb`] calls the backend BBB servers with timeouts and reads their XML.
 //! - [`poller`] keeps health and load current and reconciles meetings.
 //! - [`callbacks`] is the persisted outbox for callbacks to front ends (retries, SSRF guard).
