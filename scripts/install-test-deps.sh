@@ -6,6 +6,13 @@ need=()
 command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
 command -v ruby >/dev/null 2>&1 || need+=(ruby)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The nginx tests need auth_request (in Debian's nginx-light and nginx builds).
+if command -v nginx >/dev/null 2>&1 && ! nginx -V 2>&1 | grep -q -- --with-http_auth_request_module; then
+  need+=(nginx)
+fi
+# The headless browser test (tests/nginx.rs): Debian's Chromium and its WebDriver.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
   echo "installing: ${need[*]}"

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::api::params::Params;
 use crate::bbb::{BbbClient, CallError, Reply};
 use crate::config::Config;
-use crate::store::{Meeting, RecordingStore, Server, ServerState, Store};
+use crate::store::{Meeting, PlaybackStore, RecordingStore, Server, ServerState, Store};
 
 pub const LOAD_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -23,6 +23,10 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// The recordings index (same SQLite file by default; PostgreSQL later).
     pub recordings: Arc<dyn RecordingStore>,
+    /// Playback tokens and access lookups (same SQLite file by default).
+    pub playback: Arc<dyn PlaybackStore>,
+    /// Recently read playback access facts (`playback::cache`).
+    pub playback_cache: crate::playback::cache::AccessCache,
     pub bbb: BbbClient,
     /// The poller's client (no idle connections kept between cycles).
     pub poll_bbb: BbbClient,
@@ -37,6 +41,7 @@ impl App {
         config: Config,
         store: Arc<dyn Store>,
         recordings: Arc<dyn RecordingStore>,
+        playback: Arc<dyn PlaybackStore>,
     ) -> Arc<App> {
         let bbb = BbbClient::new(config.connect_timeout, config.response_timeout);
         let poll_bbb = BbbClient::unpooled(config.connect_timeout, config.response_timeout);
@@ -44,6 +49,8 @@ impl App {
             config,
             store,
             recordings,
+            playback,
+            playback_cache: Default::default(),
             bbb,
             poll_bbb,
             callbacks_due: tokio::sync::Notify::new(),

@@ -103,6 +103,108 @@ pub struct Config {
     pub recordings: RecordingConfig,
     /// Multitenancy and dial-in (see [`Tenancy`]).
     pub tenancy: Tenancy,
+    /// Playback behind nginx and protected recordings (see [`PlaybackConfig`]).
+    pub playback: PlaybackConfig,
+}
+
+// ---------------------------------------------------------------------------------------
+// Playback and protected recordings (issue 4, `crate::playback`).
+// ---------------------------------------------------------------------------------------
+
+/// The playback formats nginx serves and the worker authorizes, Scalelite's default order.
+pub const DEFAULT_PLAYBACK_FORMATS: &[&str] = &[
+    "presentation",
+    "video",
+    "screenshare",
+    "podcast",
+    "notes",
+    "capture",
+];
+
+/// Protected-recording links and cookies, and the public-link farm nginx serves from.
+#[derive(Clone, PartialEq)]
+pub struct PlaybackConfig {
+    /// `PROTECTED_RECORDINGS_TOKEN_TIMEOUT` (minutes, default 60): life of a one-time link.
+    pub token_timeout: Duration,
+    /// `PROTECTED_RECORDINGS_TIMEOUT` (minutes, default 360): life of the playback cookie.
+    pub cookie_timeout: Duration,
+    /// HMAC key of the playback cookies: `SECRET_KEY_BASE` (Scalelite's), else derived from
+    /// the first load balancer secret.
+    pub cookie_key: Vec<u8>,
+    /// `RECORDING_PLAYBACK_FORMATS` (colon list, Scalelite's default six).
+    pub formats: Vec<String>,
+    /// `PLAYBACK_LINK_DIR` (default `/var/lib/ferrolite/playback-links`): symlinks
+    /// `<format>/<recordID>` to the published files of recordings anyone may play; nginx
+    /// serves these without asking the worker.
+    pub link_dir: PathBuf,
+}
+
+impl fmt::Debug for PlaybackConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlaybackConfig")
+            .field("token_timeout", &self.token_timeout)
+            .field("cookie_timeout", &self.cookie_timeout)
+            .field("cookie_key", &"<redacted>")
+            .field("formats", &self.formats)
+            .field("link_dir", &self.link_dir)
+            .finish()
+    }
+}
+
+impl PlaybackConfig {
+    fn from_vars(v: &Vars<'_>, secrets: &[String]) -> Result<PlaybackConfig, ConfigError> {
+        let minutes = |k: &str, d: u64| -> Result<Duration, ConfigError> {
+            let m: u64 = v.num(k, d)?;
+            if m == 0 {
+                return Err(Vars::err(k, "must be at least 1 (minutes)"));
+            }
+            Ok(Duration::from_secs(m * 60))
+        };
+        let cookie_key = match v.get("SECRET_KEY_BASE") {
+            Some(k) => k.as_bytes().to_vec(),
+            None => {
+                use hmac::Mac;
+                let seed = secrets.first().map(String::as_str).unwrap_or("");
+                let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(seed.as_bytes())
+                    .expect("HMAC takes any key length");
+                mac.update(b"ferrolite playback cookie key v1");
+                mac.finalize().into_bytes().to_vec()
+            }
+        };
+        let formats: Vec<String> = match v.get("RECORDING_PLAYBACK_FORMATS") {
+            Some(l) => l
+                .split(':')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(str::to_string)
+                .collect(),
+            None => DEFAULT_PLAYBACK_FORMATS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        };
+        if let Some(bad) = formats.iter().find(|f| {
+            !f.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        }) {
+            return Err(Vars::err(
+                "RECORDING_PLAYBACK_FORMATS",
+                format!(
+                    "{bad:?} is not a format name (letters, digits, - and _; separate with ':')"
+                ),
+            ));
+        }
+        Ok(PlaybackConfig {
+            token_timeout: minutes("PROTECTED_RECORDINGS_TOKEN_TIMEOUT", 60)?,
+            cookie_timeout: minutes("PROTECTED_RECORDINGS_TIMEOUT", 360)?,
+            cookie_key,
+            formats,
+            link_dir: PathBuf::from(
+                v.get("PLAYBACK_LINK_DIR")
+                    .unwrap_or("/var/lib/ferrolite/playback-links"),
+            ),
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -431,7 +533,9 @@ impl Config {
 
         let max_meeting_duration = v.num("MAX_MEETING_DURATION", 0)?;
         let tenancy = Tenancy::from_vars(&v, &secrets, max_meeting_duration)?;
+        let playback = PlaybackConfig::from_vars(&v, &secrets)?;
         Ok(Config {
+            playback,
             tenancy,
             secrets,
             checksum_algorithms,

@@ -9,8 +9,8 @@
 //!   rewrite policy and [`api::response`] the XML answers and error catalogue.
 //! - [`balancer`] is pure: the load models, the choice of server, voice bridges.
 //! - [`store`] is the state (servers, meetings, leases) behind the [`store::Store`] trait;
-//!   [`store::SqliteStore`] is the embedded default. The recordings index is behind
-//!   [`store::RecordingStore`] (same SQLite file by default).
+//!   [`store::SqliteStore`] is the embedded default. Recordings are behind
+//!   [`store::RecordingStore`], playback tokens and access lookups behind [`store::PlaybackStore`].
 //! - [`recordings`] brings recordings in: [`recordings::importer`] (spool watch, safe
 //!   extraction in [`recordings::files`], [`recordings::metadata`] parsing), tarballs pushed
 //!   over HTTP ([`recordings::upload`]), and the recording-ready callback
@@ -24,6 +24,9 @@
 //!   [`callbacks`]' outbox.
 //! - [`dialin`] builds FreeSWITCH dialplans (pure); [`api::fsapi`] answers `POST /fsapi`.
 //! - [`metrics`] is the Prometheus endpoint (`GET /metrics`).
+//! - [`playback`] is what nginx asks for: one-time links and cookies of protected
+//!   recordings, the `auth_request` decision, the public-link farm nginx serves unprotected
+//!   recordings from, and the rendered nginx configuration ([`playback::nginx`]).
 //! - [`admin`] holds the actions behind the CLI and the admin API (servers, tenants).
 //! - [`fake`] is the simulated BBB server used by tests, demos and benchmarks.
 //! - [`app`] ties configuration, store and client together; [`shutdown`] stops it cleanly.
@@ -39,6 +42,7 @@ pub mod dialin;
 pub mod fake;
 pub mod http;
 pub mod metrics;
+pub mod playback;
 pub mod poller;
 pub mod recordings;
 pub mod shutdown;

@@ -36,6 +36,19 @@ fn main() -> ExitCode {
         )
         .init();
 
+    if let Command::NginxConfig = cli.command {
+        let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+        return match ferrolite::playback::nginx::NginxSettings::from_map(&env) {
+            Ok(s) => {
+                print!("{}", ferrolite::playback::nginx::render(&s));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ferrolite: cannot render the nginx configuration: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let purpose = if matches!(cli.command, Command::Serve) {
         Purpose::Serve
     } else {
@@ -69,7 +82,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let app = App::new(config, store.clone(), store);
+        let app = App::new(config, store.clone(), store.clone(), store);
         match cli.command {
             Command::Serve => serve(app).await,
             command => match ferrolite::admin::cli::run(app, command).await {
@@ -112,6 +125,10 @@ async fn serve(app: Arc<App>) -> ExitCode {
             shutdown.clone(),
         )));
     }
+    tasks.push(tokio::spawn(ferrolite::playback::run_links(
+        app.clone(),
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(ferrolite::callbacks::run(
         app.clone(),
         shutdown.clone(),

@@ -56,6 +56,10 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<TenantsCommand>,
     },
+    /// Print the nginx configuration rendered from the environment (URL_HOST, BIND,
+    /// RECORDING_PUBLISH_DIR, PLAYBACK_LINK_DIR, NGINX_SSL, NGINX_BEHIND_PROXY,
+    /// NGINX_RECORDINGS_ONLY, NGINX_LISTEN); needs no database.
+    NginxConfig,
     /// Per-tenant default and override parameters for create and join.
     TenantSettings {
         #[command(subcommand)]
@@ -263,7 +267,7 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<()> {
     let mut out = std::io::stdout().lock();
     let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
     match command {
-        Command::Serve => unreachable!("serve is handled by main"),
+        Command::Serve | Command::NginxConfig => unreachable!("handled by main"),
         Command::Servers {
             command: None,
             show_secrets,

@@ -131,9 +131,12 @@ async fn route(app: &App, req: Request<Incoming>) -> HttpResponse {
         "/bigbluebutton/recording/upload" => recordings::upload(app, req).await,
         "/bigbluebutton/api/analytics_callback" => callbacks::analytics(app, req).await,
         "/fsapi" => fsapi::handle(app, req).await,
+        crate::playback::AUTH_PATH => crate::playback::auth(app, req).await,
         _ => {
             if let Some(call) = path.strip_prefix("/bigbluebutton/api/") {
                 api_call(app, call, req).await
+            } else if path.starts_with("/recording/") {
+                crate::playback::play(app, req).await
             } else if let Some(action) = path.strip_prefix("/scalelite/api/") {
                 admin::handle(app, action, req).await
             } else if let Some(rest) = path.strip_prefix(callbacks::MEETING_ENDED_PATH) {

@@ -148,10 +148,23 @@ pub fn xml_name(k: &str) -> bool {
 }
 
 /// The playback URL of one format. A protected recording links to the load balancer's play
-/// route instead of the files (the one-time token is issue 4's, added there).
-fn playback_url(prefix: &str, rec: &Recording, format: &str, url: &str) -> String {
+/// route with a fresh one-time token instead of the files.
+fn playback_url(
+    prefix: &str,
+    rec: &Recording,
+    format: &str,
+    url: &str,
+    links: &crate::playback::Links,
+) -> String {
     if rec.protected {
-        format!("{prefix}/recording/{}/{format}", rec.record_id)
+        let token = links
+            .get(&(rec.record_id.clone(), format.to_string()))
+            .map(String::as_str)
+            .unwrap_or("");
+        format!(
+            "{prefix}/recording/{}/{format}?token={token}",
+            rec.record_id
+        )
     } else {
         format!("{prefix}{url}")
     }
@@ -173,7 +186,13 @@ fn el(out: &mut String, name: &str, value: impl std::fmt::Display) {
 }
 
 /// One `<recording>` element, as Scalelite's builder writes it.
-pub fn recording_xml(out: &mut String, rec: &Recording, prefix: &str, show_protected: bool) {
+pub fn recording_xml(
+    out: &mut String,
+    rec: &Recording,
+    prefix: &str,
+    show_protected: bool,
+    links: &crate::playback::Links,
+) {
     out.push_str("<recording>");
     el(out, "recordID", &rec.record_id);
     el(out, "meetingID", &rec.meeting_id);
@@ -209,7 +228,11 @@ pub fn recording_xml(out: &mut String, rec: &Recording, prefix: &str, show_prote
     for f in &rec.formats {
         out.push_str("<format>");
         el(out, "type", &f.format);
-        el(out, "url", playback_url(prefix, rec, &f.format, &f.url));
+        el(
+            out,
+            "url",
+            playback_url(prefix, rec, &f.format, &f.url, links),
+        );
         el(out, "length", f.length);
         if let Some(p) = f.processing_time {
             el(out, "processingTime", p);
@@ -253,6 +276,10 @@ async fn get_recordings(app: &App, call: Call) -> HttpResponse {
         Ok(p) => p,
         Err(e) => return store_failed(e),
     };
+    let links = match crate::playback::mint_links(app, &page.recordings).await {
+        Ok(l) => l,
+        Err(e) => return store_failed(e),
+    };
     let prefix = url_prefix(&call);
     let mut out = String::with_capacity(1024 + page.recordings.len() * 1500);
     out.push_str("<response><returncode>SUCCESS</returncode><recordings>");
@@ -262,6 +289,7 @@ async fn get_recordings(app: &App, call: Call) -> HttpResponse {
             rec,
             &prefix,
             app.config.recordings.protected_enabled,
+            &links,
         );
     }
     out.push_str("</recordings>");
@@ -304,6 +332,7 @@ async fn publish_recordings(app: &App, call: Call) -> HttpResponse {
             tracing::warn!(record = %rec.record_id, error = %e, "publish/unpublish failed");
             return ApiError::internal("Unable to publish/unpublish recording.").into_response();
         }
+        crate::playback::refresh(app, &rec.record_id).await;
     }
     response::xml(response::success(&[(
         "published",
@@ -374,11 +403,20 @@ async fn update_recordings(app: &App, call: Call) -> HttpResponse {
     }
     let changes = meta_changes(&call.params);
     let protect = call.params.get("protect").and_then(rails_bool);
-    match app
+    if protect == Some(true) {
+        // Fail closed: nginx stops serving the files directly before the store says so.
+        for id in &ids {
+            crate::playback::unlink(app, id);
+        }
+    }
+    let result = app
         .recordings
         .update_recordings(&ids, tenant(&call), &changes, protect)
-        .await
-    {
+        .await;
+    for id in &ids {
+        crate::playback::refresh(app, id).await;
+    }
+    match result {
         Ok(r) => {
             let updated = r.unwrap_or(false);
             response::xml(response::success(&[(
@@ -403,9 +441,11 @@ async fn delete_recordings(app: &App, call: Call) -> HttpResponse {
         return not_found().into_response();
     }
     for rec in &recs {
+        crate::playback::unlink(app, &rec.record_id);
         if let Err(e) = app.recordings.tombstone_recording(&rec.record_id).await {
             return store_failed(e);
         }
+        crate::playback::unlink(app, &rec.record_id);
         let (a, b, rid) = (
             app.config.recordings.publish_dir.clone(),
             app.config.recordings.unpublish_dir.clone(),
@@ -893,7 +933,7 @@ mod tests {
             ..Default::default()
         };
         let mut s = String::new();
-        recording_xml(&mut s, &rec, "https://lb", false);
+        recording_xml(&mut s, &rec, "https://lb", false, &Default::default());
         assert!(
             s.contains("<metadata><ok><![CDATA[]]></ok></metadata>"),
             "{s}"

@@ -311,6 +311,7 @@ async fn import_extracted(
             }
         }
         callback::enqueue_ready(app, &stored).await;
+        crate::playback::refresh(app, &rid).await;
         tracing::info!(record = %rid, formats = placed.len(), published, "recording imported");
         report
             .imported

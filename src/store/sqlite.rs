@@ -92,6 +92,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ALTER TABLE meetings ADD COLUMN participants INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX meetings_tenant ON meetings(tenant_id);",
     ),
+    ("0300-playback-tokens", super::sqlite_playback::SCHEMA),
 ];
 
 #[derive(Clone)]

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod nginx;
+
 pub const LB_SECRET: &str = "lb-secret-for-tests";
 
 /// Reads the first stdout line of a child (the line both binaries print when ready).

@@ -1,0 +1,53 @@
+//! What playback needs from the store: one-time playback tokens (minted by getRecordings,
+//! consumed by `/recording/<id>/<format>`) and a lean access lookup for nginx's
+//! `auth_request`, behind the [`PlaybackStore`] trait.
+//!
+//! Tokens live in the store, not in memory, so a link handed out before a worker restart
+//! (or by another node) still works once. Only a SHA-256 of each token is stored: a copy of
+//! the database does not hand out playable links.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+
+/// A token to remember: who it opens, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewToken {
+    /// Hex SHA-256 of the token given to the client.
+    pub hash: String,
+    pub record_id: String,
+    pub format: String,
+}
+
+/// What an access decision needs to know about a recording, read in one query.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlaybackAccess {
+    pub published: bool,
+    pub protected: bool,
+    /// The `tenant-id` metadatum, when the recording has one.
+    pub tenant_id: Option<String>,
+    /// `(format, stored playback url)` of each format.
+    pub formats: Vec<(String, String)>,
+}
+
+#[async_trait]
+pub trait PlaybackStore: Send + Sync + 'static {
+    /// Stores tokens valid until `expires_at_ms`, in one write; also forgets expired ones.
+    async fn mint_playback_tokens(
+        &self,
+        tokens: &[NewToken],
+        expires_at_ms: i64,
+    ) -> StoreResult<()>;
+    /// Deletes the token and returns `(record_id, format)` if it existed and had not
+    /// expired at `now_ms`. Atomic: two concurrent uses never both succeed.
+    async fn consume_playback_token(
+        &self,
+        hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<(String, String)>>;
+    /// The recording's publish and protect flags, tenant and formats; `None` if unknown
+    /// (or deleted).
+    async fn playback_access(&self, record_id: &str) -> StoreResult<Option<PlaybackAccess>>;
+    /// Every recording id with its access facts (for the public-link farm's reconciliation).
+    async fn playback_all(&self) -> StoreResult<Vec<(String, PlaybackAccess)>>;
+}

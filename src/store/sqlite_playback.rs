@@ -1,0 +1,179 @@
+//! [`PlaybackStore`] on the embedded SQLite file: the schema step `0300-playback-tokens`,
+//! token mint/consume, and the one-query access lookup behind `auth_request`.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+use super::playback::*;
+use super::sqlite::backend;
+use super::{SqliteStore, StoreResult};
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE playback_tokens (
+    token_hash TEXT PRIMARY KEY,
+    record_id TEXT NOT NULL,
+    format TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX playback_tokens_expiry ON playback_tokens(expires_at);
+";
+
+const ACCESS_SQL: &str = "SELECT r.record_id, r.published, r.protected, r.state,
+        (SELECT m.value FROM recording_metadata m WHERE m.recording_id = r.id AND m.key = 'tenant-id'),
+        f.format, f.url
+     FROM recordings r LEFT JOIN playback_formats f ON f.recording_id = r.id";
+
+type AccessRow = (
+    String,
+    bool,
+    bool,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn access_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccessRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+/// Folds joined rows (one per format) into one access record per recording.
+fn fold(rows: Vec<AccessRow>) -> BTreeMap<String, PlaybackAccess> {
+    let mut out: BTreeMap<String, PlaybackAccess> = BTreeMap::new();
+    for (rid, published, protected, state, tenant, format, url) in rows {
+        if state.as_deref() == Some("deleted") {
+            continue;
+        }
+        let a = out.entry(rid).or_insert_with(|| PlaybackAccess {
+            published,
+            protected,
+            tenant_id: tenant,
+            formats: Vec::new(),
+        });
+        if let (Some(f), Some(u)) = (format, url) {
+            a.formats.push((f, u));
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl PlaybackStore for SqliteStore {
+    async fn mint_playback_tokens(
+        &self,
+        tokens: &[NewToken],
+        expires_at_ms: i64,
+    ) -> StoreResult<()> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.writer().await?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        tx.prepare_cached("DELETE FROM playback_tokens WHERE expires_at <= ?1")
+            .and_then(|mut s| s.execute([super::now_ms()]))
+            .map_err(backend)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO playback_tokens (token_hash, record_id, format, expires_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(backend)?;
+            for t in tokens {
+                stmt.execute(params![t.hash, t.record_id, t.format, expires_at_ms])
+                    .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+
+    async fn consume_playback_token(
+        &self,
+        hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<(String, String)>> {
+        let conn = self.writer().await?;
+        let row: Option<(String, String, i64)> = conn
+            .prepare_cached(
+                "DELETE FROM playback_tokens WHERE token_hash = ?1
+                 RETURNING record_id, format, expires_at",
+            )
+            .and_then(|mut s| {
+                s.query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(backend)?;
+        Ok(row
+            .filter(|(_, _, exp)| *exp > now_ms)
+            .map(|(r, f, _)| (r, f)))
+    }
+
+    async fn playback_access(&self, record_id: &str) -> StoreResult<Option<PlaybackAccess>> {
+        let conn = self.conn()?;
+        let rows: Vec<AccessRow> = {
+            let mut stmt = conn
+                .prepare_cached(&format!("{ACCESS_SQL} WHERE r.record_id = ?1"))
+                .map_err(backend)?;
+            let rows = stmt.query_map([record_id], access_row).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        Ok(fold(rows).into_values().next())
+    }
+
+    async fn playback_all(&self) -> StoreResult<Vec<(String, PlaybackAccess)>> {
+        let conn = self.conn()?;
+        let rows: Vec<AccessRow> = {
+            let mut stmt = conn.prepare_cached(ACCESS_SQL).map_err(backend)?;
+            let rows = stmt.query_map([], access_row).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        Ok(fold(rows).into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::now_ms;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        (dir, s)
+    }
+
+    #[tokio::test]
+    async fn a_token_opens_once_and_not_after_expiry() {
+        let (_d, s) = store();
+        let t = |h: &str| NewToken {
+            hash: h.into(),
+            record_id: "r1".into(),
+            format: "presentation".into(),
+        };
+        let now = now_ms();
+        s.mint_playback_tokens(&[t("a"), t("b")], now + 60_000)
+            .await
+            .unwrap();
+        let got = s.consume_playback_token("a", now).await.unwrap();
+        assert_eq!(got, Some(("r1".into(), "presentation".into())));
+        assert_eq!(s.consume_playback_token("a", now).await.unwrap(), None);
+        assert_eq!(
+            s.consume_playback_token("b", now + 61_000).await.unwrap(),
+            None
+        );
+        assert_eq!(s.consume_playback_token("zz", now).await.unwrap(), None);
+        assert_eq!(s.playback_access("nope").await.unwrap(), None);
+    }
+}
