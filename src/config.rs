@@ -171,18 +171,7 @@ impl PlaybackConfig {
                 mac.finalize().into_bytes().to_vec()
             }
         };
-        let formats: Vec<String> = match v.get("RECORDING_PLAYBACK_FORMATS") {
-            Some(l) => l
-                .split(':')
-                .map(str::trim)
-                .filter(|f| !f.is_empty())
-                .map(str::to_string)
-                .collect(),
-            None => DEFAULT_PLAYBACK_FORMATS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        };
+        let formats = playback_formats(v.get("RECORDING_PLAYBACK_FORMATS"));
         if let Some(bad) = formats.iter().find(|f| {
             !f.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
@@ -575,6 +564,22 @@ impl Config {
             callback_max_attempts: v.num("CALLBACK_MAX_ATTEMPTS", 12)?,
             recordings: RecordingConfig::from_vars(&v)?,
         })
+    }
+}
+
+/// `RECORDING_PLAYBACK_FORMATS` (`:`-separated), or Scalelite's default list.
+pub fn playback_formats(value: Option<&str>) -> Vec<String> {
+    match value {
+        Some(l) => l
+            .split(':')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => DEFAULT_PLAYBACK_FORMATS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     }
 }
 

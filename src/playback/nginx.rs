@@ -15,8 +15,6 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::config::DEFAULT_PLAYBACK_FORMATS;
-
 /// Formats without a player: their files download (`Content-Disposition: attachment`).
 const DOWNLOAD_FORMATS: &[&str] = &["podcast", "notes", "capture"];
 
@@ -64,17 +62,7 @@ impl NginxSettings {
             Some(b) => b.trim_start_matches("tcp://").to_string(),
             None => "unix:/run/ferrolite/ferrolite.sock".to_string(),
         };
-        let formats: Vec<String> = match get("RECORDING_PLAYBACK_FORMATS") {
-            Some(l) => l
-                .split(':')
-                .filter(|f| !f.is_empty())
-                .map(str::to_string)
-                .collect(),
-            None => DEFAULT_PLAYBACK_FORMATS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        };
+        let formats = crate::config::playback_formats(get("RECORDING_PLAYBACK_FORMATS"));
         for v in [&upstream, &formats.join("")].into_iter().chain(
             [
                 "URL_HOST",
@@ -316,7 +304,7 @@ mod tests {
         ]));
         assert!(c.contains("server unix:/run/f.sock;"), "{c}");
         assert!(c.contains("server_name lb.example.org;"));
-        for f in DEFAULT_PLAYBACK_FORMATS {
+        for f in crate::config::DEFAULT_PLAYBACK_FORMATS {
             assert!(c.contains(&format!("location /{f}/ {{")), "{f}");
             assert!(
                 c.contains(&format!("location @ferrolite_protected_{f} {{")),

@@ -931,14 +931,20 @@ impl Store for SqliteStore {
     }
 }
 
+/// A store in a fresh temporary directory, for unit tests of every store module.
+#[cfg(test)]
+pub(crate) fn test_store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    (dir, s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("t.db")).unwrap();
-        (dir, s)
+        test_store()
     }
 
     fn pick_first(servers: &[Server]) -> Result<String, ChoiceError> {

@@ -149,9 +149,7 @@ mod tests {
     use crate::store::now_ms;
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("t.db")).unwrap();
-        (dir, s)
+        crate::store::sqlite::test_store()
     }
 
     #[tokio::test]
