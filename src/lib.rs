@@ -23,6 +23,7 @@
 //!   [`api::callbacks`] relays BBB's analytics and meeting-ended callbacks through
 //!   [`callbacks`]' outbox.
 //! - [`dialin`] builds FreeSWITCH dialplans (pure); [`api::fsapi`] answers `POST /fsapi`.
+//! - [`lrs`] seals a tenant's xAPI/LRS credentials into `meta_secret-lrs-payload` at create.
 //! - [`metrics`] is the Prometheus endpoint (`GET /metrics`).
 //! - [`playback`] is what nginx asks for: one-time links and cookies of protected
 //!   recordings, the `auth_request` decision, the public-link farm nginx serves unprotected
@@ -41,6 +42,7 @@ pub mod config;
 pub mod dialin;
 pub mod fake;
 pub mod http;
+pub mod lrs;
 pub mod metrics;
 pub mod playback;
 pub mod poller;

@@ -561,3 +561,195 @@ async fn nobody_can_claim_another_tenant() {
         "the bare host sees its own meeting only: {bare}"
     );
 }
+
+/// A one-shot-per-connection token endpoint: answers `status` with `body`, records requests.
+async fn token_server(
+    status: u16,
+    body: &'static str,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/realms/school/protocol/openid-connect/token?ignored=1",
+        l.local_addr().unwrap()
+    );
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut c, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 8192];
+            let n = c.read(&mut buf).await.unwrap_or(0);
+            s2.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).to_string());
+            let reply = format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let _ = c.write_all(reply.as_bytes()).await;
+        }
+    });
+    (url, seen)
+}
+
+fn lrs_payload_of(call: &serde_json::Value, server_secret: &str) -> Option<serde_json::Value> {
+    let sealed = call["params"]["meta_secret-lrs-payload"].as_str()?;
+    let plain =
+        ferrolite::lrs::decrypt(server_secret, sealed).expect("sealed with the server's secret");
+    Some(serde_json::from_slice(&plain).unwrap())
+}
+
+#[tokio::test]
+async fn lrs_credentials_are_sealed_for_the_chosen_server() {
+    let t = start(&[]);
+    let o = t.lb.cli(&[
+        "tenants",
+        "update-lrs-basic",
+        "nope",
+        "https://lrs.example.org/xapi",
+        "u",
+        "p",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = t.lb.cli(&[
+        "tenants",
+        "update-lrs-basic",
+        &t.alpha,
+        "not a url",
+        "u",
+        "p",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("http"));
+
+    t.lb.cli_ok(&[
+        "tenants",
+        "update-lrs-basic",
+        &t.alpha,
+        "https://lrs.example.org/xapi",
+        "lrs-user",
+        "lrs-pass",
+    ]);
+    assert!(t
+        .lb
+        .cli_ok(&["tenants"])
+        .contains("lrs: https://lrs.example.org/xapi (basic)"));
+    call_as(
+        &t.lb,
+        &alpha_host(),
+        "alpha-secret",
+        "create",
+        "meetingID=a1&name=x",
+    )
+    .await;
+    let create = t.fake.calls_to(0, "create").await.pop().unwrap();
+    let payload =
+        lrs_payload_of(&create, "server-secret-0").expect("alpha's meetings carry the payload");
+    assert_eq!(
+        payload,
+        serde_json::json!({"lrs_endpoint": "https://lrs.example.org/xapi", "lrs_username": "lrs-user", "lrs_password": "lrs-pass"})
+    );
+
+    call_as(
+        &t.lb,
+        &beta_host(),
+        "beta-secret",
+        "create",
+        "meetingID=b1&name=x",
+    )
+    .await;
+    assert!(
+        lrs_payload_of(
+            &t.fake.calls_to(0, "create").await.pop().unwrap(),
+            "server-secret-0"
+        )
+        .is_none(),
+        "beta has no LRS"
+    );
+
+    let (url, seen) = token_server(200, r#"{"access_token":"tok-123","expires_in":300}"#).await;
+    t.lb.cli_ok(&[
+        "tenants",
+        "update-lrs-kc",
+        &t.beta,
+        "https://lrs.beta.org/xapi",
+        &url,
+        "bbb",
+        "client-secret",
+        "svc",
+        "svc-pass",
+    ]);
+    call_as(
+        &t.lb,
+        &beta_host(),
+        "beta-secret",
+        "create",
+        "meetingID=b2&name=x",
+    )
+    .await;
+    let payload = lrs_payload_of(
+        &t.fake.calls_to(0, "create").await.pop().unwrap(),
+        "server-secret-0",
+    )
+    .expect("token payload");
+    assert_eq!(
+        payload,
+        serde_json::json!({"lrs_endpoint": "https://lrs.beta.org/xapi", "lrs_token": "tok-123"})
+    );
+    let request = seen.lock().unwrap()[0].clone();
+    assert!(
+        request.starts_with("POST /realms/school/protocol/openid-connect/token HTTP/1.1"),
+        "the path, without its query: {request}"
+    );
+    assert!(
+        request.contains("grant_type=password")
+            && request.contains("client_id=bbb")
+            && request.contains("username=svc"),
+        "{request}"
+    );
+
+    // A refused token request leaves the payload out; the create still works.
+    let (bad, _) = token_server(401, r#"{"error":"invalid_grant"}"#).await;
+    t.lb.cli_ok(&[
+        "tenants",
+        "update-lrs-kc",
+        &t.beta,
+        "https://lrs.beta.org/xapi",
+        &bad,
+        "bbb",
+        "x",
+        "svc",
+        "wrong",
+    ]);
+    let (_, body, _) = call_as(
+        &t.lb,
+        &beta_host(),
+        "beta-secret",
+        "create",
+        "meetingID=b3&name=x",
+    )
+    .await;
+    assert_eq!(
+        xml_field(&body, "returncode").as_deref(),
+        Some("SUCCESS"),
+        "{body}"
+    );
+    assert!(lrs_payload_of(
+        &t.fake.calls_to(0, "create").await.pop().unwrap(),
+        "server-secret-0"
+    )
+    .is_none());
+
+    t.lb.cli_ok(&["tenants", "remove-lrs", &t.alpha]);
+    call_as(
+        &t.lb,
+        &alpha_host(),
+        "alpha-secret",
+        "create",
+        "meetingID=a2&name=x",
+    )
+    .await;
+    assert!(lrs_payload_of(
+        &t.fake.calls_to(0, "create").await.pop().unwrap(),
+        "server-secret-0"
+    )
+    .is_none());
+}

@@ -126,6 +126,25 @@ pub enum TenantsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Send the tenant's meetings an xAPI/LRS endpoint with basic credentials.
+    UpdateLrsBasic {
+        id: String,
+        lrs_endpoint: String,
+        lrs_username: String,
+        lrs_password: String,
+    },
+    /// Send the tenant's meetings an xAPI/LRS endpoint with a token from Keycloak/OIDC.
+    UpdateLrsKc {
+        id: String,
+        lrs_endpoint: String,
+        kc_token_url: String,
+        kc_client_id: String,
+        kc_client_secret: String,
+        kc_username: String,
+        kc_password: String,
+    },
+    /// Stop sending an LRS payload for the tenant's meetings.
+    RemoveLrs { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -488,7 +507,55 @@ async fn tenants_command(app: &App, cmd: TenantsCommand, out: &mut impl Write) -
                 let limit = |l: Option<u32>| l.map(|n| n.to_string()).unwrap_or("none".into());
                 writeln!(out, "\tmax meetings: {}", limit(t.max_meetings)).map_err(io)?;
                 writeln!(out, "\tmax participants: {}", limit(t.max_participants)).map_err(io)?;
+                if let Some(l) = app.store.tenant_lrs(&t.id).await? {
+                    let how = if l.username.is_some() {
+                        "basic"
+                    } else {
+                        "keycloak token"
+                    };
+                    writeln!(out, "\tlrs: {} ({how})", l.endpoint).map_err(io)?;
+                }
             }
+        }
+        TenantsCommand::UpdateLrsBasic {
+            id,
+            lrs_endpoint,
+            lrs_username,
+            lrs_password,
+        } => {
+            let lrs = crate::store::TenantLrs {
+                endpoint: lrs_endpoint,
+                username: Some(lrs_username),
+                password: Some(lrs_password),
+                ..Default::default()
+            };
+            tenants::set_lrs(app, &id, Some(lrs)).await?;
+            writeln!(out, "OK").map_err(io)?;
+        }
+        TenantsCommand::UpdateLrsKc {
+            id,
+            lrs_endpoint,
+            kc_token_url,
+            kc_client_id,
+            kc_client_secret,
+            kc_username,
+            kc_password,
+        } => {
+            let lrs = crate::store::TenantLrs {
+                endpoint: lrs_endpoint,
+                kc_token_url: Some(kc_token_url),
+                kc_client_id: Some(kc_client_id),
+                kc_client_secret: Some(kc_client_secret),
+                kc_username: Some(kc_username),
+                kc_password: Some(kc_password),
+                ..Default::default()
+            };
+            tenants::set_lrs(app, &id, Some(lrs)).await?;
+            writeln!(out, "OK").map_err(io)?;
+        }
+        TenantsCommand::RemoveLrs { id } => {
+            tenants::set_lrs(app, &id, None).await?;
+            writeln!(out, "OK").map_err(io)?;
         }
         TenantsCommand::Add { name, secrets } => {
             let t = tenants::add(app, &name, &secrets).await?;

@@ -84,6 +84,31 @@ pub async fn update(app: &App, id: &str, c: TenantChanges) -> AdminResult<Tenant
 }
 
 /// Removes a tenant and its settings; refused while it has meetings unless `force`.
+/// Sets the tenant's LRS (`None` removes it). The endpoint and a token URL must be http(s).
+pub async fn set_lrs(app: &App, id: &str, lrs: Option<crate::store::TenantLrs>) -> AdminResult<()> {
+    if let Some(l) = &lrs {
+        for (what, u) in [
+            ("the LRS endpoint", Some(&l.endpoint)),
+            ("the token URL", l.kc_token_url.as_ref()),
+        ] {
+            if let Some(u) = u {
+                crate::admin::servers::validate_url(u).map_err(|_| {
+                    AdminError::Invalid(format!(
+                        "{what} must be an http:// or https:// URL, got '{u}'"
+                    ))
+                })?;
+            }
+        }
+    }
+    if app.store.set_tenant_lrs(id, lrs.as_ref()).await? {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound(format!(
+            "no tenant with id '{id}' (see `ferrolite tenants`)"
+        )))
+    }
+}
+
 pub async fn remove(app: &App, id: &str, force: bool) -> AdminResult<()> {
     get(app, id).await?;
     let (meetings, _) = app.store.tenant_usage(id).await?;

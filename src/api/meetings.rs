@@ -241,6 +241,26 @@ async fn still_running(app: &App, server: &Server, m: &Meeting, call: &Call) -> 
     }
 }
 
+/// The tenant's xAPI/LRS payload, if it has an LRS (see `crate::lrs`); never fails the create.
+async fn lrs_payload(app: &App, call: &Call) -> Option<crate::lrs::Payload> {
+    if call.tenant_id.is_empty() {
+        return None;
+    }
+    let lrs = match app.store.tenant_lrs(&call.tenant_id).await {
+        Ok(l) => l?,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the tenant's LRS");
+            return None;
+        }
+    };
+    let http = reqwest::Client::builder()
+        .connect_timeout(app.config.connect_timeout)
+        .timeout(app.config.response_timeout)
+        .build()
+        .ok()?;
+    crate::lrs::payload(&http, &lrs).await
+}
+
 async fn create(app: &App, mut call: Call) -> HttpResponse {
     let Some(meeting_id) = call.params.non_empty("meetingID").map(str::to_string) else {
         return ApiError::missing_meeting_id().into_response();
@@ -251,6 +271,7 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
         Err(r) => return r,
     };
     let spec = tag_spec(app, &call.params, &layers);
+    let lrs = lrs_payload(app, &call).await;
     let xml_body = match std::mem::replace(&mut call.body, CallBody::None) {
         CallBody::Xml(b) => Some(b),
         _ => None,
@@ -287,6 +308,13 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
             }
         }
         cap_duration(&mut p, cfg.max_meeting_duration);
+        // Sealed with the chosen server's secret: only that BBB server can read it.
+        if let Some(sealed) = lrs
+            .as_ref()
+            .and_then(|l| crate::lrs::seal(l, &server.secret))
+        {
+            p.set("meta_secret-lrs-payload", sealed);
+        }
         let mut forwarded = Policy {
             defaults: &cfg.default_create_params,
             tenant_defaults: &layers.0,

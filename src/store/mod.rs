@@ -209,6 +209,20 @@ pub struct Tenant {
     pub max_participants: Option<u32>,
 }
 
+/// A tenant's learning record store (xAPI), for `crate::lrs`: basic credentials, or a
+/// Keycloak/OIDC password grant that yields a token.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TenantLrs {
+    pub endpoint: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub kc_token_url: Option<String>,
+    pub kc_client_id: Option<String>,
+    pub kc_client_secret: Option<String>,
+    pub kc_username: Option<String>,
+    pub kc_password: Option<String>,
+}
+
 /// Changes to a tenant; `None` leaves a field alone, `Some(None)` removes a limit.
 #[derive(Debug, Clone, Default)]
 pub struct TenantPatch {
@@ -324,6 +338,9 @@ pub trait Store: Send + Sync + 'static {
     async fn add_tenant_setting(&self, setting: &TenantSetting) -> StoreResult<()>;
     async fn tenant_settings(&self, tenant_id: &str) -> StoreResult<Vec<TenantSetting>>;
     async fn remove_tenant_setting(&self, id: &str) -> StoreResult<bool>;
+    /// Sets (`Some`) or removes (`None`) the tenant's LRS; false when the tenant does not exist.
+    async fn set_tenant_lrs(&self, tenant_id: &str, lrs: Option<&TenantLrs>) -> StoreResult<bool>;
+    async fn tenant_lrs(&self, tenant_id: &str) -> StoreResult<Option<TenantLrs>>;
     /// The tenant's running meetings and their participants (last poll plus joins since).
     async fn tenant_usage(&self, tenant_id: &str) -> StoreResult<(u32, u32)>;
     /// Counts one join into a meeting until the next poll sets the true number.

@@ -93,6 +93,20 @@ const MIGRATIONS: &[(&str, &str)] = &[
     CREATE INDEX meetings_tenant ON meetings(tenant_id);",
     ),
     ("0300-playback-tokens", super::sqlite_playback::SCHEMA),
+    (
+        "0400-tenant-lrs",
+        "CREATE TABLE tenant_lrs (
+        tenant_id TEXT PRIMARY KEY,
+        endpoint TEXT NOT NULL,
+        username TEXT,
+        password TEXT,
+        kc_token_url TEXT,
+        kc_client_id TEXT,
+        kc_client_secret TEXT,
+        kc_username TEXT,
+        kc_password TEXT
+    );",
+    ),
 ];
 
 #[derive(Clone)]
@@ -769,10 +783,60 @@ impl Store for SqliteStore {
         Ok(Some(t))
     }
 
+    async fn set_tenant_lrs(&self, tenant_id: &str, lrs: Option<&TenantLrs>) -> StoreResult<bool> {
+        let mut conn = self.writer().await?;
+        let tx = conn.transaction().map_err(backend)?;
+        let exists = tx
+            .prepare_cached("SELECT 1 FROM tenants WHERE id = ?1")
+            .and_then(|mut st| st.exists([tenant_id]))
+            .map_err(backend)?;
+        if !exists {
+            return Ok(false);
+        }
+        tx.execute("DELETE FROM tenant_lrs WHERE tenant_id = ?1", [tenant_id])
+            .map_err(backend)?;
+        if let Some(l) = lrs {
+            tx.execute(
+                "INSERT INTO tenant_lrs (tenant_id, endpoint, username, password, kc_token_url, kc_client_id, kc_client_secret, kc_username, kc_password)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![tenant_id, l.endpoint, l.username, l.password, l.kc_token_url, l.kc_client_id, l.kc_client_secret, l.kc_username, l.kc_password],
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn tenant_lrs(&self, tenant_id: &str) -> StoreResult<Option<TenantLrs>> {
+        self.conn()?
+            .prepare_cached(
+                "SELECT endpoint, username, password, kc_token_url, kc_client_id, kc_client_secret, kc_username, kc_password
+                 FROM tenant_lrs WHERE tenant_id = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([tenant_id], |r| {
+                    Ok(TenantLrs {
+                        endpoint: r.get(0)?,
+                        username: r.get(1)?,
+                        password: r.get(2)?,
+                        kc_token_url: r.get(3)?,
+                        kc_client_id: r.get(4)?,
+                        kc_client_secret: r.get(5)?,
+                        kc_username: r.get(6)?,
+                        kc_password: r.get(7)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(backend)
+    }
+
     async fn remove_tenant(&self, id: &str) -> StoreResult<bool> {
         let mut conn = self.writer().await?;
         let tx = conn.transaction().map_err(backend)?;
         tx.execute("DELETE FROM tenant_settings WHERE tenant_id = ?1", [id])
+            .map_err(backend)?;
+        tx.execute("DELETE FROM tenant_lrs WHERE tenant_id = ?1", [id])
             .map_err(backend)?;
         let n = tx
             .execute("DELETE FROM tenants WHERE id = ?1", [id])
