@@ -27,7 +27,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the API server, the poller and (later) the recording importer.
+    /// Run the API server and the background roles: poller, recording importer, callback delivery.
     Serve,
     /// List the BBB servers, or manage them.
     Servers {
