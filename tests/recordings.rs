@@ -23,22 +23,11 @@ impl Rec {
     fn start(extra: &[(&str, &str)]) -> Rec {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-        let mut env = Lb::base_env(&dir);
-        for (k, d) in [
-            ("RECORDING_SPOOL_DIR", "spool"),
-            ("RECORDING_WORK_DIR", "work"),
-            ("RECORDING_PUBLISH_DIR", "published"),
-            ("RECORDING_UNPUBLISH_DIR", "unpublished"),
-        ] {
-            env.push((k.into(), root.join(d).display().to_string()));
-        }
-        env.push(("RECORDING_IMPORT_SETTLE".into(), "0.2".into()));
-        env.push(("RECORDING_IMPORT_POLL_INTERVAL".into(), "1".into()));
+        let mut env = recording_env(&dir);
         for (k, v) in extra {
             env.retain(|(ek, _)| ek != k);
             env.push((k.to_string(), v.to_string()));
         }
-        std::fs::create_dir_all(root.join("spool")).unwrap();
         Rec {
             lb: Lb::start_in(dir, env),
             root,
@@ -723,47 +712,6 @@ async fn a_bbb_server_can_push_a_tarball_over_http() {
         status, 422,
         "a tarball must hold the recording its token names"
     );
-}
-
-/// A loopback HTTP receiver that records every request body.
-async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/recording_ready", listener.local_addr().unwrap());
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let s = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let mut buf = vec![0u8; 16384];
-            let mut got = Vec::new();
-            loop {
-                let n = sock.read(&mut buf).await.unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                got.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&got).to_string();
-                if let Some(h) = text.find("\r\n\r\n") {
-                    let len = text
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if got.len() >= h + 4 + len {
-                        s.lock().unwrap().push(text[h + 4..].to_string());
-                        break;
-                    }
-                }
-            }
-            let _ = sock
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                .await;
-        }
-    });
-    (url, seen)
 }
 
 #[tokio::test]

@@ -55,74 +55,18 @@ fn tarball(meeting_bbb_id: &str, tenant_id: &str) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-/// A loopback receiver that records request bodies.
-async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/ready", l.local_addr().unwrap());
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let s2 = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut c, _) = l.accept().await.unwrap();
-            let seen = s2.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let n = c.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= len {
-                            seen.lock().unwrap().push(body.to_string());
-                            let _ = c
-                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                                .await;
-                            break;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    (url, seen)
-}
-
 #[tokio::test]
 async fn a_tenants_recording_is_filed_under_its_own_id_and_signed_with_its_secret() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    let mut env = Lb::base_env(&dir);
-    for (k, d) in [
-        ("RECORDING_SPOOL_DIR", "spool"),
-        ("RECORDING_WORK_DIR", "work"),
-        ("RECORDING_PUBLISH_DIR", "published"),
-        ("RECORDING_UNPUBLISH_DIR", "unpublished"),
-    ] {
-        env.push((k.into(), root.join(d).display().to_string()));
-    }
+    let mut env = recording_env(&dir);
     for (k, v) in [
         ("MULTITENANCY_ENABLED", "true"),
         ("BASE_URL", "lb.test"),
-        ("RECORDING_IMPORT_SETTLE", "0.2"),
-        ("RECORDING_IMPORT_POLL_INTERVAL", "1"),
         ("ALLOW_PRIVATE_CALLBACKS", "true"),
     ] {
         env.push((k.into(), v.into()));
     }
-    std::fs::create_dir_all(root.join("spool")).unwrap();
     let lb = Lb::start_in(dir, env);
     let fake = Fake::start(&["server-secret"]);
     lb.add_fake_servers(&fake);

@@ -438,3 +438,63 @@ where
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
+
+/// The base environment plus recording directories under `dir` (spool, work, published,
+/// unpublished; the spool is created) and a quick importer.
+pub fn recording_env(dir: &tempfile::TempDir) -> Vec<(String, String)> {
+    let root = dir.path();
+    let mut env = Lb::base_env(dir);
+    for (k, d) in [
+        ("RECORDING_SPOOL_DIR", "spool"),
+        ("RECORDING_WORK_DIR", "work"),
+        ("RECORDING_PUBLISH_DIR", "published"),
+        ("RECORDING_UNPUBLISH_DIR", "unpublished"),
+    ] {
+        env.push((k.into(), root.join(d).display().to_string()));
+    }
+    env.push(("RECORDING_IMPORT_SETTLE".into(), "0.2".into()));
+    env.push(("RECORDING_IMPORT_POLL_INTERVAL".into(), "1".into()));
+    std::fs::create_dir_all(root.join("spool")).unwrap();
+    env
+}
+
+/// A loopback HTTP receiver that records every request body.
+pub async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/recording_ready", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 16384];
+            let mut got = Vec::new();
+            loop {
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got).to_string();
+                if let Some(h) = text.find("\r\n\r\n") {
+                    let len = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if got.len() >= h + 4 + len {
+                        s.lock().unwrap().push(text[h + 4..].to_string());
+                        break;
+                    }
+                }
+            }
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+        }
+    });
+    (url, seen)
+}
