@@ -220,6 +220,18 @@ impl SqliteStore {
         self.pool.get().map_err(backend)
     }
 
+    /// Every row of a fixed (cached) query, read with `row`.
+    pub(super) fn query_all<T, P: rusqlite::Params>(
+        conn: &rusqlite::Connection,
+        sql: &str,
+        params: P,
+        row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> StoreResult<Vec<T>> {
+        let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+        let rows = stmt.query_map(params, row).map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
     pub(super) async fn writer(&self) -> StoreResult<Writer<'_>> {
         let guard = self.write_lock.lock().await;
         Ok(Writer {
@@ -273,11 +285,8 @@ impl SqliteStore {
     }
 
     fn servers_sync(conn: &rusqlite::Connection) -> StoreResult<Vec<Server>> {
-        let mut stmt = conn
-            .prepare_cached(&format!("SELECT {SERVER_COLUMNS} FROM servers ORDER BY id"))
-            .map_err(backend)?;
-        let rows = stmt.query_map([], server_from_row).map_err(backend)?;
-        rows.collect::<Result<_, _>>().map_err(backend)
+        let sql = format!("SELECT {SERVER_COLUMNS} FROM servers ORDER BY id");
+        Self::query_all(conn, &sql, [], server_from_row)
     }
 
     fn meeting_sync(
@@ -300,14 +309,10 @@ impl SqliteStore {
         clause: &str,
         args: &[&dyn rusqlite::ToSql],
     ) -> StoreResult<Vec<Meeting>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {MEETING_COLUMNS} FROM meetings {clause} ORDER BY tenant_id, meeting_id"
-            ))
-            .map_err(backend)?;
-        let rows = stmt.query_map(args, meeting_from_row).map_err(backend)?;
-        rows.collect::<Result<_, _>>().map_err(backend)
+        let sql = format!(
+            "SELECT {MEETING_COLUMNS} FROM meetings {clause} ORDER BY tenant_id, meeting_id"
+        );
+        Self::query_all(&*self.conn()?, &sql, args, meeting_from_row)
     }
 }
 
@@ -317,30 +322,24 @@ impl SqliteStore {
         clause: &str,
         args: &[&dyn rusqlite::ToSql],
     ) -> StoreResult<Vec<OutgoingCallback>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT id, kind, method, url, variants, attempts, next_attempt_at, created_at, status, last_error FROM callbacks {clause}"
-            ))
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(args, |r| {
-                let variants: String = r.get(4)?;
-                Ok(OutgoingCallback {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    method: r.get(2)?,
-                    url: r.get(3)?,
-                    variants: serde_json::from_str(&variants).unwrap_or_default(),
-                    attempts: r.get(5)?,
-                    next_attempt_at: r.get(6)?,
-                    created_at: r.get(7)?,
-                    status: r.get(8)?,
-                    last_error: r.get(9)?,
-                })
+        let sql = format!(
+            "SELECT id, kind, method, url, variants, attempts, next_attempt_at, created_at, status, last_error FROM callbacks {clause}"
+        );
+        Self::query_all(&*self.conn()?, &sql, args, |r| {
+            let variants: String = r.get(4)?;
+            Ok(OutgoingCallback {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                method: r.get(2)?,
+                url: r.get(3)?,
+                variants: serde_json::from_str(&variants).unwrap_or_default(),
+                attempts: r.get(5)?,
+                next_attempt_at: r.get(6)?,
+                created_at: r.get(7)?,
+                status: r.get(8)?,
+                last_error: r.get(9)?,
             })
-            .map_err(backend)?;
-        rows.collect::<Result<_, _>>().map_err(backend)
+        })
     }
 }
 
@@ -732,14 +731,8 @@ impl Store for SqliteStore {
     }
 
     async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name"
-            ))
-            .map_err(backend)?;
-        let rows = stmt.query_map([], tenant_from_row).map_err(backend)?;
-        rows.collect::<Result<_, _>>().map_err(backend)
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name");
+        Self::query_all(&*self.conn()?, &sql, [], tenant_from_row)
     }
 
     async fn update_tenant(&self, id: &str, p: &TenantPatch) -> StoreResult<Option<Tenant>> {
@@ -856,16 +849,12 @@ impl Store for SqliteStore {
     }
 
     async fn tenant_settings(&self, tenant_id: &str) -> StoreResult<Vec<TenantSetting>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT id, tenant_id, param, value, is_override FROM tenant_settings WHERE tenant_id = ?1 ORDER BY rowid",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([tenant_id], setting_from_row)
-            .map_err(backend)?;
-        rows.collect::<Result<_, _>>().map_err(backend)
+        Self::query_all(
+            &*self.conn()?,
+            "SELECT id, tenant_id, param, value, is_override FROM tenant_settings WHERE tenant_id = ?1 ORDER BY rowid",
+            [tenant_id],
+            setting_from_row,
+        )
     }
 
     async fn remove_tenant_setting(&self, id: &str) -> StoreResult<bool> {

@@ -121,24 +121,15 @@ impl PlaybackStore for SqliteStore {
     }
 
     async fn playback_access(&self, record_id: &str) -> StoreResult<Option<PlaybackAccess>> {
-        let conn = self.conn()?;
-        let rows: Vec<AccessRow> = {
-            let mut stmt = conn
-                .prepare_cached(&format!("{ACCESS_SQL} WHERE r.record_id = ?1"))
-                .map_err(backend)?;
-            let rows = stmt.query_map([record_id], access_row).map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)?
-        };
+        let sql = format!("{ACCESS_SQL} WHERE r.record_id = ?1");
+        let rows: Vec<AccessRow> =
+            SqliteStore::query_all(&*self.conn()?, &sql, [record_id], access_row)?;
         Ok(fold(rows).into_values().next())
     }
 
     async fn playback_all(&self) -> StoreResult<Vec<(String, PlaybackAccess)>> {
-        let conn = self.conn()?;
-        let rows: Vec<AccessRow> = {
-            let mut stmt = conn.prepare_cached(ACCESS_SQL).map_err(backend)?;
-            let rows = stmt.query_map([], access_row).map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)?
-        };
+        let rows: Vec<AccessRow> =
+            SqliteStore::query_all(&*self.conn()?, ACCESS_SQL, [], access_row)?;
         Ok(fold(rows).into_iter().collect())
     }
 }

@@ -619,15 +619,12 @@ impl RecordingStore for SqliteStore {
     }
 
     async fn text_tracks(&self, record_id: &str) -> StoreResult<Vec<TextTrack>> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare(
-                "SELECT t.kind, t.lang, t.label, t.source, t.content FROM recording_text_tracks t
-                 JOIN recordings r ON r.id = t.recording_id WHERE r.record_id = ?1 ORDER BY t.lang, t.kind",
-            )
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map([record_id], |r| {
+        SqliteStore::query_all(
+            &*self.conn()?,
+            "SELECT t.kind, t.lang, t.label, t.source, t.content FROM recording_text_tracks t
+             JOIN recordings r ON r.id = t.recording_id WHERE r.record_id = ?1 ORDER BY t.lang, t.kind",
+            [record_id],
+            |r| {
                 Ok(TextTrack {
                     kind: r.get(0)?,
                     lang: r.get(1)?,
@@ -635,9 +632,8 @@ impl RecordingStore for SqliteStore {
                     source: r.get(3)?,
                     content: r.get(4)?,
                 })
-            })
-            .map_err(backend)?;
-        rows.collect::<Result<_, _>>().map_err(backend)
+            },
+        )
     }
 
     async fn set_ready_url(&self, tenant_id: &str, meeting_id: &str, url: &str) -> StoreResult<()> {
