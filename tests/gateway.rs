@@ -814,3 +814,29 @@ async fn metrics_show_calls_servers_polls_and_placements() {
     );
     assert!(text.trim_end().ends_with("# EOF"));
 }
+
+#[tokio::test]
+async fn a_bad_checksum_is_refused_before_an_xml_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let lb = Lb::start(&[]);
+    let addr = lb.base.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let query = sign("create", "meetingID=x&name=x", "not-the-secret", "sha256");
+    // Announce 50 MB of slides but send none: the answer must not wait for them.
+    s.write_all(
+        format!("POST /bigbluebutton/api/create?{query} HTTP/1.1\r\nHost: lb\r\nContent-Type: application/xml\r\nContent-Length: 50000000\r\n\r\n<modules>").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
+        .await
+        .expect("answered without the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("<messageKey>checksumError</messageKey>"),
+        "{answer}"
+    );
+}

@@ -202,16 +202,24 @@ pub(crate) fn has_body(req: &Request<Incoming>) -> bool {
 
 /// The MIME type of the body, lower-cased, without parameters.
 pub(crate) fn mime(req: &Request<Incoming>) -> Option<String> {
+    content_type(req).map(mime_of)
+}
+
+/// The request's Content-Type header, as sent.
+fn content_type(req: &Request<Incoming>) -> Option<&str> {
     req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+}
+
+/// A Content-Type's MIME type, lower-cased, without parameters.
+fn mime_of(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 fn is_form(m: &str) -> bool {
@@ -242,11 +250,8 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
     }
 
     // Body kind, checked before the checksum as Scalelite does.
-    let body_mime = if has_body(&req) {
-        Some(mime(&req).unwrap_or_default())
-    } else {
-        None
-    };
+    let content_type = content_type(&req).unwrap_or("").to_string();
+    let body_mime = has_body(&req).then(|| mime_of(&content_type));
     let body_kind = match (&body_mime, spec.bodies) {
         (None, _) => None,
         // A POST without Content-Type counts as a form (Rails does the same).
@@ -272,13 +277,27 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
         .unwrap_or("")
         .to_string();
     let multipart = body_mime.as_deref() == Some("multipart/form-data");
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
     let mut params = Params::parse(raw_query.as_bytes());
+
+    // The tenant's secrets only on a tenant host; the load balancer's only without tenant.
+    let tenant = match request_tenant(app, &host).await {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
+    let secrets = match &tenant {
+        Some(t) => &t.secrets,
+        None => &app.config.secrets,
+    };
+    let verify = |params: &Params| {
+        checksum::verify(
+            spec.name,
+            &raw_query,
+            params.get("checksum").unwrap_or(""),
+            secrets,
+            &app.config.checksum_algorithms,
+        )
+    };
+    let mut verified = None;
     let incoming = req.into_body();
     let body = match body_kind {
         None => CallBody::None,
@@ -291,29 +310,22 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
             Err(resp) => return resp,
         },
         Some(_) if spec.name == "insertDocument" => CallBody::Stream(incoming),
-        Some(_) => match read_limited(incoming, MAX_CREATE_XML_BODY).await {
-            Ok(bytes) => CallBody::Xml(bytes),
-            Err(resp) => return resp,
-        },
+        Some(_) => {
+            // With an XML body the checksum can only be in the query: check it before
+            // buffering up to MAX_CREATE_XML_BODY for a caller who may not know the secret.
+            verified = verify(&params);
+            if verified.is_none() {
+                return ApiError::checksum().into_response();
+            }
+            match read_limited(incoming, MAX_CREATE_XML_BODY).await {
+                Ok(bytes) => CallBody::Xml(bytes),
+                Err(resp) => return resp,
+            }
+        }
     };
 
-    // The tenant's secrets only on a tenant host; the load balancer's only without tenant.
-    let tenant = match request_tenant(app, &host).await {
-        Ok(t) => t,
-        Err(resp) => return resp,
-    };
-    let secrets = match &tenant {
-        Some(t) => &t.secrets,
-        None => &app.config.secrets,
-    };
-    let supplied = params.get("checksum").unwrap_or("").to_string();
-    let Some(alg) = checksum::verify(
-        spec.name,
-        &raw_query,
-        &supplied,
-        secrets,
-        &app.config.checksum_algorithms,
-    ) else {
+    // A form body may carry the checksum, so it is checked once the body is read.
+    let Some(alg) = verified.or_else(|| verify(&params)) else {
         return ApiError::checksum().into_response();
     };
     params.remove("checksum");
