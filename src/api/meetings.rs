@@ -95,14 +95,7 @@ async fn tenant_layers(app: &App, call: &Call) -> Result<Layers, HttpResponse> {
     Ok((pairs(defaults), pairs(overrides)))
 }
 
-fn call_failed(
-    app: &App,
-    server: &Server,
-    call: &str,
-    e: &CallError,
-    generic: &str,
-) -> HttpResponse {
-    let _ = app;
+fn call_failed(server: &Server, call: &str, e: &CallError, generic: &str) -> HttpResponse {
     tracing::warn!(server = %server.id, call, error = %e, "BBB server call failed");
     ApiError::internal(generic).into_response()
 }
@@ -288,9 +281,8 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
         let (meeting, server, new) = match place(app, &call, &meeting_id, &spec, &failed).await {
             Ok(Placement::New(m, s)) => (m, s, true),
             Ok(Placement::Existing(m, s)) => (m, s, false),
-            Err(resp) if !failed.is_empty() => {
+            Err(_) if !failed.is_empty() => {
                 tracing::warn!(meeting = %meeting_id, "no further server to try");
-                let _ = resp;
                 return ApiError::internal("Unable to create meeting on server.").into_response();
             }
             Err(resp) => return resp,
@@ -383,13 +375,7 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
                 failed.push(server.id.clone());
             }
             Err(e) => {
-                return call_failed(
-                    app,
-                    &server,
-                    "create",
-                    &e,
-                    "Unable to create meeting on server.",
-                )
+                return call_failed(&server, "create", &e, "Unable to create meeting on server.")
             }
         }
     }
@@ -488,13 +474,7 @@ async fn end(app: &App, call: Call) -> HttpResponse {
             reply,
             "Unable to access meeting on server.",
         ),
-        Err(e) => call_failed(
-            app,
-            &server,
-            "end",
-            &e,
-            "Unable to access meeting on server.",
-        ),
+        Err(e) => call_failed(&server, "end", &e, "Unable to access meeting on server."),
     }
 }
 
@@ -523,7 +503,6 @@ async fn proxy(app: &App, call: Call, keep: &[&str]) -> HttpResponse {
             "Unable to access meeting on server.",
         ),
         Err(e) => call_failed(
-            app,
             &server,
             call.name,
             &e,
@@ -564,7 +543,6 @@ async fn insert_document(app: &App, call: Call) -> HttpResponse {
     {
         Ok(reply) => relay(&tenant_id, reply, "Unable to insert document on server."),
         Err(e) => call_failed(
-            app,
             &server,
             "insertDocument",
             &e,
