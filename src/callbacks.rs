@@ -269,20 +269,12 @@ pub async fn deliver_due(app: &App) -> Result<usize, StoreError> {
 
 /// The delivery role of `serve`: one process at a time (the `callbacks` lease).
 pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
-    let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+    let mut lease = crate::lease::Lease::new(app.clone(), "callbacks", Duration::from_secs(30));
     loop {
-        match app
-            .store
-            .take_lease("callbacks", &holder, now_ms(), 30_000)
-            .await
-        {
-            Ok(true) => {
-                if let Err(e) = deliver_due(&app).await {
-                    tracing::warn!(error = %e, "callback delivery failed");
-                }
+        if lease.acquire().await {
+            if let Err(e) = deliver_due(&app).await {
+                tracing::warn!(error = %e, "callback delivery failed");
             }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "could not take the callbacks lease"),
         }
         tokio::select! {
             _ = shutdown.recv() => break,
@@ -290,7 +282,7 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
-    let _ = app.store.release_lease("callbacks", &holder).await;
+    lease.release().await;
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@
 //!   [`callbacks`]' outbox.
 //! - [`dialin`] builds FreeSWITCH dialplans (pure); [`api::fsapi`] answers `POST /fsapi`.
 //! - [`lrs`] seals a tenant's xAPI/LRS credentials into `meta_secret-lrs-payload` at create.
+//! - [`lease`] lets only one process run a role (poller, importer, callbacks) at a time.
 //! - [`metrics`] is the Prometheus endpoint (`GET /metrics`).
 //! - [`playback`] is what nginx asks for: one-time links and cookies of protected
 //!   recordings, the `auth_request` decision, the public-link farm nginx serves unprotected
@@ -42,6 +43,7 @@ pub mod config;
 pub mod dialin;
 pub mod fake;
 pub mod http;
+pub mod lease;
 pub mod lrs;
 pub mod metrics;
 pub mod playback;

@@ -308,42 +308,21 @@ pub async fn poll_once(app: &Arc<App>) -> Result<Vec<ServerReport>, crate::store
 
 /// The poller role of `serve`: polls every `POLL_INTERVAL` while holding the lease.
 pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
-    let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
     let interval = app.config.poll_interval;
-    let ttl_ms = (interval.as_millis() as i64 * 3).max(3_000)
-        + app.config.poller_wait_timeout.as_millis() as i64;
-    let mut held = false;
+    let ttl = (interval * 3).max(Duration::from_secs(3)) + app.config.poller_wait_timeout;
+    let mut lease = crate::lease::Lease::new(app.clone(), "poller", ttl);
     loop {
-        match app
-            .store
-            .take_lease("poller", &holder, now_ms(), ttl_ms)
-            .await
-        {
-            Ok(true) => {
-                if !held {
-                    tracing::info!("this process is now the poller");
-                    held = true;
-                }
-                if let Err(e) = poll_once(&app).await {
-                    tracing::warn!(error = %e, "poll cycle failed");
-                }
+        if lease.acquire().await {
+            if let Err(e) = poll_once(&app).await {
+                tracing::warn!(error = %e, "poll cycle failed");
             }
-            Ok(false) => {
-                if held {
-                    tracing::info!("another process holds the poller lease");
-                    held = false;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "could not take the poller lease"),
         }
         tokio::select! {
             _ = shutdown.recv() => break,
             _ = tokio::time::sleep(interval) => {}
         }
     }
-    if held {
-        let _ = app.store.release_lease("poller", &holder).await;
-    }
+    lease.release().await;
 }
 
 #[cfg(test)]

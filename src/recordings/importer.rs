@@ -523,56 +523,39 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     } else {
         watch(&cfg.spool_dir, wake.clone())
     };
-    let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
-    let ttl_ms = LEASE_TTL.as_millis() as i64;
+    let mut lease = crate::lease::Lease::new(app.clone(), "importer", LEASE_TTL);
     let held_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Renew the lease while an import runs, so a crashed importer is replaced within
     // LEASE_TTL while a slow import keeps it.
     let heartbeat = {
-        let (app, holder, held_flag) = (app.clone(), holder.clone(), held_flag.clone());
+        let (renewer, held_flag) = (lease.renewer(), held_flag.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(LEASE_TTL / 3).await;
                 if held_flag.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _ = app
-                        .store
-                        .take_lease("importer", &holder, now_ms(), ttl_ms)
-                        .await;
+                    renewer.renew().await;
                 }
             }
         })
     };
-    let mut held = false;
     loop {
         let mut settling = false;
-        match app
-            .store
-            .take_lease("importer", &holder, now_ms(), ttl_ms)
-            .await
-        {
-            Ok(true) => {
-                if !held {
-                    tracing::info!("this process is now the recording importer");
-                    recover(&app);
-                    held = true;
-                }
-                let (ready, s) = ready_files(&cfg.spool_dir, cfg.import_settle);
-                settling = s;
-                for path in ready {
-                    if shutdown.is_shutdown() {
-                        break;
-                    }
-                    let _ = import_spool_file(&app, &path).await;
-                    let _ = app
-                        .store
-                        .take_lease("importer", &holder, now_ms(), ttl_ms)
-                        .await;
-                }
+        let was_held = lease.held();
+        if lease.acquire().await {
+            if !was_held {
+                recover(&app);
             }
-            Ok(false) => held = false,
-            Err(e) => tracing::warn!(error = %e, "could not take the importer lease"),
+            let (ready, s) = ready_files(&cfg.spool_dir, cfg.import_settle);
+            settling = s;
+            for path in ready {
+                if shutdown.is_shutdown() {
+                    break;
+                }
+                let _ = import_spool_file(&app, &path).await;
+                lease.renew().await;
+            }
         }
-        held_flag.store(held, std::sync::atomic::Ordering::Relaxed);
+        held_flag.store(lease.held(), std::sync::atomic::Ordering::Relaxed);
         let wait = if settling {
             cfg.import_settle.max(Duration::from_millis(200))
         } else {
@@ -588,9 +571,7 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
         }
     }
     heartbeat.abort();
-    if held {
-        let _ = app.store.release_lease("importer", &holder).await;
-    }
+    lease.release().await;
 }
 
 fn watch(dir: &Path, wake: Arc<tokio::sync::Notify>) -> Option<notify::RecommendedWatcher> {
