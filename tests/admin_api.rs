@@ -504,31 +504,15 @@ async fn tenant_calls_round_trip() {
         (200, Some("s1:s2"))
     );
     // The new name and secret answer BBB calls; the old name does not.
-    let call = |host: &'static str, secret: &'static str| {
-        let u = format!(
-            "{}/bigbluebutton/api/getMeetings?{}",
-            lb.base,
-            sign("getMeetings", "", secret, "sha1")
-        );
-        lb.http.get(u).header("Host", host).send()
-    };
-    let ok = call("new-name.lb.test", "s2")
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, ok, _) = lb.get_as("new-name.lb.test", "s2", "getMeetings", "").await;
     assert_eq!(
         xml_field(&ok, "returncode").as_deref(),
         Some("SUCCESS"),
         "{ok}"
     );
-    let old = call("test-tenant.lb.test", "s2")
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, old, _) = lb
+        .get_as("test-tenant.lb.test", "s2", "getMeetings", "")
+        .await;
     assert_eq!(
         xml_field(&old, "messageKey").as_deref(),
         Some("checksumError"),

@@ -168,21 +168,7 @@ async fn callbacks_are_relayed_exactly_once_with_front_end_ids() {
         urlencode(&receiver.url("/analytics")),
         urlencode(&receiver.url("/ended?x=1"))
     );
-    let create = format!(
-        "{}/bigbluebutton/api/create?{}",
-        lb.base,
-        sign("create", &query, "a1", "sha1")
-    );
-    let body = lb
-        .http
-        .get(create)
-        .header("Host", host)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, body, _) = lb.get_as(host, "a1", "create", &query).await;
     assert_eq!(
         xml_field(&body, "returncode").as_deref(),
         Some("SUCCESS"),
@@ -293,17 +279,7 @@ async fn callbacks_are_relayed_exactly_once_with_front_end_ids() {
         "meetingID=sentinel&meta_endCallbackUrl={}",
         urlencode(&receiver.url("/sentinel"))
     );
-    let create = format!(
-        "{}/bigbluebutton/api/create?{}",
-        lb.base,
-        sign("create", &query, "a1", "sha1")
-    );
-    lb.http
-        .get(create)
-        .header("Host", host)
-        .send()
-        .await
-        .unwrap();
+    lb.get_as(host, "a1", "create", &query).await;
     let creates = fake.calls_to(0, "create").await;
     let sentinel_url = creates.last().unwrap()["params"]["meta_endCallbackUrl"]
         .as_str()

@@ -78,35 +78,14 @@ async fn a_tenants_recording_is_filed_under_its_own_id_and_signed_with_its_secre
         .to_string();
     lb.cli_ok(&["tenants", "add", "beta", "beta-secret"]);
 
-    let call_as = |host: &'static str, secret: &'static str, call: &'static str, query: String| {
-        let url = format!(
-            "{}/bigbluebutton/api/{call}?{}",
-            lb.base,
-            sign(call, &query, secret, "sha256")
-        );
-        let http = lb.http.clone();
-        async move {
-            http.get(url)
-                .header("Host", host)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
-    };
     let (ready_url, seen) = receiver().await;
-    let body = call_as(
-        "alpha.lb.test",
-        "alpha-secret",
-        "create",
-        format!(
-            "meetingID=lecture&name=Lecture&meta_bbb-recording-ready-url={}",
-            urlencode(&ready_url)
-        ),
-    )
-    .await;
+    let query = format!(
+        "meetingID=lecture&name=Lecture&meta_bbb-recording-ready-url={}",
+        urlencode(&ready_url)
+    );
+    let (_, body, _) = lb
+        .get_as("alpha.lb.test", "alpha-secret", "create", &query)
+        .await;
     assert_eq!(
         xml_field(&body, "meetingID").as_deref(),
         Some("lecture"),
@@ -129,30 +108,35 @@ async fn a_tenants_recording_is_filed_under_its_own_id_and_signed_with_its_secre
         .unwrap();
     std::fs::rename(&tmp, root.join("spool").join(format!("{RID}.tar"))).unwrap();
 
-    let listed = eventually(Duration::from_secs(20), || {
-        let f = call_as(
-            "alpha.lb.test",
-            "alpha-secret",
-            "getRecordings",
-            "meetingID=lecture".into(),
-        );
-        async move { count(&f.await, "recording") == 1 }
+    let listed = eventually(Duration::from_secs(20), || async {
+        let (_, body, _) = lb
+            .get_as(
+                "alpha.lb.test",
+                "alpha-secret",
+                "getRecordings",
+                "meetingID=lecture",
+            )
+            .await;
+        count(&body, "recording") == 1
     })
     .await;
     assert!(listed, "alpha finds its recording under its own meeting ID");
-    let body = call_as(
-        "alpha.lb.test",
-        "alpha-secret",
-        "getRecordings",
-        "meetingID=lecture".into(),
-    )
-    .await;
+    let (_, body, _) = lb
+        .get_as(
+            "alpha.lb.test",
+            "alpha-secret",
+            "getRecordings",
+            "meetingID=lecture",
+        )
+        .await;
     assert_eq!(
         xml_field(&body, "meetingID").as_deref(),
         Some("lecture"),
         "{body}"
     );
-    let other = call_as("beta.lb.test", "beta-secret", "getRecordings", "".into()).await;
+    let (_, other, _) = lb
+        .get_as("beta.lb.test", "beta-secret", "getRecordings", "")
+        .await;
     assert_eq!(count(&other, "recording"), 0, "beta sees nothing: {other}");
 
     assert!(

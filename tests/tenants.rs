@@ -38,36 +38,6 @@ fn start(extra: &[(&str, &str)]) -> Tenancy {
     }
 }
 
-/// GET a call signed with `secret`, sent with `Host: <host>`.
-async fn call_as(
-    lb: &Lb,
-    host: &str,
-    secret: &str,
-    call: &str,
-    query: &str,
-) -> (u16, String, String) {
-    let url = format!(
-        "{}/bigbluebutton/api/{call}?{}",
-        lb.base,
-        sign(call, query, secret, "sha256")
-    );
-    let r = lb
-        .http
-        .get(url)
-        .header("Host", host)
-        .send()
-        .await
-        .expect("ferrolite answers");
-    let status = r.status().as_u16();
-    let location = r
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    (status, r.text().await.unwrap_or_default(), location)
-}
-
 fn alpha_host() -> String {
     format!("alpha.{BASE}")
 }
@@ -80,7 +50,9 @@ async fn two_tenants_share_a_meeting_id_without_colliding() {
     let t = start(&[]);
     let (lb, fake) = (&t.lb, &t.fake);
     for (host, secret) in [(alpha_host(), "alpha-secret"), (beta_host(), "beta-secret")] {
-        let (_, body, _) = call_as(lb, &host, secret, "create", "meetingID=room1&name=Room").await;
+        let (_, body, _) = lb
+            .get_as(&host, secret, "create", "meetingID=room1&name=Room")
+            .await;
         assert_eq!(
             xml_field(&body, "returncode").as_deref(),
             Some("SUCCESS"),
@@ -109,21 +81,23 @@ async fn two_tenants_share_a_meeting_id_without_colliding() {
     assert_eq!(fake.meetings(0).await.len(), 2);
 
     // Each tenant sees only its own meeting, unscoped.
-    let (_, info, _) = call_as(
-        lb,
-        &alpha_host(),
-        "alpha-secret",
-        "getMeetingInfo",
-        "meetingID=room1",
-    )
-    .await;
+    let (_, info, _) = lb
+        .get_as(
+            &alpha_host(),
+            "alpha-secret",
+            "getMeetingInfo",
+            "meetingID=room1",
+        )
+        .await;
     assert_eq!(
         xml_field(&info, "meetingID").as_deref(),
         Some("room1"),
         "{info}"
     );
     assert!(info.contains(&t.alpha) && !info.contains(&t.beta), "{info}");
-    let (_, list, _) = call_as(lb, &beta_host(), "beta-secret", "getMeetings", "").await;
+    let (_, list, _) = lb
+        .get_as(&beta_host(), "beta-secret", "getMeetings", "")
+        .await;
     assert_eq!(count(&list, "meeting"), 1, "{list}");
     assert!(
         list.contains("<meetingID>room1</meetingID>")
@@ -133,14 +107,14 @@ async fn two_tenants_share_a_meeting_id_without_colliding() {
     );
 
     // The join redirect carries the ID BBB knows.
-    let (status, _, location) = call_as(
-        lb,
-        &beta_host(),
-        "beta-secret",
-        "join",
-        "meetingID=room1&fullName=Bo&role=VIEWER",
-    )
-    .await;
+    let (status, _, location) = lb
+        .get_as(
+            &beta_host(),
+            "beta-secret",
+            "join",
+            "meetingID=room1&fullName=Bo&role=VIEWER",
+        )
+        .await;
     assert_eq!(status, 302);
     assert!(
         location.contains(&format!("meetingID=room1%7E{}", t.beta)),
@@ -148,7 +122,9 @@ async fn two_tenants_share_a_meeting_id_without_colliding() {
     );
 
     // Ending alpha's room leaves beta's running.
-    let (_, end, _) = call_as(lb, &alpha_host(), "alpha-secret", "end", "meetingID=room1").await;
+    let (_, end, _) = lb
+        .get_as(&alpha_host(), "alpha-secret", "end", "meetingID=room1")
+        .await;
     assert_eq!(
         xml_field(&end, "returncode").as_deref(),
         Some("SUCCESS"),
@@ -157,27 +133,27 @@ async fn two_tenants_share_a_meeting_id_without_colliding() {
     let left = fake.meetings(0).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["meeting_id"], format!("room1~{}", t.beta).as_str());
-    let (_, gone, _) = call_as(
-        lb,
-        &alpha_host(),
-        "alpha-secret",
-        "getMeetingInfo",
-        "meetingID=room1",
-    )
-    .await;
+    let (_, gone, _) = lb
+        .get_as(
+            &alpha_host(),
+            "alpha-secret",
+            "getMeetingInfo",
+            "meetingID=room1",
+        )
+        .await;
     assert_eq!(
         xml_field(&gone, "messageKey").as_deref(),
         Some("notFound"),
         "{gone}"
     );
-    let (_, still, _) = call_as(
-        lb,
-        &beta_host(),
-        "beta-secret",
-        "getMeetingInfo",
-        "meetingID=room1",
-    )
-    .await;
+    let (_, still, _) = lb
+        .get_as(
+            &beta_host(),
+            "beta-secret",
+            "getMeetingInfo",
+            "meetingID=room1",
+        )
+        .await;
     assert_eq!(
         xml_field(&still, "returncode").as_deref(),
         Some("SUCCESS"),
@@ -197,7 +173,7 @@ async fn secrets_are_valid_only_on_their_own_host() {
     let key = |b: &str| xml_field(b, "messageKey").unwrap_or_default();
     // Every secret of a tenant works on its host.
     for secret in ["alpha-secret", "alpha-old"] {
-        let (_, b, _) = call_as(lb, &alpha_host(), secret, "getMeetings", "").await;
+        let (_, b, _) = lb.get_as(&alpha_host(), secret, "getMeetings", "").await;
         assert_eq!(
             xml_field(&b, "returncode").as_deref(),
             Some("SUCCESS"),
@@ -211,7 +187,7 @@ async fn secrets_are_valid_only_on_their_own_host() {
         (format!("gamma.{BASE}"), "alpha-secret"),    // an unknown tenant
         ("elsewhere.example".to_string(), LB_SECRET), // not under BASE_URL
     ] {
-        let (status, b, _) = call_as(lb, &host, secret, "getMeetings", "").await;
+        let (status, b, _) = lb.get_as(&host, secret, "getMeetings", "").await;
         assert_eq!(
             (status, key(&b).as_str()),
             (200, "checksumError"),
@@ -219,7 +195,7 @@ async fn secrets_are_valid_only_on_their_own_host() {
         );
     }
     // The bare BASE_URL host takes the load balancer's secret and has no tenant.
-    let (_, b, _) = call_as(lb, BASE, LB_SECRET, "getMeetings", "").await;
+    let (_, b, _) = lb.get_as(BASE, LB_SECRET, "getMeetings", "").await;
     assert_eq!(
         xml_field(&b, "returncode").as_deref(),
         Some("SUCCESS"),
@@ -246,24 +222,21 @@ async fn tenant_settings_layer_over_create_and_join() {
         "{listed}"
     );
 
-    call_as(
-        lb,
+    lb.get_as(
         &alpha_host(),
         "alpha-secret",
         "create",
         "meetingID=a&welcome=mine",
     )
     .await;
-    call_as(
-        lb,
+    lb.get_as(
         &alpha_host(),
         "alpha-secret",
         "create",
         "meetingID=b&record=false",
     )
     .await;
-    call_as(
-        lb,
+    lb.get_as(
         &beta_host(),
         "beta-secret",
         "create",
@@ -288,14 +261,14 @@ async fn tenant_settings_layer_over_create_and_join() {
         "another tenant is untouched"
     );
 
-    let (_, _, location) = call_as(
-        lb,
-        &alpha_host(),
-        "alpha-secret",
-        "join",
-        "meetingID=a&fullName=X&welcome=no",
-    )
-    .await;
+    let (_, _, location) = lb
+        .get_as(
+            &alpha_host(),
+            "alpha-secret",
+            "join",
+            "meetingID=a&fullName=X&welcome=no",
+        )
+        .await;
     assert!(
         location.contains("welcome=forced"),
         "settings apply to join too: {location}"
@@ -339,20 +312,25 @@ async fn tenant_limits_refuse_with_clear_errors() {
         "secrets are not printed by default: {list}"
     );
 
-    let (_, ok, _) = call_as(lb, &alpha_host(), "alpha-secret", "create", "meetingID=one").await;
+    let (_, ok, _) = lb
+        .get_as(&alpha_host(), "alpha-secret", "create", "meetingID=one")
+        .await;
     assert_eq!(
         xml_field(&ok, "returncode").as_deref(),
         Some("SUCCESS"),
         "{ok}"
     );
-    let (_, again, _) = call_as(lb, &alpha_host(), "alpha-secret", "create", "meetingID=one").await;
+    let (_, again, _) = lb
+        .get_as(&alpha_host(), "alpha-secret", "create", "meetingID=one")
+        .await;
     assert_eq!(
         xml_field(&again, "returncode").as_deref(),
         Some("SUCCESS"),
         "re-creating a running meeting is not a new one: {again}"
     );
-    let (_, refused, _) =
-        call_as(lb, &alpha_host(), "alpha-secret", "create", "meetingID=two").await;
+    let (_, refused, _) = lb
+        .get_as(&alpha_host(), "alpha-secret", "create", "meetingID=two")
+        .await;
     assert_eq!(
         xml_field(&refused, "messageKey").as_deref(),
         Some("maxMeetingsReached"),
@@ -365,7 +343,9 @@ async fn tenant_limits_refuse_with_clear_errors() {
         "{refused}"
     );
     // Beta has no limit.
-    let (_, other, _) = call_as(lb, &beta_host(), "beta-secret", "create", "meetingID=two").await;
+    let (_, other, _) = lb
+        .get_as(&beta_host(), "beta-secret", "create", "meetingID=two")
+        .await;
     assert_eq!(
         xml_field(&other, "returncode").as_deref(),
         Some("SUCCESS"),
@@ -373,24 +353,24 @@ async fn tenant_limits_refuse_with_clear_errors() {
     );
 
     for _ in 0..2 {
-        let (status, b, _) = call_as(
-            lb,
+        let (status, b, _) = lb
+            .get_as(
+                &alpha_host(),
+                "alpha-secret",
+                "join",
+                "meetingID=one&fullName=X",
+            )
+            .await;
+        assert_eq!(status, 302, "{b}");
+    }
+    let (status, full, _) = lb
+        .get_as(
             &alpha_host(),
             "alpha-secret",
             "join",
             "meetingID=one&fullName=X",
         )
         .await;
-        assert_eq!(status, 302, "{b}");
-    }
-    let (status, full, _) = call_as(
-        lb,
-        &alpha_host(),
-        "alpha-secret",
-        "join",
-        "meetingID=one&fullName=X",
-    )
-    .await;
     assert_eq!(status, 200);
     assert_eq!(
         xml_field(&full, "messageKey").as_deref(),
@@ -400,7 +380,9 @@ async fn tenant_limits_refuse_with_clear_errors() {
 
     // Raising the limit (0 removes it) lets the next meeting in.
     lb.cli_ok(&["tenants", "update", &t.alpha, "--max-meetings", "0"]);
-    let (_, now, _) = call_as(lb, &alpha_host(), "alpha-secret", "create", "meetingID=two").await;
+    let (_, now, _) = lb
+        .get_as(&alpha_host(), "alpha-secret", "create", "meetingID=two")
+        .await;
     assert_eq!(
         xml_field(&now, "returncode").as_deref(),
         Some("SUCCESS"),
@@ -433,27 +415,23 @@ async fn tenants_cli_round_trip_and_removal_rules() {
         shown.contains("name: gamma") && shown.contains("secrets: g1:g2"),
         "{shown}"
     );
-    let (_, b, _) = call_as(lb, &format!("gamma.{BASE}"), "g2", "getMeetings", "").await;
+    let (_, b, _) = lb
+        .get_as(&format!("gamma.{BASE}"), "g2", "getMeetings", "")
+        .await;
     assert_eq!(
         xml_field(&b, "returncode").as_deref(),
         Some("SUCCESS"),
         "renamed tenant answers: {b}"
     );
-    let (_, b, _) = call_as(lb, &beta_host(), "g2", "getMeetings", "").await;
+    let (_, b, _) = lb.get_as(&beta_host(), "g2", "getMeetings", "").await;
     assert_eq!(
         xml_field(&b, "messageKey").as_deref(),
         Some("checksumError"),
         "the old name is gone: {b}"
     );
 
-    call_as(
-        lb,
-        &alpha_host(),
-        "alpha-secret",
-        "create",
-        "meetingID=busy",
-    )
-    .await;
+    lb.get_as(&alpha_host(), "alpha-secret", "create", "meetingID=busy")
+        .await;
     let refused = lb.cli(&["tenants", "remove", &t.alpha]);
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
@@ -477,21 +455,14 @@ async fn a_tenant_server_tag_setting_picks_the_servers() {
     let alpha = id_of(&lb.cli_ok(&["tenants", "add", "alpha", "alpha-secret"]));
     lb.cli_ok(&["tenant-settings", "add", &alpha, "meta_server-tag", "gold"]);
 
-    call_as(
-        &lb,
-        &alpha_host(),
-        "alpha-secret",
-        "create",
-        "meetingID=tagged",
-    )
-    .await;
+    lb.get_as(&alpha_host(), "alpha-secret", "create", "meetingID=tagged")
+        .await;
     assert_eq!(
         fake.holder(&format!("tagged~{alpha}")).await,
         Some(1),
         "the tenant default tag"
     );
-    call_as(
-        &lb,
+    lb.get_as(
         &alpha_host(),
         "alpha-secret",
         "create",
@@ -512,14 +483,14 @@ async fn a_tenant_server_tag_setting_picks_the_servers() {
         "silver!",
         "--override",
     ]);
-    let (_, refused, _) = call_as(
-        &lb,
-        &alpha_host(),
-        "alpha-secret",
-        "create",
-        "meetingID=forced&meta_server-tag=gold",
-    )
-    .await;
+    let (_, refused, _) = lb
+        .get_as(
+            &alpha_host(),
+            "alpha-secret",
+            "create",
+            "meetingID=forced&meta_server-tag=gold",
+        )
+        .await;
     assert_eq!(
         xml_field(&refused, "messageKey").as_deref(),
         Some("serverTagUnavailable"),
@@ -536,8 +507,9 @@ async fn nobody_can_claim_another_tenant() {
         "meetingID=intruder&meta_tenant-id={}&meta_TENANT-NAME=alpha",
         t.alpha
     );
-    call_as(lb, BASE, LB_SECRET, "create", &spoof).await;
-    call_as(lb, &beta_host(), "beta-secret", "create", &spoof).await;
+    lb.get_as(BASE, LB_SECRET, "create", &spoof).await;
+    lb.get_as(&beta_host(), "beta-secret", "create", &spoof)
+        .await;
     let creates = fake.calls_to(0, "create").await;
     assert_eq!(creates.len(), 2);
     assert!(
@@ -548,13 +520,15 @@ async fn nobody_can_claim_another_tenant() {
     assert!(creates[0]["params"].get("meta_TENANT-NAME").is_none());
     assert_eq!(creates[1]["params"]["meta_tenant-id"], t.beta.as_str());
     assert!(creates[1]["params"].get("meta_TENANT-NAME").is_none());
-    let (_, list, _) = call_as(lb, &alpha_host(), "alpha-secret", "getMeetings", "").await;
+    let (_, list, _) = lb
+        .get_as(&alpha_host(), "alpha-secret", "getMeetings", "")
+        .await;
     assert_eq!(
         xml_field(&list, "messageKey").as_deref(),
         Some("noMeetings"),
         "alpha sees neither: {list}"
     );
-    let (_, bare, _) = call_as(lb, BASE, LB_SECRET, "getMeetings", "").await;
+    let (_, bare, _) = lb.get_as(BASE, LB_SECRET, "getMeetings", "").await;
     assert_eq!(
         count(&bare, "meeting"),
         1,
@@ -632,8 +606,7 @@ async fn lrs_credentials_are_sealed_for_the_chosen_server() {
         .lb
         .cli_ok(&["tenants"])
         .contains("lrs: https://lrs.example.org/xapi (basic)"));
-    call_as(
-        &t.lb,
+    t.lb.get_as(
         &alpha_host(),
         "alpha-secret",
         "create",
@@ -648,14 +621,8 @@ async fn lrs_credentials_are_sealed_for_the_chosen_server() {
         serde_json::json!({"lrs_endpoint": "https://lrs.example.org/xapi", "lrs_username": "lrs-user", "lrs_password": "lrs-pass"})
     );
 
-    call_as(
-        &t.lb,
-        &beta_host(),
-        "beta-secret",
-        "create",
-        "meetingID=b1&name=x",
-    )
-    .await;
+    t.lb.get_as(&beta_host(), "beta-secret", "create", "meetingID=b1&name=x")
+        .await;
     assert!(
         lrs_payload_of(
             &t.fake.calls_to(0, "create").await.pop().unwrap(),
@@ -677,14 +644,8 @@ async fn lrs_credentials_are_sealed_for_the_chosen_server() {
         "svc",
         "svc-pass",
     ]);
-    call_as(
-        &t.lb,
-        &beta_host(),
-        "beta-secret",
-        "create",
-        "meetingID=b2&name=x",
-    )
-    .await;
+    t.lb.get_as(&beta_host(), "beta-secret", "create", "meetingID=b2&name=x")
+        .await;
     let payload = lrs_payload_of(
         &t.fake.calls_to(0, "create").await.pop().unwrap(),
         "server-secret-0",
@@ -719,14 +680,9 @@ async fn lrs_credentials_are_sealed_for_the_chosen_server() {
         "svc",
         "wrong",
     ]);
-    let (_, body, _) = call_as(
-        &t.lb,
-        &beta_host(),
-        "beta-secret",
-        "create",
-        "meetingID=b3&name=x",
-    )
-    .await;
+    let (_, body, _) =
+        t.lb.get_as(&beta_host(), "beta-secret", "create", "meetingID=b3&name=x")
+            .await;
     assert_eq!(
         xml_field(&body, "returncode").as_deref(),
         Some("SUCCESS"),
@@ -739,8 +695,7 @@ async fn lrs_credentials_are_sealed_for_the_chosen_server() {
     .is_none());
 
     t.lb.cli_ok(&["tenants", "remove-lrs", &t.alpha]);
-    call_as(
-        &t.lb,
+    t.lb.get_as(
         &alpha_host(),
         "alpha-secret",
         "create",

@@ -351,6 +351,37 @@ impl Lb {
         self.raw_get(&self.api_url(call, query)).await
     }
 
+    /// GET a call signed with `secret` and sent with `Host: <host>` (a tenant's host);
+    /// returns status, body and the Location header.
+    pub async fn get_as(
+        &self,
+        host: &str,
+        secret: &str,
+        call: &str,
+        query: &str,
+    ) -> (u16, String, String) {
+        let url = format!(
+            "{}/bigbluebutton/api/{call}?{}",
+            self.base,
+            sign(call, query, secret, "sha256")
+        );
+        let r = self
+            .http
+            .get(url)
+            .header("Host", host)
+            .send()
+            .await
+            .expect("ferrolite answers");
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (status, r.text().await.unwrap_or_default(), location)
+    }
+
     pub async fn raw_get(&self, url: &str) -> (u16, String) {
         let r = self.http.get(url).send().await.expect("ferrolite answers");
         let status = r.status().as_u16();
