@@ -17,6 +17,7 @@
 //!   `{"participants","moderators","voice","video","create_time_ms","is_breakout","name"}`.
 //! - `DELETE /servers/<i>/meetings/<meetingID>` — the meeting ends by itself.
 
+pub mod checksum;
 pub mod server;
 
 pub use server::{run, FakeConfig};

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::api::checksum::{self, Algorithm};
+use super::checksum;
 use crate::api::params::Params;
 use crate::api::response::escape;
 
@@ -139,7 +139,7 @@ fn meeting_xml(m: &FakeMeeting) -> String {
 
 fn new_meeting(id: &str, p: &Params) -> FakeMeeting {
     let t = now_ms();
-    let internal = format!("{}-{t}", Algorithm::Sha1.hex_digest(&[id.as_bytes()]));
+    let internal = format!("{}-{t}", checksum::sha1_hex(id));
     let metadata = p
         .iter()
         .filter_map(|(k, v)| {
@@ -221,13 +221,7 @@ async fn bbb(sim: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>
         params.merge_missing(Params::parse(&body));
     }
     let supplied = params.get("checksum").unwrap_or("").to_string();
-    let alg = checksum::verify(
-        &api,
-        &raw_query,
-        &supplied,
-        std::slice::from_ref(&secret),
-        &Algorithm::ALL,
-    );
+    let alg = checksum::verify(&api, &raw_query, &secret);
     let record = CallRecord {
         api: api.clone(),
         method: method.to_string(),
@@ -240,7 +234,7 @@ async fn bbb(sim: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>
         body: String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned(),
         body_len: body.len(),
         checksum_ok: alg.is_some(),
-        algorithm: alg.map(|a| format!("{a:?}").to_ascii_uppercase()),
+        algorithm: alg.map(str::to_string),
     };
     let mut s = sim.lock().unwrap();
     s.calls.push(record);
