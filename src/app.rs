@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::api::params::Params;
+use crate::bbb::params::Params;
 use crate::bbb::{BbbClient, CallError, Reply};
 use crate::config::Config;
+use crate::http::response::ApiError;
 use crate::store::{Meeting, PlaybackStore, RecordingStore, Server, ServerState, Store};
 
 pub const LOAD_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
@@ -105,6 +106,32 @@ impl App {
         }
         if let Err(e) = self.store.add_load(&deltas).await {
             tracing::warn!(error = %e, "could not record load bumps");
+        }
+    }
+
+    /// The tenant a request's Host names: `Ok(None)` when multitenancy is off or the Host
+    /// is the bare `BASE_URL`; `checksumError` when the Host names no known tenant
+    /// (Scalelite). Shared by the API and playback routes.
+    pub async fn host_tenant(&self, host: &str) -> Result<Option<crate::store::Tenant>, ApiError> {
+        let t = &self.config.tenancy;
+        if !t.enabled {
+            return Ok(None);
+        }
+        match crate::tenant::host_tenant(host, t.base_url.as_deref()) {
+            crate::tenant::HostTenant::Bare => Ok(None),
+            crate::tenant::HostTenant::Unknown => Err(ApiError::checksum()),
+            crate::tenant::HostTenant::Named(name) => {
+                match self.store.tenant_by_name(&name).await {
+                    Ok(Some(tenant)) => Ok(Some(tenant)),
+                    Ok(None) => Err(ApiError::checksum()),
+                    Err(e) => {
+                        tracing::error!(error = %e, "store error while resolving a tenant");
+                        Err(ApiError::internal(
+                            "The load balancer's store is unavailable.",
+                        ))
+                    }
+                }
+            }
         }
     }
 }

@@ -11,17 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{LoadModel, LoadWeights};
 use crate::store::{ChoiceError, Server};
 
-/// One meeting as a `getMeetings` answer describes it, reduced to what load needs.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MeetingLoad {
-    pub participants: u32,
-    pub moderators: u32,
-    pub voice: u32,
-    pub video: u32,
-    /// BBB's `createTime`, in milliseconds.
-    pub create_time_ms: i64,
-    pub is_breakout: bool,
-}
+pub use crate::bbb::xml::MeetingLoad;
 
 /// Parameters of the load models (from the configuration).
 #[derive(Debug, Clone, Copy)]

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::api::checksum::Algorithm;
+use crate::bbb::checksum::Algorithm;
 
 /// A configuration problem, always tied to the variable that caused it.
 #[derive(Debug, Clone, PartialEq, Eq)]

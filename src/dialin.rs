@@ -9,7 +9,7 @@
 //! commands on the gateway); everything is XML-escaped too. Unlike Scalelite, the re-prompt
 //! uses the same `\d+` digit pattern as the first prompt (Scalelite's says `d+`).
 
-use crate::api::response::escape;
+use crate::http::response::escape;
 
 /// Neutralises FreeSWITCH variable expansion: `\` → `\\` and `${` → `\${` (a lone `$` is
 /// left alone; FreeSWITCH only unescapes around `${`).

@@ -65,28 +65,11 @@ pub struct Metrics {
 
 /// The label for a request path: a known API call, or a fixed bucket.
 pub fn call_label(path: &str) -> String {
-    const KNOWN: &[&str] = &[
-        "create",
-        "join",
-        "end",
-        "isMeetingRunning",
-        "getMeetingInfo",
-        "getMeetings",
-        "insertDocument",
-        "sendChatMessage",
-        "getRecordings",
-        "publishRecordings",
-        "updateRecordings",
-        "deleteRecordings",
-        "getRecordingTextTracks",
-        "putRecordingTextTrack",
-        "analytics_callback",
-    ];
     if let Some(call) = path.strip_prefix("/bigbluebutton/api/") {
-        return if KNOWN.contains(&call) {
-            call.to_string()
-        } else {
-            "unknown".into()
+        return match crate::bbb::calls::ApiCall::parse(call) {
+            Some(c) => c.metrics_label().into(),
+            None if call == "analytics_callback" => call.into(),
+            None => "unknown".into(),
         };
     }
     match path {

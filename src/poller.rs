@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 
-use crate::api::params::Params;
 use crate::app::App;
 use crate::balancer::{server_load, LoadParams};
+use crate::bbb::params::Params;
 use crate::bbb::{parse_meetings, CallError, MeetingEntry};
 use crate::shutdown::Shutdown;
 use crate::store::{now_ms, PollUpdate, Server, ServerState, ServerStats};

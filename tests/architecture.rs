@@ -18,13 +18,11 @@ use std::path::{Path, PathBuf};
 /// The layers, from the ground up. A file belongs to the first entry whose prefix its path
 /// (relative to `src/`) starts with; entries are searched longest prefix first.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("config", &["config.rs", "shutdown.rs"]),
-    ("protocol", &["bbb/", "http/"]),
+    ("primitives", &["bbb/", "tenant.rs", "shutdown.rs"]),
+    ("config", &["config.rs"]),
+    ("http", &["http/"]),
     ("store", &["store/"]),
-    (
-        "decisions",
-        &["balancer.rs", "tenant.rs", "dialin.rs", "autoscale.rs"],
-    ),
+    ("decisions", &["balancer.rs", "dialin.rs", "autoscale.rs"]),
     (
         "domain",
         &[
@@ -566,4 +564,5 @@ fn the_scanner_reads_groups_super_and_skips_comments() {
     assert_eq!(layer_of("api/meetings.rs").1, "api");
     assert_eq!(layer_of("admin/cli.rs").1, "entry points");
     assert_eq!(layer_of("admin/servers.rs").1, "domain");
+    assert_eq!(layer_of("bbb/checksum.rs").1, "primitives");
 }

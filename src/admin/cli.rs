@@ -9,8 +9,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use super::{servers, tenants, AdminError, AdminResult};
-use crate::api::params::Params;
 use crate::app::App;
+use crate::bbb::params::Params;
 use crate::bbb::parse_reply;
 use crate::store::{Server, ServerState};
 

@@ -16,12 +16,12 @@ use hyper::body::Incoming;
 use hyper::Request;
 use serde_json::{json, Map, Value};
 
-use super::checksum;
-use super::params::Params;
-use super::response::{self, ApiError, HttpResponse};
 use crate::admin::tenants::{self, TenantChanges};
 use crate::admin::{servers, AdminError};
 use crate::app::App;
+use crate::bbb::checksum;
+use crate::bbb::params::Params;
+use crate::http::response::{self, ApiError, HttpResponse};
 use crate::store::{Server, ServerState, Tenant};
 
 /// Largest JSON body accepted.
@@ -159,14 +159,14 @@ pub async fn handle(app: &App, action: &str, req: Request<Incoming>) -> HttpResp
         Method::POST => {}
         _ => return ApiError::unsupported_request().into_response(),
     }
-    let has_body = super::has_body(&req);
-    if has_body && super::mime(&req).as_deref() != Some("application/json") {
+    let has_body = crate::http::request::has_body(&req);
+    if has_body && crate::http::request::mime(&req).as_deref() != Some("application/json") {
         return ApiError::unsupported_content_type().into_response();
     }
     let raw_query = req.uri().query().unwrap_or("").to_string();
     let query = Params::parse(raw_query.as_bytes());
     let body = if has_body {
-        match super::read_limited(req.into_body(), MAX_JSON_BODY).await {
+        match crate::http::body::read_limited(req.into_body(), MAX_JSON_BODY).await {
             Ok(b) => b,
             Err(resp) => return resp,
         }

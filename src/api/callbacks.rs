@@ -24,10 +24,10 @@ use hyper::body::Incoming;
 use hyper::Request;
 use sha2::Sha256;
 
-use super::params::Params;
-use super::response::{self, ApiError, HttpResponse};
-use super::Call;
+use super::call::Call;
 use crate::app::App;
+use crate::bbb::params::Params;
+use crate::http::response::{self, ApiError, HttpResponse};
 use crate::store::CallbackVariant;
 use crate::tenant::unscope_text;
 
@@ -170,9 +170,9 @@ pub async fn analytics(app: &App, req: Request<Incoming>) -> HttpResponse {
     if req.method() != Method::POST {
         return ApiError::unsupported_request().into_response();
     }
-    let tenant = match super::request_tenant(app, &super::host_of(&req)).await {
+    let tenant = match app.host_tenant(&crate::http::request::host_of(&req)).await {
         Ok(t) => t,
-        Err(resp) => return resp,
+        Err(e) => return e.into_response(),
     };
     let q = Params::parse(req.uri().query().unwrap_or("").as_bytes());
     let token = req
@@ -183,7 +183,7 @@ pub async fn analytics(app: &App, req: Request<Incoming>) -> HttpResponse {
         .unwrap_or("")
         .trim()
         .to_string();
-    let body = match super::read_limited(req.into_body(), MAX_ANALYTICS_BODY).await {
+    let body = match crate::http::body::read_limited(req.into_body(), MAX_ANALYTICS_BODY).await {
         Ok(b) => b,
         Err(_) => {
             tracing::warn!("analytics callback: the body could not be read");

@@ -12,10 +12,10 @@ use hyper::body::Incoming;
 use hyper::Request;
 use subtle::ConstantTimeEq;
 
-use super::params::Params;
-use super::response::{self, ApiError, HttpResponse};
 use crate::app::App;
+use crate::bbb::params::Params;
 use crate::dialin;
+use crate::http::response::{self, ApiError, HttpResponse};
 
 fn authorized(req: &Request<Incoming>, password: &str) -> bool {
     let Some(given) = req
@@ -55,7 +55,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> HttpResponse {
         }
     }
     let mut params = Params::parse(req.uri().query().unwrap_or("").as_bytes());
-    match super::read_limited(req.into_body(), super::MAX_FORM_BODY).await {
+    match crate::http::body::read_limited(req.into_body(), crate::http::body::MAX_FORM_BODY).await {
         Ok(b) => params.merge_missing(Params::parse(&b)),
         Err(resp) => return resp,
     }

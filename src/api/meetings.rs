@@ -14,12 +14,13 @@ use http_body_util::BodyDataStream;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
-use super::params::{cap_duration, Params, Policy};
-use super::response::{self, ApiError, HttpResponse};
-use super::{Call, CallBody};
+use super::call::{Call, CallBody};
 use crate::app::App;
 use crate::balancer::{choose_server, voice_bridge_candidates, TagSpec};
+use crate::bbb::calls::ApiCall;
+use crate::bbb::params::{cap_duration, Params, Policy};
 use crate::bbb::{parse_meetings, CallError, Reply, Upload};
+use crate::http::response::{self, ApiError, HttpResponse};
 use crate::store::{now_ms, ChoiceError, Meeting, PlaceOutcome, PlaceRequest, Server, ServerState};
 use crate::tenant::{scope, unscope_text};
 
@@ -27,15 +28,15 @@ use crate::tenant::{scope, unscope_text};
 const OFFLINE_LIMIT: Duration = Duration::from_secs(1);
 
 pub async fn dispatch(app: &App, call: Call) -> HttpResponse {
-    match call.name {
-        "create" => create(app, call).await,
-        "join" => join(app, call).await,
-        "end" => end(app, call).await,
-        "isMeetingRunning" => proxy(app, call, &["meetingID"]).await,
-        "getMeetingInfo" => proxy(app, call, &["meetingID"]).await,
-        "sendChatMessage" => proxy(app, call, &["meetingID", "message", "userName"]).await,
-        "insertDocument" => insert_document(app, call).await,
-        "getMeetings" => get_meetings(app, call).await,
+    match call.kind {
+        ApiCall::Create => create(app, call).await,
+        ApiCall::Join => join(app, call).await,
+        ApiCall::End => end(app, call).await,
+        ApiCall::IsMeetingRunning => proxy(app, call, &["meetingID"]).await,
+        ApiCall::GetMeetingInfo => proxy(app, call, &["meetingID"]).await,
+        ApiCall::SendChatMessage => proxy(app, call, &["meetingID", "message", "userName"]).await,
+        ApiCall::InsertDocument => insert_document(app, call).await,
+        ApiCall::GetMeetings => get_meetings(app, call).await,
         _ => ApiError::unsupported_request().into_response(),
     }
 }

@@ -18,29 +18,30 @@ use hyper::Request;
 use serde_json::json;
 use sha2::Digest;
 
-use super::params::Params;
-use super::response::{self, ApiError, HttpResponse};
-use super::{Call, CallBody};
+use super::call::{Call, CallBody};
 use crate::app::App;
+use crate::bbb::calls::ApiCall;
+use crate::bbb::params::Params;
+use crate::http::response::{self, ApiError, HttpResponse};
 use crate::recordings::{files, importer, upload};
 use crate::store::recordings::{Recording, RecordingQuery, TextTrack};
 
 pub async fn dispatch(app: &App, call: Call) -> HttpResponse {
-    match call.name {
-        "getRecordings" => get_recordings(app, call).await,
-        "publishRecordings" => publish_recordings(app, call).await,
-        "updateRecordings" => update_recordings(app, call).await,
-        "deleteRecordings" => delete_recordings(app, call).await,
-        "getRecordingTextTracks" => get_text_tracks(app, call).await,
-        "putRecordingTextTrack" => put_text_track(app, call).await,
+    match call.kind {
+        ApiCall::GetRecordings => get_recordings(app, call).await,
+        ApiCall::PublishRecordings => publish_recordings(app, call).await,
+        ApiCall::UpdateRecordings => update_recordings(app, call).await,
+        ApiCall::DeleteRecordings => delete_recordings(app, call).await,
+        ApiCall::GetRecordingTextTracks => get_text_tracks(app, call).await,
+        ApiCall::PutRecordingTextTrack => put_text_track(app, call).await,
         _ => ApiError::unsupported_request().into_response(),
     }
 }
 
 /// Scalelite's answers while `RECORDING_DISABLED=true` (no checksum needed).
-pub fn disabled_stub(call: &str) -> HttpResponse {
+pub fn disabled_stub(call: ApiCall) -> HttpResponse {
     match call {
-        "getRecordings" => response::xml(no_recordings_xml()),
+        ApiCall::GetRecordings => response::xml(no_recordings_xml()),
         _ => not_found().into_response(),
     }
 }

@@ -5,15 +5,17 @@
 //! (a BBB document with its returncode) or a [`CallError`] (no usable answer: refused,
 //! timed out, 5xx, or not a BBB document).
 
+pub mod calls;
+pub mod checksum;
+pub mod params;
 pub mod xml;
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::api::checksum::{sign, Algorithm};
-use crate::api::params::Params;
-use crate::store::Server;
+use crate::bbb::checksum::{sign, Algorithm};
+use crate::bbb::params::Params;
 
 pub use xml::{parse_meetings, parse_reply, MeetingEntry, ReplyHead};
 
@@ -76,6 +78,14 @@ pub fn signed_url(
     }
 }
 
+/// A BBB server as the client needs it: where its API is and the secret to sign with.
+/// The store's server rows implement it, so this layer never needs the store's types.
+pub trait Target {
+    /// The API URL, normally ending in `/bigbluebutton/api`.
+    fn url(&self) -> &str;
+    fn secret(&self) -> &str;
+}
+
 impl BbbClient {
     pub fn new(connect_timeout: Duration, response_timeout: Duration) -> BbbClient {
         BbbClient::build(connect_timeout, response_timeout, 64)
@@ -109,7 +119,7 @@ impl BbbClient {
     /// Calls `call` on `server`. `limit` tightens the overall time for this call.
     pub async fn call(
         &self,
-        server: &Server,
+        server: &(impl Target + ?Sized),
         call: &str,
         params: &Params,
         alg: Algorithm,
@@ -119,7 +129,7 @@ impl BbbClient {
         let mut req = match upload {
             Some(u) => self
                 .http
-                .post(signed_url(&server.url, &server.secret, call, params, alg))
+                .post(signed_url(server.url(), server.secret(), call, params, alg))
                 .header(reqwest::header::CONTENT_TYPE, "application/xml")
                 .body(u.body),
             None => {
@@ -129,7 +139,7 @@ impl BbbClient {
                     // the URL's query string, which is then empty.
                     let empty = Params::new();
                     self.http
-                        .post(signed_url(&server.url, &server.secret, call, &empty, alg))
+                        .post(signed_url(server.url(), server.secret(), call, &empty, alg))
                         .header(
                             reqwest::header::CONTENT_TYPE,
                             "application/x-www-form-urlencoded",
@@ -137,7 +147,7 @@ impl BbbClient {
                         .body(query)
                 } else {
                     self.http
-                        .get(signed_url(&server.url, &server.secret, call, params, alg))
+                        .get(signed_url(server.url(), server.secret(), call, params, alg))
                 }
             }
         };
@@ -174,10 +184,10 @@ fn classify(e: reqwest::Error) -> CallError {
 
 impl BbbClient {
     /// The server's BBB version from the API index (`<bbbVersion>`), if it reveals it.
-    pub async fn version(&self, server: &Server) -> Option<String> {
+    pub async fn version(&self, server: &(impl Target + ?Sized)) -> Option<String> {
         let resp = self
             .http
-            .get(server.url.trim_end_matches('/'))
+            .get(server.url().trim_end_matches('/'))
             .timeout(Duration::from_secs(2))
             .send()
             .await

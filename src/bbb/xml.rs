@@ -10,7 +10,17 @@ use std::ops::Range;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
-use crate::balancer::MeetingLoad;
+/// One meeting as a `getMeetings` answer describes it, reduced to what load needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeetingLoad {
+    pub participants: u32,
+    pub moderators: u32,
+    pub voice: u32,
+    pub video: u32,
+    /// BBB's `createTime`, in milliseconds.
+    pub create_time_ms: i64,
+    pub is_breakout: bool,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplyHead {

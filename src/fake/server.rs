@@ -18,8 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::checksum;
-use crate::api::params::Params;
-use crate::api::response::escape;
+use crate::bbb::params::Params;
+use crate::http::response::escape;
 
 #[derive(Debug, Clone)]
 pub struct FakeConfig {

@@ -3,6 +3,10 @@
 //! Each connection is served by hyper (HTTP/1.1, keep-alive). On shutdown the listener
 //! stops accepting and open connections finish their in-flight request before closing.
 
+pub mod body;
+pub mod request;
+pub mod response;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -16,9 +20,9 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::api::response::{ApiError, HttpResponse};
 use crate::app::App;
 use crate::config::Bind;
+use crate::http::response::{ApiError, HttpResponse};
 use crate::shutdown::Shutdown;
 
 pub enum Listener {

@@ -21,8 +21,8 @@ use http::{header, HeaderValue, StatusCode};
 use hyper::body::Incoming;
 use hyper::Request;
 
-use crate::api::response::{self, HttpResponse};
 use crate::app::App;
+use crate::http::response::{self, HttpResponse};
 use crate::store::playback::{NewToken, PlaybackAccess};
 use crate::store::recordings::Recording;
 use crate::store::{now_ms, StoreError};
@@ -75,7 +75,7 @@ fn header_str<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
 /// The tenant id the Host names: `Ok(None)` without multitenancy or on the bare host,
 /// `Err(())` for an unknown tenant host.
 async fn host_tenant_id(app: &App, host: &str) -> Result<Option<String>, ()> {
-    match crate::api::request_tenant(app, host).await {
+    match app.host_tenant(host).await {
         Ok(t) => Ok(t.map(|t| t.id)),
         Err(_) => Err(()),
     }
@@ -114,7 +114,7 @@ pub async fn auth(app: &App, req: Request<Incoming>) -> HttpResponse {
     let Some((format, rid)) = protect::parse_resource(uri, &app.config.playback.formats) else {
         return deny();
     };
-    let Ok(tenant) = host_tenant_id(app, &crate::api::host_of(&req)).await else {
+    let Ok(tenant) = host_tenant_id(app, &crate::http::request::host_of(&req)).await else {
         return deny();
     };
     let Ok(a) = access(app, rid).await else {
@@ -154,7 +154,7 @@ pub async fn play(app: &App, req: Request<Incoming>) -> HttpResponse {
     let Some((rid, format)) = protect::parse_play(&path) else {
         return not_found();
     };
-    let Ok(tenant) = host_tenant_id(app, &crate::api::host_of(&req)).await else {
+    let Ok(tenant) = host_tenant_id(app, &crate::http::request::host_of(&req)).await else {
         return not_found();
     };
     let a = match access(app, rid).await {

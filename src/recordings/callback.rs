@@ -14,9 +14,9 @@
 use jsonwebtoken::{Algorithm as JwtAlg, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
-use crate::api::checksum::Algorithm;
-use crate::api::params::Params;
 use crate::app::App;
+use crate::bbb::checksum::Algorithm;
+use crate::bbb::params::Params;
 use crate::store::recordings::Recording;
 use crate::store::CallbackVariant;
 

@@ -123,6 +123,15 @@ impl Server {
     }
 }
 
+impl crate::bbb::Target for Server {
+    fn url(&self) -> &str {
+        &self.url
+    }
+    fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
 /// Administrative changes to a server; `None` leaves a field alone.
 #[derive(Debug, Clone, Default)]
 pub struct ServerPatch {
