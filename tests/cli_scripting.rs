@@ -368,7 +368,13 @@ async fn yaml_then_sync_gives_back_the_same_pool() {
     assert_eq!(states(&lb), before);
     // Into an empty pool too.
     let fresh = Lb::start(&[]);
-    fresh.cli_ok(&["servers", "sync", file.to_str().unwrap()]);
+    let o = fresh.cli(&["servers", "sync", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("syncing: 1/3 (33%)"),
+        "progress lines off a terminal: {}",
+        text(&o.stderr)
+    );
     assert_eq!(states(&fresh), before, "{yaml}");
 }
 
