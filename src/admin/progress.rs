@@ -21,8 +21,6 @@ pub const LINE_INTERVAL: Duration = Duration::from_secs(10);
 pub enum Display {
     /// A bar on a terminal, periodic lines otherwise.
     Auto,
-    /// Periodic lines (also on a terminal).
-    Lines,
     /// Nothing.
     Quiet,
 }
