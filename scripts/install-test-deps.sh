@@ -19,3 +19,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi
+# The Debian package test (tests/deb_package.rs) builds the package with cargo-deb; pinned
+# so its behaviour (--profile dev --no-build) does not change under the test.
+if ! command -v cargo-deb >/dev/null 2>&1; then
+  echo "installing: cargo-deb"
+  cargo install cargo-deb --version 3.8.0 --locked --quiet
+fi

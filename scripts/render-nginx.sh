@@ -9,7 +9,7 @@ set -euo pipefail
 ENV_FILE=/etc/default/ferrolite
 OUT=/etc/nginx/sites-available/ferrolite
 RELOAD=1
-BIN=${FERROLITE_BIN:-/usr/local/bin/ferrolite}
+BIN=${FERROLITE_BIN:-$(command -v ferrolite || echo /usr/local/bin/ferrolite)}
 while [ $# -gt 0 ]; do
   case "$1" in
     --env) ENV_FILE=$2; shift 2 ;;

@@ -86,7 +86,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => serve(app).await,
             command => match ferrolite::admin::cli::run(app, command).await {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(outcome) => outcome.into(),
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::from(1)

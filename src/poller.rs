@@ -224,7 +224,7 @@ async fn poll_server(
             }
         }
         Err(reason) => {
-            tracing::warn!(server = %server.id, url = %server.url, reason = %reason, failures = h.unhealthy_counter, "poll failed");
+            tracing::warn!(server = %server.id, url = %server.url, reason = %reason, failures = server.unhealthy_counter + 1, online = h.online, "poll failed");
             report.error = Some(reason);
             if server.online && !h.online {
                 tracing::warn!(server = %server.id, "server is offline; dropping its meetings");

@@ -257,6 +257,15 @@ fn server_ids_can_be_hostnames() {
         "t",
     ]);
     assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already has the URL"), "{}", stderr(&o));
+    // Another URL on the same host would take the same id.
+    let o = lb.cli(&[
+        "servers",
+        "add",
+        "https://bbb1.example.com:8443/bigbluebutton/api",
+        "t",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
 }
 

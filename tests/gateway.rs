@@ -772,7 +772,7 @@ async fn secrets_and_passwords_never_reach_the_logs() {
         "meetingID=failing&name=x&moderatorPW=mod-pass-123",
     )
     .await;
-    lb.cli_ok(&["poll"]);
+    lb.cli_ok(&["poll", "--allow-offline"]);
     let logs = lb.logs();
     assert!(logs.len() > 200, "trace logging produced output");
     for secret in [

@@ -42,7 +42,7 @@ async fn a_flapping_server_crosses_the_thresholds_exactly() {
         !online(&lb, &id),
         "one good poll is not enough with a threshold of 2"
     );
-    lb.cli_ok(&["poll"]);
+    lb.cli_ok(&["poll", "--allow-offline"]);
     assert!(online(&lb, &id));
     let mut seen = Vec::new();
     for mode in [
@@ -56,7 +56,7 @@ async fn a_flapping_server_crosses_the_thresholds_exactly() {
         json!({"mode": "normal"}),
     ] {
         fake.mode(0, mode).await;
-        let out = lb.cli_ok(&["poll"]);
+        let out = lb.cli_ok(&["poll", "--allow-offline"]);
         seen.push((online(&lb, &id), out.contains("poll failed")));
     }
     assert_eq!(
@@ -74,7 +74,7 @@ async fn failures_are_logged_with_their_reason() {
     fake.set_secret(0, "rotated").await;
     fake.mode(1, json!({"mode": "garbage"})).await;
     fake.mode(2, json!({"mode": "error", "status": 502})).await;
-    let out = lb.cli_ok(&["poll"]);
+    let out = lb.cli_ok(&["poll", "--allow-offline"]);
     assert!(
         out.contains(&format!(
             "{}: offline (poll failed: BBB answered FAILED (checksumError",
@@ -112,7 +112,7 @@ async fn meetings_on_a_dead_server_go_only_after_the_threshold_and_re_create_goe
     let holder = fake.holder("room").await.unwrap();
     fake.mode(holder, json!({"mode": "down"})).await;
 
-    lb.cli_ok(&["poll"]);
+    lb.cli_ok(&["poll", "--allow-offline"]);
     assert!(online(&lb, &ids[holder]), "one failed poll is not enough");
     let r = lb
         .http
@@ -126,7 +126,7 @@ async fn meetings_on_a_dead_server_go_only_after_the_threshold_and_re_create_goe
         "the meeting survives a single failed poll"
     );
 
-    lb.cli_ok(&["poll"]);
+    lb.cli_ok(&["poll", "--allow-offline"]);
     assert!(!online(&lb, &ids[holder]));
     let (_, body) = lb.get("join", "meetingID=room&fullName=a").await;
     assert_eq!(
@@ -151,13 +151,13 @@ async fn a_meeting_is_forgotten_only_when_a_successful_poll_no_longer_lists_it()
     lb.get("create", "meetingID=stays&name=x").await;
     fake.mode(0, json!({"mode": "error", "status": 500})).await;
     fake.end_meeting(0, "ends").await;
-    lb.cli_ok(&["poll"]);
+    lb.cli_ok(&["poll", "--allow-offline"]);
     assert!(
         lb.cli_ok(&["meetings", "list"]).contains("MeetingID: ends"),
         "a failed poll forgets nothing"
     );
     fake.mode(0, json!({"mode": "normal"})).await;
-    let out = lb.cli_ok(&["poll"]);
+    let out = lb.cli_ok(&["poll", "--allow-offline"]);
     assert!(out.contains("online"), "{out}");
     let list = lb.cli_ok(&["meetings", "list"]);
     assert!(
@@ -186,7 +186,7 @@ async fn load_follows_the_scalelite_formula_and_the_weighted_model() {
     )
     .await;
     lb.cli_ok(&["servers", "update", &id, "--load-multiplier", "2"]);
-    lb.cli_ok(&["poll"]);
+    lb.cli_ok(&["poll", "--allow-offline"]);
     // (10 + 2) + max(2 + 1, 15) = 27, breakout skipped, times 2.
     assert_eq!(states(&lb)[&id].2, "54.0");
     let status = lb.cli_ok(&["status"]);
@@ -229,7 +229,7 @@ async fn a_cordoned_server_drains_to_disabled() {
     lb.get("create", "meetingID=last-class&name=x").await;
     let holder = fake.holder("last-class").await.unwrap();
     lb.cli_ok(&["servers", "cordon", &ids[holder]]);
-    lb.cli_ok(&["poll"]);
+    lb.cli_ok(&["poll", "--allow-offline"]);
     assert_eq!(
         states(&lb)[&ids[holder]].0,
         "cordoned",
@@ -242,7 +242,7 @@ async fn a_cordoned_server_drains_to_disabled() {
         "no new meetings on a cordoned server"
     );
     fake.end_meeting(holder, "last-class").await;
-    lb.cli_ok(&["poll"]);
+    lb.cli_ok(&["poll", "--allow-offline"]);
     assert_eq!(states(&lb)[&ids[holder]].0, "disabled");
 }
 
@@ -264,7 +264,7 @@ async fn a_slow_server_does_not_hold_up_the_others() {
     )
     .await;
     let started = std::time::Instant::now();
-    let out = lb.cli_ok(&["poll"]);
+    let out = lb.cli_ok(&["poll", "--allow-offline"]);
     assert!(
         started.elapsed() < Duration::from_secs(6),
         "the cycle is bounded by POLLER_WAIT_TIMEOUT, not the slow server"

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use super::{servers, tenants, AdminError, AdminResult};
+use super::exit::Outcome;
+use super::progress::Display;
+use super::{servers, tenants, views, AdminError, AdminResult};
 use crate::app::App;
 use crate::bbb::params::Params;
 use crate::bbb::parse_reply;
@@ -36,15 +38,33 @@ pub enum Command {
         /// Print each server's secret too.
         #[arg(long)]
         show_secrets: bool,
+        /// Print the list as JSON (docs/cli.md).
+        #[arg(long)]
+        json: bool,
     },
-    /// Poll every server once, now, and print what was found.
-    Poll,
-    /// A table of every server: state, health, meetings, users, load.
-    Status,
+    /// Poll every server once, now, and print what was found; exits 3 when a polled
+    /// server is offline or did not answer.
+    Poll {
+        /// Print the reports as JSON (docs/cli.md).
+        #[arg(long)]
+        json: bool,
+        /// Exit 0 even when a server is offline or did not answer.
+        #[arg(long)]
+        allow_offline: bool,
+    },
+    /// A table of every server: state, health, meetings, users, load, id.
+    Status {
+        /// Print the rows as JSON (docs/cli.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// List, inspect or end meetings.
     Meetings {
         #[command(subcommand)]
         command: Option<MeetingsCommand>,
+        /// Print the list as JSON (docs/cli.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Import, list, publish, unpublish, delete or prune recordings.
     Recordings {
@@ -55,6 +75,9 @@ pub enum Command {
     Tenants {
         #[command(subcommand)]
         command: Option<TenantsCommand>,
+        /// Print the list as JSON (docs/cli.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Print the nginx configuration rendered from the environment (URL_HOST, BIND,
     /// RECORDING_PUBLISH_DIR, PLAYBACK_LINK_DIR, NGINX_SSL, NGINX_BEHIND_PROXY,
@@ -70,11 +93,28 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum RecordingsCommand {
     /// Import a tarball, a directory of tarballs, or an extracted <format>/<recordID>/ tree.
-    Import { path: std::path::PathBuf },
+    /// One import runs at a time (a lock next to the database): a second one exits 75 at
+    /// once, or waits with --wait. Exits 0 when all went in, 3 when some did not, 1 when
+    /// none did.
+    Import {
+        path: std::path::PathBuf,
+        /// Print only problems (for cron).
+        #[arg(long, short)]
+        quiet: bool,
+        /// Wait for a running import to finish instead of exiting.
+        #[arg(long)]
+        wait: bool,
+        /// Print the summary, imported recordings and problems as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List recordings (newest first), all or one meeting's.
     List {
         #[arg(long)]
         meeting: Option<String>,
+        /// Print the list as JSON (docs/cli.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Publish a recording (move its files to RECORDING_PUBLISH_DIR).
     Publish { id: String },
@@ -99,6 +139,9 @@ pub enum TenantsCommand {
         /// Print each tenant's secrets too.
         #[arg(long)]
         show_secrets: bool,
+        /// Print the list as JSON (docs/cli.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Add a tenant; its host is `<name>.<BASE_URL>`.
     Add {
@@ -169,6 +212,9 @@ pub enum ServersCommand {
     List {
         #[arg(long)]
         show_secrets: bool,
+        /// Print the list as JSON (docs/cli.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Add a server (it starts disabled; enable it to take meetings).
     Add {
@@ -212,8 +258,13 @@ pub enum ServersCommand {
         #[arg(long)]
         skip_end_calls: bool,
     },
-    /// Remove the server and forget its meetings.
-    Remove { id: String },
+    /// Remove the server; refuses while it holds meetings unless --force.
+    Remove {
+        id: String,
+        /// End the server's meetings and remove it.
+        #[arg(long)]
+        force: bool,
+    },
     /// Make the pool match a YAML file (Scalelite's servers:sync format; `-` reads stdin).
     Sync {
         file: String,
@@ -241,7 +292,12 @@ pub enum ServersCommand {
 #[derive(Subcommand, Debug)]
 pub enum MeetingsCommand {
     /// List meetings and their servers (all, or the given ids).
-    List { ids: Vec<String> },
+    List {
+        ids: Vec<String>,
+        /// Print the list as JSON (docs/cli.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// End meetings (the given ids, or all after confirmation).
     End {
         ids: Vec<String>,
@@ -281,8 +337,8 @@ fn print_server(out: &mut impl Write, s: &Server, show_secret: bool) -> std::io:
     writeln!(out, "\t{}", if s.online { "online" } else { "offline" })
 }
 
-/// Runs an admin command; the error is printed by `main`.
-pub async fn run(app: Arc<App>, command: Command) -> AdminResult<()> {
+/// Runs an admin command; the error is printed by `main`, the outcome is the exit code.
+pub async fn run(app: Arc<App>, command: Command) -> AdminResult<Outcome> {
     let mut out = std::io::stdout().lock();
     let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
     match command {
@@ -290,57 +346,55 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<()> {
         Command::Servers {
             command: None,
             show_secrets,
+            json,
         }
         | Command::Servers {
-            command: Some(ServersCommand::List { show_secrets }),
+            command: Some(ServersCommand::List { show_secrets, json }),
             ..
         } => {
             let list = app.store.servers().await?;
-            if list.is_empty() {
-                eprintln!("No servers are configured");
-            }
-            for s in &list {
-                print_server(&mut out, s, show_secrets).map_err(io)?;
+            if json {
+                let views: Vec<_> = list
+                    .iter()
+                    .map(|s| views::ServerView::new(s, show_secrets))
+                    .collect();
+                views::write_json(&mut out, &views).map_err(io)?;
+            } else {
+                if list.is_empty() {
+                    eprintln!("No servers are configured");
+                }
+                for s in &list {
+                    print_server(&mut out, s, show_secrets).map_err(io)?;
+                }
             }
         }
         Command::Servers {
             command: Some(cmd), ..
         } => servers_command(&app, cmd, &mut out).await?,
-        Command::Poll => {
-            let reports = crate::poller::poll_once(&app).await?;
-            if reports.is_empty() {
-                writeln!(
-                    out,
-                    "No servers to poll (only enabled and cordoned servers are polled)"
-                )
-                .map_err(io)?;
-            }
-            for r in reports {
-                match &r.error {
-                    None => writeln!(
-                        out,
-                        "{}: {}, load {}",
-                        r.id,
-                        if r.online { "online" } else { "offline" },
-                        fmt_load(r.load)
-                    ),
-                    Some(e) => writeln!(
-                        out,
-                        "{}: {} (poll failed: {e})",
-                        r.id,
-                        if r.online { "online" } else { "offline" }
-                    ),
-                }
-                .map_err(io)?;
+        Command::Poll {
+            json,
+            allow_offline,
+        } => {
+            let reports: Vec<views::PollView> = crate::poller::poll_once(&app)
+                .await?
+                .iter()
+                .map(views::PollView::new)
+                .collect();
+            print_poll(&mut out, &reports, json).map_err(io)?;
+            if !allow_offline && reports.iter().any(views::PollView::is_problem) {
+                return Ok(Outcome::Problems);
             }
         }
-        Command::Status => status(&app, &mut out).await?,
-        Command::Recordings { command } => recordings_command(&app, command, &mut out).await?,
-        Command::Tenants { command } => {
+        Command::Status { json } => status(&app, &mut out, json).await?,
+        Command::Recordings { command } => {
+            return recordings_command(&app, command, &mut out).await
+        }
+        Command::Tenants { command, json } => {
             tenants_command(
                 &app,
                 command.unwrap_or(TenantsCommand::List {
                     show_secrets: false,
+                    json,
                 }),
                 &mut out,
             )
@@ -349,13 +403,33 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<()> {
         Command::TenantSettings { command } => {
             tenant_settings_command(&app, command, &mut out).await?
         }
-        Command::Meetings { command } => {
+        Command::Meetings { command, json } => {
             meetings_command(
                 &app,
-                command.unwrap_or(MeetingsCommand::List { ids: vec![] }),
+                command.unwrap_or(MeetingsCommand::List { ids: vec![], json }),
                 &mut out,
             )
             .await?
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+fn print_poll(out: &mut dyn Write, reports: &[views::PollView], json: bool) -> std::io::Result<()> {
+    if json {
+        return views::write_json(out, &reports);
+    }
+    if reports.is_empty() {
+        writeln!(
+            out,
+            "No servers to poll (only enabled and cordoned servers are polled)"
+        )?;
+    }
+    for r in reports {
+        let health = if r.online { "online" } else { "offline" };
+        match &r.error {
+            None => writeln!(out, "{}: {health}, load {}", r.id, fmt_load(r.load))?,
+            Some(e) => writeln!(out, "{}: {health} (poll failed: {e})", r.id)?,
         }
     }
     Ok(())
@@ -416,8 +490,10 @@ async fn servers_command(app: &App, cmd: ServersCommand, out: &mut impl Write) -
             }
             ok(out)?;
         }
-        ServersCommand::Remove { id } => {
-            servers::remove(app, &id).await?;
+        ServersCommand::Remove { id, force } => {
+            for m in servers::remove(app, &id, force).await? {
+                writeln!(out, "Clearing Meeting id={}", m.meeting_id).map_err(io)?;
+            }
             ok(out)?;
         }
         ServersCommand::Sync {
@@ -426,7 +502,7 @@ async fn servers_command(app: &App, cmd: ServersCommand, out: &mut impl Write) -
             dry_run,
         } => {
             let text = read_input(&file)?;
-            let actions = super::sync::sync(app, &text, mode, dry_run).await?;
+            let actions = super::sync::sync(app, &text, mode, dry_run, Display::Auto).await?;
             for a in &actions {
                 writeln!(out, "{}{a}", if dry_run { "would " } else { "" }).map_err(io)?;
             }
@@ -493,8 +569,17 @@ async fn servers_command(app: &App, cmd: ServersCommand, out: &mut impl Write) -
 async fn tenants_command(app: &App, cmd: TenantsCommand, out: &mut impl Write) -> AdminResult<()> {
     let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
     match cmd {
-        TenantsCommand::List { show_secrets } => {
+        TenantsCommand::List { show_secrets, json } => {
             let list = tenants::list(app).await?;
+            if json {
+                let mut views = Vec::new();
+                for t in &list {
+                    let lrs = app.store.tenant_lrs(&t.id).await?;
+                    views.push(views::TenantView::new(t, lrs.as_ref(), show_secrets));
+                }
+                views::write_json(out, &views).map_err(io)?;
+                return Ok(());
+            }
             if list.is_empty() {
                 eprintln!("No tenants exist");
             }
@@ -645,10 +730,13 @@ fn read_input(path: &str) -> AdminResult<String> {
         .map_err(|e| AdminError::Invalid(format!("cannot read {path}: {e}")))
 }
 
-async fn status(app: &App, out: &mut impl Write) -> AdminResult<()> {
+/// `status`: the human table and `--json` print the same [`views::StatusRow`]s.
+async fn status(app: &App, out: &mut impl Write, json: bool) -> AdminResult<()> {
     let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
-    let mut list = app.store.servers().await?;
-    list.sort_by_key(|s| s.hostname());
+    let rows = views::status_rows(&app.store.servers().await?);
+    if json {
+        return views::write_json(out, &rows).map_err(io);
+    }
     let header = [
         "HOSTNAME",
         "STATE",
@@ -660,48 +748,27 @@ async fn status(app: &App, out: &mut impl Write) -> AdminResult<()> {
         "LOAD",
         "BBB VERSION",
         "TAG",
+        "ID",
     ];
-    let rows: Vec<Vec<String>> = list
-        .iter()
-        .map(|s| {
+    let cells: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| {
             vec![
-                s.hostname(),
-                s.state.to_string(),
-                if s.online { "online" } else { "offline" }.to_string(),
-                s.stats.meetings.to_string(),
-                s.stats.users.to_string(),
-                s.stats.largest_meeting.to_string(),
-                s.stats.videos.to_string(),
-                fmt_load(s.load),
-                s.bbb_version.clone(),
-                s.tag.clone().unwrap_or_default(),
+                r.hostname,
+                r.state,
+                if r.online { "online" } else { "offline" }.to_string(),
+                r.meetings.to_string(),
+                r.users.to_string(),
+                r.largest_meeting.to_string(),
+                r.videos.to_string(),
+                fmt_load(r.load),
+                r.bbb_version,
+                r.tag.unwrap_or_else(|| "-".into()),
+                r.id,
             ]
         })
         .collect();
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].len())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    writeln!(out, "{}", line(header.to_vec())).map_err(io)?;
-    for r in &rows {
-        writeln!(out, "{}", line(r.iter().map(String::as_str).collect())).map_err(io)?;
-    }
-    Ok(())
+    views::write_table(out, &header, &cells).map_err(io)
 }
 
 fn confirm(question: &str) -> bool {
@@ -737,9 +804,17 @@ async fn meetings_command(
         Ok(out)
     };
     match cmd {
-        MeetingsCommand::List { ids } => {
+        MeetingsCommand::List { ids, json } => {
             let servers = app.store.servers().await?;
             let list = select(app.store.meetings().await?, &ids)?;
+            if json {
+                let views: Vec<_> = list
+                    .iter()
+                    .map(|m| views::MeetingView::new(m, &servers))
+                    .collect();
+                views::write_json(out, &views).map_err(io)?;
+                return Ok(());
+            }
             if list.is_empty() {
                 eprintln!("No meetings are running");
             }
@@ -760,6 +835,10 @@ async fn meetings_command(
         }
         MeetingsCommand::End { ids, yes } => {
             let list = select(app.store.meetings().await?, &ids)?;
+            if list.is_empty() {
+                writeln!(out, "No meetings are running; nothing to end").map_err(io)?;
+                return Ok(());
+            }
             if ids.is_empty()
                 && !yes
                 && !confirm(&format!("This ends all {} meetings.", list.len()))
@@ -843,51 +922,109 @@ async fn meetings_command(
     Ok(())
 }
 
-fn print_recording(
+fn print_recordings(
     out: &mut impl Write,
-    r: &crate::store::recordings::Recording,
+    list: &[crate::store::recordings::Recording],
 ) -> std::io::Result<()> {
-    let formats: Vec<&str> = r.formats.iter().map(|f| f.format.as_str()).collect();
-    writeln!(
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(views::RecordingView::new)
+        .map(|r| {
+            vec![
+                r.record_id,
+                r.meeting_id,
+                r.state.unwrap_or_else(|| "-".into()),
+                if r.published { "yes" } else { "no" }.to_string(),
+                views::fmt_time(r.start_time),
+                if r.formats.is_empty() {
+                    "-".to_string()
+                } else {
+                    r.formats.join(",")
+                },
+            ]
+        })
+        .collect();
+    views::write_table(
         out,
-        "{}\t{}\t{}\t{}\t{}\t{}",
-        r.record_id,
-        r.meeting_id,
-        r.state.as_deref().unwrap_or("-"),
-        if r.published {
-            "published"
-        } else {
-            "unpublished"
-        },
-        r.start_time,
-        if formats.is_empty() {
-            "-".to_string()
-        } else {
-            formats.join(",")
-        }
+        &[
+            "RECORD ID",
+            "MEETING ID",
+            "STATE",
+            "PUBLISHED",
+            "STARTED",
+            "FORMATS",
+        ],
+        &rows,
     )
+}
+
+/// `recordings import --json`.
+#[derive(serde::Serialize)]
+struct ImportJson<'a> {
+    summary: &'a super::progress::Summary,
+    imported: &'a [String],
+    problems: &'a [String],
 }
 
 async fn recordings_command(
     app: &App,
     cmd: RecordingsCommand,
     out: &mut impl Write,
-) -> AdminResult<()> {
+) -> AdminResult<Outcome> {
     use super::recordings as rec;
     let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
     match cmd {
-        RecordingsCommand::Import { path } => {
-            for line in rec::import(app, &path).await? {
-                writeln!(out, "{line}").map_err(io)?;
+        RecordingsCommand::Import {
+            path,
+            quiet,
+            wait,
+            json,
+        } => {
+            let lock_path = super::lock::lock_path(&app.config.database_path);
+            let Some(_lock) = super::lock::acquire(&lock_path, wait)? else {
+                if !quiet {
+                    eprintln!(
+                        "another import is running (it holds {}); nothing done. Add --wait to wait for it",
+                        lock_path.display()
+                    );
+                }
+                return Ok(Outcome::Busy);
+            };
+            let display = Display::quiet_if(quiet || json);
+            let result = rec::import(app, &path, display).await?;
+            let s = &result.summary;
+            if json {
+                let doc = ImportJson {
+                    summary: s,
+                    imported: &result.imported,
+                    problems: &result.problems,
+                };
+                views::write_json(out, &doc).map_err(io)?;
+            } else if !quiet {
+                for line in &result.imported {
+                    writeln!(out, "{line}").map_err(io)?;
+                }
+                writeln!(out, "{}", s.line()).map_err(io)?;
+            } else if s.outcome() != Outcome::Ok {
+                eprintln!("{}", s.line());
             }
+            if s.outcome() == Outcome::Failed {
+                return Err(AdminError::Invalid(format!(
+                    "nothing could be imported from {}",
+                    path.display()
+                )));
+            }
+            return Ok(s.outcome());
         }
-        RecordingsCommand::List { meeting } => {
+        RecordingsCommand::List { meeting, json } => {
             let list = rec::list(app, meeting.as_deref()).await?;
-            if list.is_empty() {
+            if json {
+                let views: Vec<_> = list.iter().map(views::RecordingView::new).collect();
+                views::write_json(out, &views).map_err(io)?;
+            } else if list.is_empty() {
                 eprintln!("No recordings");
-            }
-            for r in &list {
-                print_recording(out, r).map_err(io)?;
+            } else {
+                print_recordings(out, &list).map_err(io)?;
             }
         }
         RecordingsCommand::Publish { id } => {
@@ -914,5 +1051,5 @@ async fn recordings_command(
             writeln!(out, "{} recording(s) {verb}", list.len()).map_err(io)?;
         }
     }
-    Ok(())
+    Ok(Outcome::Ok)
 }

@@ -5,10 +5,14 @@
 //! `cli.rs` only parses arguments and prints.
 
 pub mod cli;
+pub mod exit;
+pub mod lock;
+pub mod progress;
 pub mod recordings;
 pub mod servers;
 pub mod sync;
 pub mod tenants;
+pub mod views;
 
 use std::fmt;
 

@@ -6,8 +6,9 @@
 //! recordings older than a number of days (Scalelite had no retention job; operators wrote
 //! psql scripts).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::progress::{Display, Progress, Summary};
 use super::{AdminError, AdminResult};
 use crate::api::recordings::{remove_everywhere, set_published};
 use crate::app::App;
@@ -15,66 +16,84 @@ use crate::recordings::{files, importer};
 use crate::store::now_ms;
 use crate::store::recordings::Recording;
 
-/// Imports `path`; returns one line per imported recording.
-pub async fn import(app: &App, path: &Path) -> AdminResult<Vec<String>> {
+/// What an import did: one line per imported recording, one per problem, and the counts.
+#[derive(Debug, Default)]
+pub struct ImportResult {
+    pub imported: Vec<String>,
+    pub problems: Vec<String>,
+    pub summary: Summary,
+}
+
+/// The work `path` names: itself (a tarball or an extracted tree), or the tarballs in it
+/// (sorted) and how many other entries it holds.
+fn work_items(path: &Path) -> AdminResult<(Vec<(PathBuf, bool)>, usize)> {
     let meta = std::fs::metadata(path)
         .map_err(|e| AdminError::Invalid(format!("cannot read {}: {e}", path.display())))?;
-    let mut lines = Vec::new();
-    let mut failures = Vec::new();
-    let mut one = |label: String, r: Result<importer::ImportReport, importer::ImportError>| match r
-    {
-        Ok(rep) => {
-            for (rid, formats) in &rep.imported {
-                lines.push(format!("imported {rid} ({})", formats.join(", ")));
-            }
-            for (f, why) in &rep.failed {
-                failures.push(format!("{label}: {f}: {why}"));
-            }
-        }
-        Err(e) => failures.push(format!("{label}: {e}")),
-    };
     if meta.is_file() {
-        one(
-            path.display().to_string(),
-            importer::import_tarball(app, path, None, importer::Origin::Cli).await,
-        );
-    } else if files::format_dirs(path)
+        return Ok((vec![(path.to_path_buf(), false)], 0));
+    }
+    if files::format_dirs(path)
         .map(|d| !d.is_empty())
         .unwrap_or(false)
     {
-        one(
-            path.display().to_string(),
-            importer::import_tree(app, path).await,
-        );
-    } else {
-        let mut tars: Vec<_> = std::fs::read_dir(path)
-            .map_err(|e| AdminError::Invalid(format!("cannot read {}: {e}", path.display())))?
-            .flatten()
-            .filter(|e| importer::is_tarball_name(&e.file_name().to_string_lossy()))
-            .map(|e| e.path())
-            .collect();
-        tars.sort();
-        if tars.is_empty() {
-            return Err(AdminError::Invalid(format!(
-                "{} holds neither tarballs nor <format>/<recordID>/metadata.xml",
-                path.display()
-            )));
-        }
-        for t in tars {
-            let r = importer::import_tarball(app, &t, None, importer::Origin::Cli).await;
-            one(t.display().to_string(), r);
-        }
+        return Ok((vec![(path.to_path_buf(), true)], 0));
     }
-    if !failures.is_empty() {
-        for l in &lines {
-            println!("{l}");
-        }
+    let (tars, others): (Vec<_>, Vec<_>) = std::fs::read_dir(path)
+        .map_err(|e| AdminError::Invalid(format!("cannot read {}: {e}", path.display())))?
+        .flatten()
+        .partition(|e| importer::is_tarball_name(&e.file_name().to_string_lossy()));
+    let mut tars: Vec<_> = tars.into_iter().map(|e| (e.path(), false)).collect();
+    tars.sort();
+    if tars.is_empty() {
         return Err(AdminError::Invalid(format!(
-            "could not import:\n  {}",
-            failures.join("\n  ")
+            "{} holds neither tarballs nor <format>/<recordID>/metadata.xml",
+            path.display()
         )));
     }
-    Ok(lines)
+    Ok((tars, others.len()))
+}
+
+/// Imports `path` (the source is left alone), showing progress as `display` says and each
+/// problem as it happens.
+pub async fn import(app: &App, path: &Path, display: Display) -> AdminResult<ImportResult> {
+    let (items, skipped) = work_items(path)?;
+    let mut result = ImportResult::default();
+    result.summary.skipped = skipped;
+    let mut progress = Progress::new("importing", items.len() as u64, display);
+    for (item, is_tree) in items {
+        let outcome = if is_tree {
+            importer::import_tree(app, &item).await
+        } else {
+            importer::import_tarball(app, &item, None, importer::Origin::Cli).await
+        };
+        let label = item.display();
+        let mut problems = Vec::new();
+        match outcome {
+            Ok(rep) => {
+                for (rid, formats) in &rep.imported {
+                    result
+                        .imported
+                        .push(format!("imported {rid} ({})", formats.join(", ")));
+                }
+                for (f, why) in &rep.failed {
+                    problems.push(format!("{label}: {f}: {why}"));
+                }
+            }
+            Err(e) => problems.push(format!("{label}: {e}")),
+        }
+        if problems.is_empty() {
+            result.summary.imported += 1;
+        } else {
+            result.summary.failed += 1;
+        }
+        for p in problems {
+            progress.problem(&format!("could not import {p}"));
+            result.problems.push(p);
+        }
+        progress.inc();
+    }
+    result.summary.seconds = progress.finish().as_secs_f64();
+    Ok(result)
 }
 
 pub async fn list(app: &App, meeting_id: Option<&str>) -> AdminResult<Vec<Recording>> {

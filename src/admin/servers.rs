@@ -18,6 +18,22 @@ pub fn validate_url(raw: &str) -> AdminResult<url::Url> {
     Ok(u)
 }
 
+/// The form two URLs are compared in (and stored in): what [`url::Url`] makes of it (scheme
+/// and host lower-cased, default port dropped) without trailing slashes.
+pub fn normalize_url(u: &url::Url) -> String {
+    u.as_str().trim_end_matches('/').to_string()
+}
+
+/// The server already using `url` (compared in normal form), if any.
+pub fn same_url<'a>(list: &'a [Server], url: &url::Url) -> Option<&'a Server> {
+    let want = normalize_url(url);
+    list.iter().find(|s| {
+        url::Url::parse(&s.url)
+            .map(|u| normalize_url(&u) == want)
+            .unwrap_or(false)
+    })
+}
+
 pub fn validate_multiplier(m: f64) -> AdminResult<f64> {
     if m.is_finite() && m > 0.0 {
         Ok(m)
@@ -48,6 +64,12 @@ pub async fn add(
         ));
     }
     let multiplier = validate_multiplier(multiplier.unwrap_or(1.0))?;
+    if let Some(other) = same_url(&app.store.servers().await?, &u) {
+        return Err(AdminError::Invalid(format!(
+            "server '{}' already has the URL {}; change that one with `ferrolite servers update {}`",
+            other.id, other.url, other.id
+        )));
+    }
     let id = if app.config.server_id_is_hostname {
         u.host_str().unwrap_or_default().to_ascii_lowercase()
     } else {
@@ -55,7 +77,7 @@ pub async fn add(
     };
     let server = Server::new(
         id,
-        url.trim().to_string(),
+        normalize_url(&u),
         secret.trim().to_string(),
         multiplier,
         normalize_tag(tag),
@@ -162,7 +184,24 @@ async fn clear_meetings(app: &App, server: &Server, end_calls: bool) -> AdminRes
     Ok(gone)
 }
 
-pub async fn remove(app: &App, id: &str) -> AdminResult<()> {
+/// Removes a server. With meetings on it, refuses unless `force` (then ends them first).
+pub async fn remove(app: &App, id: &str, force: bool) -> AdminResult<Vec<Meeting>> {
+    let server = get(app, id).await?;
+    let meetings = app.store.meetings_on(id).await?;
+    if !meetings.is_empty() && !force {
+        return Err(AdminError::Refused(format!(
+            "server '{id}' still holds {} meeting(s); run `ferrolite servers cordon {id}` to let them finish and remove it then, or add --force to end them now",
+            meetings.len()
+        )));
+    }
+    let ended = clear_meetings(app, &server, true).await?;
+    forget(app, id).await?;
+    Ok(ended)
+}
+
+/// Removes a server and forgets its meetings without asking or ending them (the admin
+/// API's `deleteServer`, as Scalelite's).
+pub async fn forget(app: &App, id: &str) -> AdminResult<()> {
     if app.store.remove_server(id).await? {
         Ok(())
     } else {

@@ -8,6 +8,7 @@
 //!     secret: 7c3d…              # required
 //!     url: https://bbb1.example.com/bigbluebutton/api   # default: https://<id>/bigbluebutton/api
 //!     enabled: true              # default true; false cordons the server
+//!     state: disabled            # optional: enabled, cordoned or disabled (wins over `enabled`)
 //!     load_multiplier: 1.0       # default 1.0, must be > 0
 //!     tag: gpu                   # optional
 //! ```
@@ -17,12 +18,14 @@
 //! the file to a list of [`Action`]s, so a bad file changes nothing and `--dry-run` prints
 //! exactly what a real run would do. `servers yaml` writes this format back, with the
 //! multiplier always present (Scalelite dumps `0.0` for a missing one, which its own sync
-//! then rejects).
+//! then rejects) and the `state` always present, so `servers yaml` then `servers sync`
+//! gives back exactly the pool it printed (a disabled server stays disabled).
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::progress::{Display, Progress};
 use super::{servers, AdminError, AdminResult};
 use crate::app::App;
 use crate::store::{Server, ServerPatch, ServerState};
@@ -35,9 +38,10 @@ pub struct Entry {
     pub enabled: Option<bool>,
     pub load_multiplier: Option<f64>,
     pub tag: Option<String>,
-    // Written by `servers yaml --verbose`; accepted and ignored.
+    /// Written by `servers yaml`; when given it must agree with `enabled`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    // Written by `servers yaml --verbose`; accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,7 +62,7 @@ pub struct Desired {
     pub id: String,
     pub url: String,
     pub secret: String,
-    pub enabled: bool,
+    pub state: ServerState,
     pub load_multiplier: f64,
     pub tag: Option<String>,
 }
@@ -81,6 +85,7 @@ pub fn parse(text: &str) -> AdminResult<Vec<Desired>> {
     let file: File = serde_yaml::from_str(text)
         .map_err(|e| AdminError::Invalid(format!("the file is not valid: {e}")))?;
     let mut out = Vec::new();
+    let mut urls: Vec<(String, String)> = Vec::new();
     for (id, e) in file.servers.unwrap_or_default() {
         let at = |m: String| {
             AdminError::Invalid(format!("line {}: server '{id}': {m}", line_of(text, &id)))
@@ -101,14 +106,42 @@ pub fn parse(text: &str) -> AdminResult<Vec<Desired>> {
         let url = e
             .url
             .unwrap_or_else(|| format!("https://{id}/bigbluebutton/api"));
-        servers::validate_url(&url).map_err(|err| at(err.to_string()))?;
+        let parsed = servers::validate_url(&url).map_err(|err| at(err.to_string()))?;
         let load_multiplier = e.load_multiplier.unwrap_or(1.0);
         servers::validate_multiplier(load_multiplier).map_err(|err| at(err.to_string()))?;
+        let state = match (e.state.as_deref(), e.enabled) {
+            (None, enabled) => {
+                if enabled.unwrap_or(true) {
+                    ServerState::Enabled
+                } else {
+                    ServerState::Cordoned
+                }
+            }
+            (Some(text), enabled) => {
+                let state = ServerState::parse(text.trim()).ok_or_else(|| {
+                    at(format!(
+                        "state must be enabled, cordoned or disabled, got '{text}'"
+                    ))
+                })?;
+                if enabled.is_some_and(|en| en != (state == ServerState::Enabled)) {
+                    return Err(at(format!(
+                        "enabled: {} contradicts state: {text}",
+                        enabled.unwrap_or_default()
+                    )));
+                }
+                state
+            }
+        };
+        let normal = servers::normalize_url(&parsed);
+        if let Some((_, other)) = urls.iter().find(|(u, _)| *u == normal) {
+            return Err(at(format!("has the same URL as server '{other}'")));
+        }
+        urls.push((normal, id.clone()));
         out.push(Desired {
             id,
             url,
             secret: secret.trim().to_string(),
-            enabled: e.enabled.unwrap_or(true),
+            state,
             load_multiplier,
             tag: e
                 .tag
@@ -157,13 +190,7 @@ pub enum Action {
 impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Action::Create(d) => write!(
-                f,
-                "[{}] create ({}, {})",
-                d.id,
-                d.url,
-                if d.enabled { "enabled" } else { "cordoned" }
-            ),
+            Action::Create(d) => write!(f, "[{}] create ({}, {})", d.id, d.url, d.state),
             Action::Update { id, patch, .. } => write!(f, "[{id}] update {}", patch.join(", ")),
             Action::SetState { id, state } => write!(f, "[{id}] set state {state}"),
             Action::Remove { id } => write!(f, "[{id}] remove (not in the file, no meetings)"),
@@ -187,11 +214,7 @@ pub fn plan(
 ) -> Vec<Action> {
     let mut actions = Vec::new();
     for d in desired {
-        let want_state = if d.enabled {
-            ServerState::Enabled
-        } else {
-            ServerState::Cordoned
-        };
+        let want_state = d.state;
         match current.iter().find(|s| s.id == d.id) {
             None => actions.push(Action::Create(d.clone())),
             Some(s) => {
@@ -253,7 +276,14 @@ pub fn plan(
 }
 
 /// Applies a sync file; returns the actions taken (or that would be, with `dry_run`).
-pub async fn sync(app: &App, text: &str, mode: Mode, dry_run: bool) -> AdminResult<Vec<Action>> {
+/// Progress is shown as `display` says.
+pub async fn sync(
+    app: &App,
+    text: &str,
+    mode: Mode,
+    dry_run: bool,
+    display: Display,
+) -> AdminResult<Vec<Action>> {
     let desired = parse(text)?;
     let current = app.store.servers().await?;
     let mut counts = HashMap::new();
@@ -264,7 +294,9 @@ pub async fn sync(app: &App, text: &str, mode: Mode, dry_run: bool) -> AdminResu
     if dry_run {
         return Ok(actions);
     }
+    let mut progress = Progress::new("syncing", actions.len() as u64, display);
     for a in &actions {
+        progress.inc();
         match a {
             Action::Create(d) => {
                 let mut s = Server::new(
@@ -274,11 +306,7 @@ pub async fn sync(app: &App, text: &str, mode: Mode, dry_run: bool) -> AdminResu
                     d.load_multiplier,
                     d.tag.clone(),
                 );
-                s.state = if d.enabled {
-                    ServerState::Enabled
-                } else {
-                    ServerState::Cordoned
-                };
+                s.state = d.state;
                 app.store.add_server(&s).await?;
             }
             Action::Update { id, desired: d, .. } => {
@@ -297,16 +325,19 @@ pub async fn sync(app: &App, text: &str, mode: Mode, dry_run: bool) -> AdminResu
             Action::Cordon { id } => {
                 servers::set_state(app, id, ServerState::Cordoned).await?;
             }
-            Action::Remove { id } => servers::remove(app, id).await?,
+            Action::Remove { id } => {
+                servers::remove(app, id, false).await?;
+            }
             Action::EndAndRemove { id, .. } => {
                 servers::panic(app, id, true, false).await?;
-                if !app.store.meetings_on(id).await?.is_empty() {
-                    return Err(AdminError::Refused(format!("new meetings appeared on '{id}' while it was being removed; run the sync again")));
-                }
-                servers::remove(app, id).await?;
+                servers::remove(app, id, false).await.map_err(|e| match e {
+                    AdminError::Refused(_) => AdminError::Refused(format!("new meetings appeared on '{id}' while it was being removed; run the sync again")),
+                    e => e,
+                })?;
             }
         }
     }
+    progress.finish();
     Ok(actions)
 }
 
@@ -321,7 +352,7 @@ pub fn to_yaml(list: &[Server], verbose: bool) -> String {
                 enabled: Some(s.state == ServerState::Enabled),
                 load_multiplier: Some(s.load_multiplier),
                 tag: s.tag.clone(),
-                state: verbose.then(|| s.state.to_string()),
+                state: Some(s.state.to_string()),
                 load: if verbose {
                     Some(s.load.unwrap_or(-1.0))
                 } else {
@@ -393,7 +424,10 @@ mod tests {
     fn defaults_and_validation_report_the_line() {
         let ok = parse("servers:\n  bbb1.example.com:\n    secret: s\n  bbb2:\n    secret: t\n    enabled: false\n    load_multiplier: 2\n    tag: gpu\n").unwrap();
         assert_eq!(ok[0].url, "https://bbb1.example.com/bigbluebutton/api");
-        assert!(ok[0].enabled && !ok[1].enabled);
+        assert_eq!(
+            (ok[0].state, ok[1].state),
+            (ServerState::Enabled, ServerState::Cordoned)
+        );
         assert_eq!(
             (ok[1].load_multiplier, ok[1].tag.as_deref()),
             (2.0, Some("gpu"))
@@ -421,6 +455,23 @@ mod tests {
             "{e}"
         );
         assert!(parse("servers:\n  'a b':\n    secret: s\n").is_err());
+        let states = parse("servers:\n  a:\n    secret: s\n    state: disabled\n  b:\n    secret: s\n    enabled: false\n    state: cordoned\n").unwrap();
+        assert_eq!(
+            (states[0].state, states[1].state),
+            (ServerState::Disabled, ServerState::Cordoned)
+        );
+        let e = parse("servers:\n  a:\n    secret: s\n    enabled: true\n    state: disabled\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("contradicts"), "{e}");
+        assert!(parse("servers:\n  a:\n    secret: s\n    state: asleep\n").is_err());
+        let e = parse("servers:\n  a:\n    secret: s\n    url: https://H/bigbluebutton/api/\n  b:\n    secret: s\n    url: https://h/bigbluebutton/api\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 5: server 'b'") && e.contains("same URL as server 'a'"),
+            "{e}"
+        );
         assert!(parse("servers:\n  a:\n    secret: s\n    load_multiplier: 0\n").is_err());
         assert!(parse("servers: [").is_err());
     }
@@ -462,7 +513,8 @@ mod tests {
         a.tag = Some("gpu".into());
         a.load_multiplier = 2.5;
         let b = server("b", ServerState::Cordoned);
-        let list = vec![a, b];
+        let c = server("c", ServerState::Disabled);
+        let list = vec![a, b, c];
         for verbose in [false, true] {
             let desired = parse(&to_yaml(&list, verbose)).unwrap();
             assert!(

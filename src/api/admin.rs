@@ -279,7 +279,7 @@ async fn server_action(app: &App, action: &str, params: &Map<String, Value>) -> 
             }
         }
         "updateServer" => update_server(app, &id, params).await,
-        "deleteServer" => match servers::remove(app, &id).await {
+        "deleteServer" => match servers::forget(app, &id).await {
             Ok(()) => reply(
                 StatusCode::OK,
                 json!({ "success": format!("Server id={id} was destroyed") }),

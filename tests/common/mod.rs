@@ -329,7 +329,7 @@ impl Lb {
                 id
             })
             .collect();
-        self.cli_ok(&["poll"]);
+        self.cli_ok(&["poll", "--allow-offline"]);
         ids
     }
 
