@@ -775,11 +775,15 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> HttpResponse {
         }
         Ok(report) => {
             let reason = importer::failed_reason(&report);
-            let _ = set_aside(app, &tmp, &name, &reason);
+            if let Err(e) = set_aside(app, &tmp, &name, &reason) {
+                importer::aside_failed(app, &tmp, &reason, &e);
+            }
             upload_failed(StatusCode::UNPROCESSABLE_ENTITY, "importFailed", format!("Some formats could not be imported (kept in the spool's failed/ folder): {reason}"))
         }
         Err(importer::ImportError::Refused(reason)) => {
-            let _ = set_aside(app, &tmp, &name, &reason);
+            if let Err(e) = set_aside(app, &tmp, &name, &reason) {
+                importer::aside_failed(app, &tmp, &reason, &e);
+            }
             upload_failed(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "importFailed",

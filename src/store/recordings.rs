@@ -157,4 +157,6 @@ pub trait RecordingStore: Send + Sync + 'static {
     /// Remembers the recording-ready URL given at create (replacing an earlier one).
     async fn set_ready_url(&self, tenant_id: &str, meeting_id: &str, url: &str) -> StoreResult<()>;
     async fn ready_url(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<Option<String>>;
+    /// Forgets recording-ready URLs remembered before `before_ms`; returns how many.
+    async fn prune_ready_urls(&self, before_ms: i64) -> StoreResult<usize>;
 }

@@ -418,11 +418,14 @@ impl RecordingStore for SqliteStore {
 
     async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording> {
         let mut conn = self.writer().await?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let now = now_ms();
-        tx.execute(
+        // The caller deletes the tarball once this commit returns: it must survive a power
+        // loss, so this one commit is FULL-synchronous (fsync of the WAL), the rest NORMAL.
+        super::sqlite::durable(&mut conn, |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let now = now_ms();
+            tx.execute(
             "INSERT INTO recordings (record_id, meeting_id, internal_meeting_id, name, published, state,
                  starttime, endtime, participants, raw_size, is_breakout, parent_meeting_id, protected,
                  publish_updated, imported_at, updated_at)
@@ -454,38 +457,39 @@ impl RecordingStore for SqliteStore {
             ],
         )
         .map_err(backend)?;
-        let id = id_of(&tx, &rec.record_id)?
-            .ok_or_else(|| backend("the recording vanished inside its own transaction"))?;
-        for (k, v) in &rec.metadata {
-            upsert_meta(&tx, id, k, v)?;
-        }
-        for f in &rec.formats {
-            tx.execute(
-                "DELETE FROM playback_formats WHERE recording_id = ?1 AND format = ?2",
-                params![id, f.format],
-            )
-            .map_err(backend)?;
-            tx.execute(
+            let id = id_of(&tx, &rec.record_id)?
+                .ok_or_else(|| backend("the recording vanished inside its own transaction"))?;
+            for (k, v) in &rec.metadata {
+                upsert_meta(&tx, id, k, v)?;
+            }
+            for f in &rec.formats {
+                tx.execute(
+                    "DELETE FROM playback_formats WHERE recording_id = ?1 AND format = ?2",
+                    params![id, f.format],
+                )
+                .map_err(backend)?;
+                tx.execute(
                 "INSERT INTO playback_formats (recording_id, format, url, length, processing_time, size)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![id, f.format, f.url, f.length, f.processing_time, f.size],
             )
             .map_err(backend)?;
-            let fid = tx.last_insert_rowid();
-            let mut stmt = tx
+                let fid = tx.last_insert_rowid();
+                let mut stmt = tx
                 .prepare_cached(
                     "INSERT INTO thumbnails (playback_format_id, sequence, width, height, alt, url)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(backend)?;
-            for t in &f.thumbnails {
-                stmt.execute(params![fid, t.sequence, t.width, t.height, t.alt, t.url])
-                    .map_err(backend)?;
+                for t in &f.thumbnails {
+                    stmt.execute(params![fid, t.sequence, t.width, t.height, t.alt, t.url])
+                        .map_err(backend)?;
+                }
             }
-        }
-        let stored = load(&tx, &[id])?.into_iter().next();
-        tx.commit().map_err(backend)?;
-        stored.ok_or_else(|| backend("the imported recording could not be read back"))
+            let stored = load(&tx, &[id])?.into_iter().next();
+            tx.commit().map_err(backend)?;
+            stored.ok_or_else(|| backend("the imported recording could not be read back"))
+        })
     }
 
     async fn set_published(&self, record_id: &str, published: bool) -> StoreResult<()> {
@@ -656,6 +660,16 @@ impl RecordingStore for SqliteStore {
                 s.query_row([tenant_id, meeting_id], |r| r.get(0))
                     .optional()
             })
+            .map_err(backend)
+    }
+
+    async fn prune_ready_urls(&self, before_ms: i64) -> StoreResult<usize> {
+        self.writer()
+            .await?
+            .execute(
+                "DELETE FROM recording_ready_urls WHERE created_at < ?1",
+                [before_ms],
+            )
             .map_err(backend)
     }
 }
