@@ -158,7 +158,10 @@ async fn a_full_work_disk_keeps_the_tarball_answers_503_and_imports_once_space_r
     // A spooled tarball: kept in the spool (not failed/), counted, logged with the OS error.
     drop_in(&spool, "video.tar");
     assert!(
-        eventually(WAIT, || async { metric(&lb, "extract", "no_space").await >= 3 }).await,
+        eventually(WAIT, || async {
+            metric(&lb, "extract", "no_space").await >= 3
+        })
+        .await,
         "two uploads' worth of failures and retries are counted: {}",
         lb.logs()
     );
@@ -194,16 +197,23 @@ async fn an_unwritable_publish_dir_is_logged_counted_and_retried() {
     let spool = root.join("spool");
     drop_in(&spool, "presentation.tar");
     assert!(
-        eventually(WAIT, || async { metric(&lb, "place", "read_only").await >= 2 }).await,
+        eventually(WAIT, || async {
+            metric(&lb, "place", "read_only").await >= 2
+        })
+        .await,
         "the failure is counted, and retried: {}",
         lb.logs()
     );
     let logs = lb.logs();
     assert!(
-        logs.contains("os error 30") && logs.contains(&root.join("published").display().to_string()),
+        logs.contains("os error 30")
+            && logs.contains(&root.join("published").display().to_string()),
         "logged with the path and the OS error: {logs}"
     );
-    assert!(spool.join("presentation.tar").is_file(), "kept in the spool");
+    assert!(
+        spool.join("presentation.tar").is_file(),
+        "kept in the spool"
+    );
     assert!(!spool.join("failed").join("presentation.tar").exists());
     assert_eq!(recordings(&lb).await, 0);
 

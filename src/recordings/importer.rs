@@ -88,6 +88,22 @@ fn fault(point: &str) {
     }
 }
 
+/// Test hook: `FERROLITE_FAULT_DELAY=<point>:<ms>` pauses the import at that point (a long
+/// import, for the lease tests).
+async fn fault_delay(point: &str) {
+    let Ok(v) = std::env::var("FERROLITE_FAULT_DELAY") else {
+        return;
+    };
+    if let Some(ms) = v
+        .strip_prefix(point)
+        .and_then(|r| r.strip_prefix(':'))
+        .and_then(|ms| ms.parse::<u64>().ok())
+    {
+        eprintln!("ferrolite: import paused {ms} ms at {point}");
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
 fn retry(e: impl std::fmt::Display) -> ImportError {
     ImportError::Retry(e.to_string())
 }
@@ -260,6 +276,7 @@ async fn import_in(
             }
             files::ExtractError::Refused(r) => ImportError::Refused(r.0),
         })?;
+    fault_delay("import-after-extract").await;
     import_extracted(app, work, expect).await
 }
 
