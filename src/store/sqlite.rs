@@ -1218,6 +1218,90 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn callbacks_are_claimed_by_one_claimer_until_the_claim_expires() {
+        let (_d, st) = store();
+        for id in ["a", "b", "c"] {
+            let cb = OutgoingCallback {
+                id: id.into(),
+                kind: "k".into(),
+                method: "POST".into(),
+                url: "http://x/".into(),
+                variants: vec![],
+                attempts: 0,
+                next_attempt_at: 100,
+                created_at: 100,
+                status: "pending".into(),
+                last_error: String::new(),
+            };
+            assert!(st.enqueue_callback(&cb).await.unwrap());
+        }
+        let first = st.claim_callbacks(1000, 2, "p1", 5000).await.unwrap();
+        assert_eq!(first.len(), 2);
+        let second = st.claim_callbacks(1000, 8, "p2", 8000).await.unwrap();
+        assert_eq!(second.len(), 1, "claimed ones are not handed out again");
+        assert!(first.iter().all(|c| c.id != second[0].id));
+        assert!(st
+            .claim_callbacks(2000, 8, "p3", 6000)
+            .await
+            .unwrap()
+            .is_empty());
+        // p1 dies; after its claim expires, another claimer takes its callbacks.
+        let again = st.claim_callbacks(5001, 8, "p3", 9000).await.unwrap();
+        assert_eq!(again.len(), 2);
+        assert!(
+            !st.finish_callback("p1", &first[0].id, "delivered", 1, 0, "")
+                .await
+                .unwrap(),
+            "a lost claim cannot record an outcome"
+        );
+        assert!(st
+            .finish_callback("p3", &first[0].id, "delivered", 1, 0, "")
+            .await
+            .unwrap());
+        assert_eq!(
+            st.prune_callbacks(101).await.unwrap(),
+            1,
+            "only finished ones"
+        );
+        assert_eq!(st.callbacks().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_lease_of_a_gone_holder_is_handed_over_atomically() {
+        let (_d, st) = store();
+        assert!(st.take_lease("importer", "n1:10", 1000, 500).await.unwrap());
+        assert_eq!(
+            st.lease_holder("importer").await.unwrap(),
+            Some(("n1:10".to_string(), 1500))
+        );
+        assert!(!st
+            .replace_lease("importer", "n1:9", "n1:11", 1100, 500)
+            .await
+            .unwrap());
+        assert!(st
+            .replace_lease("importer", "n1:10", "n1:11", 1100, 500)
+            .await
+            .unwrap());
+        assert!(!st.take_lease("importer", "n1:10", 1200, 500).await.unwrap());
+    }
+
+    #[test]
+    fn a_durable_commit_is_full_synchronous_and_the_rest_normal() {
+        let (_d, st) = store();
+        let mut conn = st.conn().unwrap();
+        let sync = |c: &rusqlite::Connection| -> i64 {
+            c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(sync(&conn), 1, "NORMAL");
+        let inside = durable(&mut conn, |c| Ok(sync(c))).unwrap();
+        assert_eq!(inside, 2, "FULL");
+        assert_eq!(sync(&conn), 1, "restored");
+        let failed: StoreResult<()> = durable(&mut conn, |_| Err(backend("x")));
+        assert!(failed.is_err());
+        assert_eq!(sync(&conn), 1, "restored after an error");
+    }
+
+    #[tokio::test]
     async fn a_lease_is_exclusive_until_it_expires() {
         let (_d, st) = store();
         assert!(st.take_lease("poller", "p1", 1000, 500).await.unwrap());

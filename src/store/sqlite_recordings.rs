@@ -390,30 +390,19 @@ impl RecordingStore for SqliteStore {
             }
             None => None,
         };
-        let (clause, mut args) = where_clause(q, false);
-        // With a selective filter, sort its few matches; otherwise walk the newest-first index.
-        let order = if selective(q) {
-            "ORDER BY +r.starttime DESC, +r.id DESC"
-        } else {
-            "ORDER BY r.starttime DESC, r.id DESC"
-        };
-        let mut sql = format!("SELECT r.id FROM recordings r {clause} {order}");
-        if let Some(limit) = q.limit {
-            sql.push_str(" LIMIT ? OFFSET ?");
-            args.push(Value::Integer(limit as i64));
-            args.push(Value::Integer(q.offset as i64));
-        }
-        let ids: Vec<i64> = {
-            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-            let rows = stmt
-                .query_map(params_from_iter(args.iter()), |r| r.get(0))
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)?
-        };
+        let ids = matching_ids(&conn, q, q.limit.map(|l| (l, q.offset)))?;
         Ok(RecordingPage {
             recordings: load(&conn, &ids)?,
             total,
         })
+    }
+
+    async fn find_recording_row_ids(&self, q: &RecordingQuery) -> StoreResult<Vec<i64>> {
+        matching_ids(&*self.conn()?, q, None)
+    }
+
+    async fn recordings_by_row_ids(&self, ids: &[i64]) -> StoreResult<Vec<Recording>> {
+        load(&*self.conn()?, ids)
     }
 
     async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording> {
@@ -674,6 +663,32 @@ impl RecordingStore for SqliteStore {
     }
 }
 
+/// The row ids of the matches of `q`, newest first, optionally one `(limit, offset)` page.
+fn matching_ids(
+    conn: &rusqlite::Connection,
+    q: &RecordingQuery,
+    page: Option<(u64, u64)>,
+) -> StoreResult<Vec<i64>> {
+    let (clause, mut args) = where_clause(q, false);
+    // With a selective filter, sort its few matches; otherwise walk the newest-first index.
+    let order = if selective(q) {
+        "ORDER BY +r.starttime DESC, +r.id DESC"
+    } else {
+        "ORDER BY r.starttime DESC, r.id DESC"
+    };
+    let mut sql = format!("SELECT r.id FROM recordings r {clause} {order}");
+    if let Some((limit, offset)) = page {
+        sql.push_str(" LIMIT ? OFFSET ?");
+        args.push(Value::Integer(limit as i64));
+        args.push(Value::Integer(offset as i64));
+    }
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(params_from_iter(args.iter()), |r| r.get(0))
+        .map_err(backend)?;
+    rows.collect::<Result<_, _>>().map_err(backend)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -708,6 +723,26 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    #[tokio::test]
+    async fn an_unpaged_answer_read_in_chunks_is_the_same_as_read_at_once() {
+        let (_d, st) = super::super::sqlite::test_store();
+        for i in 0..25 {
+            st.import_recording(&rec(&format!("r-{i:02}"), "m", (i * 7 % 11) as i64, &[]))
+                .await
+                .unwrap();
+        }
+        let q = RecordingQuery::default();
+        let whole = st.find_recordings(&q).await.unwrap().recordings;
+        let ids = st.find_recording_row_ids(&q).await.unwrap();
+        let mut chunked = Vec::new();
+        for c in ids.chunks(4) {
+            chunked.extend(st.recordings_by_row_ids(c).await.unwrap());
+        }
+        assert_eq!(whole.len(), 25);
+        assert_eq!(chunked, whole);
+        assert!(st.prune_ready_urls(i64::MAX).await.is_ok());
     }
 
     #[tokio::test]
