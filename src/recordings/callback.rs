@@ -9,7 +9,8 @@
 //! Delivery goes through the persisted outbox (`crate::callbacks`): retried with back-off,
 //! each attempt trying the secrets in order. The outbox id is derived from the record id, so
 //! however many times a recording is (re-)imported — BBB's hook ships a tarball once per
-//! format — the front end is told once.
+//! format — it is queued once. Delivery is at least once (a sender killed mid-attempt sends
+//! it again); the JWT's `jti` is that outbox id, the same in every repeat.
 
 use jsonwebtoken::{Algorithm as JwtAlg, EncodingKey, Header};
 use serde::{Deserialize, Serialize};

@@ -13,7 +13,9 @@
 //!
 //! A crash before 4 leaves the tarball in the spool: the next start cleans the work dir,
 //! [`files::recover`]s interrupted swaps, and imports it again (every step is idempotent).
-//! A tarball that cannot be imported is moved to `<spool>/failed/` with a `.reason` file.
+//! A tarball that cannot be imported is moved to `<spool>/failed/` with a `.reason` file. A
+//! failure of the machine instead (full or read-only disk, permissions: [`ioerr`]) keeps it
+//! in the spool, logged and counted, and [`run`] retries it with a per-file [`Backoff`].
 //!
 //! [`run`] is the importer role of `serve`: it holds the `importer` lease (one importer per
 //! cluster), watches the spool with inotify (or scans it every interval), and skips files that
