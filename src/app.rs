@@ -35,6 +35,8 @@ pub struct App {
     /// Woken when a callback is queued, so the delivery worker does not wait for its tick.
     pub callbacks_due: tokio::sync::Notify,
     pending_load: Mutex<HashMap<String, f64>>,
+    /// The client for tenants' LRS token requests at create (`crate::lrs`), built once.
+    pub lrs_http: reqwest::Client,
 }
 
 impl App {
@@ -46,6 +48,7 @@ impl App {
     ) -> Arc<App> {
         let bbb = BbbClient::new(config.connect_timeout, config.response_timeout);
         let poll_bbb = BbbClient::unpooled(config.connect_timeout, config.response_timeout);
+        let config_timeouts = (config.connect_timeout, config.response_timeout);
         Arc::new(App {
             config,
             store,
@@ -57,6 +60,7 @@ impl App {
             callbacks_due: tokio::sync::Notify::new(),
             metrics: crate::metrics::Metrics::new(),
             pending_load: Mutex::new(HashMap::new()),
+            lrs_http: crate::lrs::client(config_timeouts.0, config_timeouts.1),
         })
     }
 

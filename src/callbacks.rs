@@ -6,14 +6,21 @@
 //! signing secret, as Scalelite tries each secret): a 2xx delivers it, 404 or 410 means the
 //! receiver does not want it (stop, as Scalelite), any other answer tries the next variant.
 //! When no variant succeeds, the attempt is retried after an exponential back-off
-//! ([`backoff`]) until `CALLBACK_MAX_ATTEMPTS`. A delivered callback is never sent again —
-//! unlike bbblb, which sends each success three times.
+//! ([`backoff`]) until `CALLBACK_MAX_ATTEMPTS`.
+//!
+//! Delivery is at least once, with a stable id: due callbacks are claimed in the store
+//! ([`crate::store::Store::claim_callbacks`]: one atomic `UPDATE … RETURNING` with a visibility timeout),
+//! so two processes never send the same callback at the same time, and one attempt is cut
+//! off before its claim expires. A sender killed after the receiver got a callback but
+//! before the outcome was recorded sends it again once the claim expires; the repeat is the
+//! same callback (a recording-ready JWT carries the same `jti`). A delivered callback is
+//! never sent again. Finished callbacks are pruned after `CALLBACK_RETENTION`.
 //!
 //! No SSRF through the load balancer: the URL's host is resolved once, every address must be
 //! public ([`is_public`]) unless `ALLOW_PRIVATE_CALLBACKS=true`, and the request connects to
 //! exactly the address that was checked (no DNS rebinding between check and use).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,36 +31,59 @@ use crate::shutdown::Shutdown;
 use crate::store::{now_ms, CallbackVariant, OutgoingCallback, StoreError};
 
 /// Whether `ip` is a public unicast address (not loopback, private, link-local, unique-local,
-/// CGNAT, multicast, documentation or unspecified).
+/// CGNAT, multicast, broadcast, documentation, reserved or unspecified). An IPv6 address that
+/// carries an IPv4 address (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo) is judged by
+/// the IPv4 address it leads to as well.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_unspecified()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
-                || (o[0] == 198 && (18..20).contains(&o[1]))
-                || o[0] >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let seg = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00
-                || (seg[0] & 0xffc0) == 0xfe80
-                || (seg[0] == 0x2001 && seg[1] == 0x0db8))
-        }
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6) && embedded_ipv4(v6).iter().all(|v4| is_public_v4(*v4)),
+    }
+}
+
+fn is_public_v4(v4: Ipv4Addr) -> bool {
+    let o = v4.octets();
+    !(v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_broadcast()
+        || v4.is_multicast()
+        || v4.is_unspecified()
+        || v4.is_documentation()
+        || o[0] == 0
+        || (o[0] == 100 && (64..128).contains(&o[1]))
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+        || (o[0] == 198 && (18..20).contains(&o[1]))
+        || o[0] >= 240)
+}
+
+/// The IPv6 ranges that are never public by themselves.
+fn is_public_v6(v6: Ipv6Addr) -> bool {
+    let seg = v6.segments();
+    !(v6.is_loopback()
+        || v6.is_unspecified()
+        || v6.is_multicast()
+        || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (seg[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated)
+        || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+        || (seg[0] == 0x0100 && seg[1..4] == [0, 0, 0]) // discard 100::/64
+        || (seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2] == 0x0001)) // local NAT64 64:ff9b:1::/48
+}
+
+/// The IPv4 addresses an IPv6 address leads to: IPv4-mapped `::ffff:a.b.c.d`,
+/// IPv4-compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4 `2002:aabb:ccdd::/48`, and
+/// Teredo `2001:0::/32` (both its server and its obfuscated client address). Pure.
+pub fn embedded_ipv4(v6: Ipv6Addr) -> Vec<Ipv4Addr> {
+    let seg = v6.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from(((hi as u32) << 16) | lo as u32);
+    let last = v4(seg[6], seg[7]);
+    match seg {
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _] => vec![last],
+        [0x0064, 0xff9b, 0, 0, 0, 0, _, _] => vec![last],
+        [0x2002, hi, lo, ..] => vec![v4(hi, lo)],
+        [0x2001, 0, hi, lo, ..] => vec![v4(hi, lo), v4(!seg[6], !seg[7])],
+        _ => vec![],
     }
 }
 
@@ -217,9 +247,24 @@ async fn attempt(app: &App, cb: &OutgoingCallback) -> Outcome {
     Outcome::Retry(last)
 }
 
-async fn deliver(app: &App, cb: OutgoingCallback) {
+/// How long a claim reserves a callback for its sender. One attempt is cut off before the
+/// claim ends ([`attempt_deadline`]), so no other process can claim a callback while it is
+/// still being sent.
+pub fn claim_ttl(connect: Duration, response: Duration) -> Duration {
+    (connect + response) * 2 + Duration::from_secs(5)
+}
+
+/// The most one attempt may take under a claim of `claim`: what is left for recording it.
+pub fn attempt_deadline(claim: Duration) -> Duration {
+    claim.saturating_sub(Duration::from_secs(3))
+}
+
+async fn deliver(app: &App, claimer: &str, claim: Duration, cb: OutgoingCallback) {
     let attempts = cb.attempts + 1;
-    let outcome = attempt(app, &cb).await;
+    let outcome = match tokio::time::timeout(attempt_deadline(claim), attempt(app, &cb)).await {
+        Ok(o) => o,
+        Err(_) => Outcome::Retry("the attempt outlasted its claim".into()),
+    };
     let (status, next, error) = match &outcome {
         Outcome::Delivered => ("delivered", 0, String::new()),
         Outcome::Gone(code) => ("gone", 0, format!("the receiver answered {code}")),
@@ -248,33 +293,77 @@ async fn deliver(app: &App, cb: OutgoingCallback) {
             status: status.to_string(),
         })
         .inc();
-    if let Err(e) = app
+    match app
         .store
-        .update_callback(&cb.id, status, attempts, next, &error)
+        .finish_callback(claimer, &cb.id, status, attempts, next, &error)
         .await
     {
-        tracing::error!(id = %cb.id, error = %e, "could not record a callback attempt");
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(id = %cb.id, "a callback's claim was lost before its attempt was recorded")
+        }
+        Err(e) => tracing::error!(id = %cb.id, error = %e, "could not record a callback attempt"),
     }
 }
 
-/// Sends every due callback once.
-pub async fn deliver_due(app: &App) -> Result<usize, StoreError> {
-    let due = app.store.due_callbacks(now_ms(), 64).await?;
-    let n = due.len();
-    stream::iter(due)
-        .for_each_concurrent(8, |cb| deliver(app, cb))
-        .await;
-    Ok(n)
+/// How many callbacks are claimed and sent at once.
+const CONCURRENCY: usize = 8;
+
+/// Sends every due callback once, as `claimer`: claims a few at a time (an atomic claim
+/// with a visibility timeout in the store, so no two processes send the same one and a
+/// sender that dies only delays its claimed ones until the claim expires).
+pub async fn deliver_due(app: &App, claimer: &str) -> Result<usize, StoreError> {
+    let claim = claim_ttl(app.config.connect_timeout, app.config.response_timeout);
+    let mut n = 0;
+    loop {
+        let now = now_ms();
+        let due = app
+            .store
+            .claim_callbacks(now, CONCURRENCY, claimer, now + claim.as_millis() as i64)
+            .await?;
+        if due.is_empty() {
+            return Ok(n);
+        }
+        n += due.len();
+        stream::iter(due)
+            .for_each_concurrent(CONCURRENCY, |cb| deliver(app, claimer, claim, cb))
+            .await;
+    }
 }
+
+/// Deletes finished callbacks and recording-ready URLs older than `CALLBACK_RETENTION`.
+pub async fn prune(app: &App) {
+    let before = now_ms() - app.config.callback_retention.as_millis() as i64;
+    match app.store.prune_callbacks(before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(n, "pruned finished callbacks"),
+        Err(e) => tracing::warn!(error = %e, "could not prune finished callbacks"),
+    }
+    match app.recordings.prune_ready_urls(before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(n, "pruned recording-ready URLs"),
+        Err(e) => tracing::warn!(error = %e, "could not prune recording-ready URLs"),
+    }
+}
+
+/// How often the callback role prunes.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The delivery role of `serve`: one process at a time (the `callbacks` lease).
 pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     let mut lease = crate::lease::Lease::new(app.clone(), "callbacks", Duration::from_secs(30));
+    let mut last_prune: Option<std::time::Instant> = None;
     loop {
         if lease.acquire().await {
-            if let Err(e) = deliver_due(&app).await {
+            let heartbeat = lease.heartbeat();
+            if let Err(e) = deliver_due(&app, lease.holder()).await {
                 tracing::warn!(error = %e, "callback delivery failed");
             }
+            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                prune(&app).await;
+                last_prune = Some(std::time::Instant::now());
+            }
+            heartbeat.stop().await;
         }
         tokio::select! {
             _ = shutdown.recv() => break,
@@ -289,25 +378,121 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
 mod tests {
     use super::*;
 
+    /// Every non-public IPv4 range, by a first, a middle and a last address.
+    const PRIVATE_V4: &[&str] = &[
+        "0.0.0.0",
+        "0.1.2.3",
+        "0.255.255.255", // this network, unspecified
+        "10.0.0.0",
+        "10.1.2.3",
+        "10.255.255.255", // private
+        "100.64.0.0",
+        "100.100.1.1",
+        "100.127.255.255", // CGNAT
+        "127.0.0.0",
+        "127.0.0.1",
+        "127.255.255.255", // loopback
+        "169.254.0.0",
+        "169.254.169.254",
+        "169.254.255.255", // link-local
+        "172.16.0.0",
+        "172.20.1.1",
+        "172.31.255.255", // private
+        "192.0.0.0",
+        "192.0.0.170",
+        "192.0.0.255", // IETF protocol assignments
+        "192.0.2.0",
+        "192.0.2.1",
+        "192.0.2.255", // documentation
+        "192.168.0.0",
+        "192.168.1.1",
+        "192.168.255.255", // private
+        "198.18.0.0",
+        "198.18.5.5",
+        "198.19.255.255", // benchmarking
+        "198.51.100.1",
+        "203.0.113.1", // documentation
+        "224.0.0.0",
+        "224.0.0.1",
+        "239.255.255.255", // multicast
+        "240.0.0.0",
+        "250.1.2.3",
+        "255.255.255.254", // reserved
+        "255.255.255.255", // broadcast
+    ];
+
+    const PUBLIC_V4: &[&str] = &[
+        "8.8.8.8",
+        "1.1.1.1",
+        "100.63.255.255",
+        "172.32.0.1",
+        "193.0.0.1",
+    ];
+
+    /// `v4` in each IPv6 form that carries an IPv4 address.
+    fn embeddings(v4: &str) -> Vec<String> {
+        let a: Ipv4Addr = v4.parse().unwrap();
+        let o = a.octets();
+        let (hi, lo) = (
+            u16::from_be_bytes([o[0], o[1]]),
+            u16::from_be_bytes([o[2], o[3]]),
+        );
+        vec![
+            format!("::ffff:{v4}"),
+            format!("::{v4}"),
+            format!("64:ff9b::{v4}"),
+            format!("2002:{hi:x}:{lo:x}::1"),
+            format!("2002:{hi:x}:{lo:x}:ffff:ffff:ffff:ffff:ffff"),
+            // Teredo: server address in bits 32..64, client address inverted in the last 32
+            // (the other one public: 8.8.8.8).
+            format!("2001:0:{hi:x}:{lo:x}::f7f7:f7f7"),
+            format!("2001:0:808:808:0:0:{:x}:{:x}", !hi, !lo),
+        ]
+    }
+
     #[test]
-    fn only_public_addresses_pass_the_guard() {
+    fn no_private_ipv4_range_passes_in_any_form() {
+        for v4 in PRIVATE_V4 {
+            assert!(!is_public(v4.parse().unwrap()), "{v4}");
+            for v6 in embeddings(v4) {
+                assert!(!is_public(v6.parse().unwrap()), "{v6} carries {v4}");
+            }
+        }
+        for v4 in PUBLIC_V4 {
+            assert!(is_public(v4.parse().unwrap()), "{v4}");
+            for v6 in embeddings(v4) {
+                assert!(is_public(v6.parse().unwrap()), "{v6} carries {v4}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_private_ipv6_range_passes() {
         for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
+            "::",
             "::1",
+            "fc00::",
             "fc00::1",
+            "fd12:3456:789a::1",
+            "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "fe80::",
             "fe80::1",
-            "::ffff:127.0.0.1",
-            "224.0.0.1",
+            "febf:ffff::1",
+            "fec0::1",
+            "ff00::",
+            "ff02::1",
+            "ff0e::1",
+            "2001:db8::1",
+            "100::1",
+            "64:ff9b:1::a00:1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for public in [
+            "2606:4700::1111",
+            "2a00:1450:4001::200e",
+            "2001:4860:4860::8888",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

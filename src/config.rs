@@ -98,6 +98,12 @@ pub struct Config {
     pub callback_retry_base: Duration,
     /// Attempts before a callback is given up (`CALLBACK_MAX_ATTEMPTS`).
     pub callback_max_attempts: u32,
+    /// How long finished callbacks (delivered, gone, failed) and recording-ready URLs are
+    /// kept before they are pruned (`CALLBACK_RETENTION`, days, default 30).
+    pub callback_retention: Duration,
+    /// This node's stable name in role leases (`NODE_ID`; default: the host name). A
+    /// restarted process on the same node takes its roles back at once.
+    pub node_id: Option<String>,
 
     /// Recordings: import, index and API (`RECORDING_*`, see [`RecordingConfig`]).
     pub recordings: RecordingConfig,
@@ -233,6 +239,8 @@ pub struct RecordingConfig {
     /// `RECORDING_MAX_SIZE` (MiB, default 20480): the largest tarball accepted, and the most
     /// its extraction may write.
     pub max_size_bytes: u64,
+    /// `RECORDING_MAX_ENTRIES` (default 200000): the most members a tarball may hold.
+    pub max_entries: usize,
 }
 
 impl RecordingConfig {
@@ -266,6 +274,10 @@ impl RecordingConfig {
             protected_enabled: v.bool("PROTECTED_RECORDINGS_ENABLED", false)?,
             importer_enabled: v.bool("IMPORTER_ENABLED", true)?,
             max_size_bytes: max_mib.saturating_mul(1024 * 1024),
+            max_entries: match v.num("RECORDING_MAX_ENTRIES", 200_000usize)? {
+                0 => return Err(Vars::err("RECORDING_MAX_ENTRIES", "must be at least 1")),
+                n => n,
+            },
         })
     }
 }
@@ -562,6 +574,14 @@ impl Config {
             allow_private_callbacks: v.bool("ALLOW_PRIVATE_CALLBACKS", false)?,
             callback_retry_base: v.secs("CALLBACK_RETRY_BASE", 5.0)?,
             callback_max_attempts: v.num("CALLBACK_MAX_ATTEMPTS", 12)?,
+            callback_retention: Duration::from_secs_f64(
+                86_400.0 * v.num::<f64>("CALLBACK_RETENTION", 30.0)?.max(0.0),
+            ),
+            node_id: v
+                .get("NODE_ID")
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
             recordings: RecordingConfig::from_vars(&v)?,
         })
     }

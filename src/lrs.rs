@@ -71,6 +71,16 @@ pub enum Payload {
     },
 }
 
+/// The one client for LRS token requests (kept in `App`, so connections are reused rather
+/// than a client built for every create).
+pub fn client(connect: std::time::Duration, response: std::time::Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(connect)
+        .timeout(response)
+        .build()
+        .unwrap_or_default()
+}
+
 #[derive(Deserialize)]
 struct TokenAnswer {
     access_token: String,

@@ -47,6 +47,14 @@ pub struct CallbackLabels {
     pub status: String,
 }
 
+/// An import, move or set-aside failure: `stage` (extract, place, index, set_aside,
+/// remove) and `reason` (an `ioerr::Cause` label, or `tarball` / `store`). Both bounded.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ImportFailureLabels {
+    pub stage: String,
+    pub reason: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<CallLabels, Counter>,
@@ -61,6 +69,7 @@ pub struct Metrics {
     users: Family<ServerLabel, Gauge>,
     videos: Family<ServerLabel, Gauge>,
     state: Family<PollLabels, Gauge>,
+    pub import_failures: Family<ImportFailureLabels, Counter>,
 }
 
 /// The label for a request path: a known API call, or a fixed bucket.
@@ -158,7 +167,14 @@ impl Metrics {
         );
         let state = Family::<PollLabels, Gauge>::default();
         registry.register("server_state", "1 for the server's administrative state (label outcome = enabled, cordoned or disabled)", state.clone());
+        let import_failures = Family::<ImportFailureLabels, Counter>::default();
+        registry.register(
+            "recording_import_failures",
+            "Recording import, move and set-aside failures, by stage and reason",
+            import_failures.clone(),
+        );
         Metrics {
+            import_failures,
             registry,
             requests,
             latency,
@@ -173,6 +189,16 @@ impl Metrics {
             videos,
             state,
         }
+    }
+
+    /// Counts one import failure (see [`ImportFailureLabels`]).
+    pub fn import_failed(&self, stage: &str, reason: &str) {
+        self.import_failures
+            .get_or_create(&ImportFailureLabels {
+                stage: stage.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     pub fn observe_request(&self, call: String, status: u16, elapsed: Duration) {

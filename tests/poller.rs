@@ -312,7 +312,8 @@ async fn two_serve_processes_share_one_poller_and_the_second_takes_over() {
     let mut b = Lb::start_in(b_dir, env);
     a.add_fake_servers(&fake);
 
-    let pid_of = |h: &str| h.split('-').next().unwrap().parse::<u32>().unwrap();
+    // Holders are `<node id>:<pid>`.
+    let pid_of = |h: &str| h.rsplit(':').next().unwrap().parse::<u32>().unwrap();
     assert!(
         eventually(Duration::from_secs(5), || {
             let h = lease_holder(&db);

@@ -723,23 +723,30 @@ async fn the_recording_ready_callback_is_stripped_at_create_and_sent_once() {
     ]);
     r.lb.add_fake_servers(&fake);
     let (url, seen) = receiver().await;
-    let q = format!(
-        "meetingID=ext-meeting-1&name=Room&meta_bbb-recording-ready-url={}",
-        urlencode(&url)
-    );
-    let (_, body) = r.lb.get("create", &q).await;
-    assert_eq!(
-        xml_field(&body, "returncode").as_deref(),
-        Some("SUCCESS"),
-        "{body}"
-    );
+    // BBB lower-cases meta keys: any spelling of the key is the recording-ready URL, is
+    // taken out of the create, and is the one called (the fixture's meeting is
+    // ext-meeting-1, created with a mixed-case key).
+    for (meeting, key) in [
+        ("ext-meeting-0", "meta_bbb-recording-ready-url"),
+        ("ext-meeting-2", "META_bn-Recording-Ready-URL"),
+        ("ext-meeting-1", "meta_BBB-Recording-Ready-Url"),
+    ] {
+        let q = format!("meetingID={meeting}&name=Room&{key}={}", urlencode(&url));
+        let (_, body) = r.lb.get("create", &q).await;
+        assert_eq!(
+            xml_field(&body, "returncode").as_deref(),
+            Some("SUCCESS"),
+            "{body}"
+        );
+    }
     let creates = fake.calls_to(0, "create").await;
-    assert!(!creates.is_empty());
+    assert_eq!(creates.len(), 3, "{creates:?}");
     assert!(
-        !creates
-            .iter()
-            .any(|c| c.to_string().contains("recording-ready-url")),
-        "the URL is not forwarded to BBB: {creates:?}"
+        !creates.iter().any(|c| c
+            .to_string()
+            .to_ascii_lowercase()
+            .contains("recording-ready-url")),
+        "no spelling of the URL is forwarded to BBB: {creates:?}"
     );
 
     r.drop_in("presentation.tar");
@@ -768,6 +775,11 @@ async fn the_recording_ready_callback_is_stripped_at_create_and_sent_once() {
     .claims;
     assert_eq!(claims["meeting_id"], "ext-meeting-1");
     assert_eq!(claims["record_id"], PRES);
+    assert_eq!(
+        claims["jti"],
+        format!("recording-ready:{PRES}"),
+        "a stable id the front end can deduplicate on"
+    );
 }
 
 #[tokio::test]

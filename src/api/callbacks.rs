@@ -78,9 +78,9 @@ fn own_base(app: &App, call: &Call) -> String {
 /// Every parameter named `key`, compared case-insensitively (BBB lower-cases meta keys, so
 /// a second spelling must not slip past the rewrite).
 fn find_keys(p: &Params, key: &str) -> Vec<(String, String)> {
-    p.iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+    p.matching(key)
+        .into_iter()
+        .map(|(k, v)| (k, v.trim().to_string()))
         .collect()
 }
 

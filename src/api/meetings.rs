@@ -247,12 +247,7 @@ async fn lrs_payload(app: &App, call: &Call) -> Option<crate::lrs::Payload> {
             return None;
         }
     };
-    let http = reqwest::Client::builder()
-        .connect_timeout(app.config.connect_timeout)
-        .timeout(app.config.response_timeout)
-        .build()
-        .ok()?;
-    crate::lrs::payload(&http, &lrs).await
+    crate::lrs::payload(&app.lrs_http, &lrs).await
 }
 
 async fn create(app: &App, mut call: Call) -> HttpResponse {

@@ -273,31 +273,56 @@ async fn get_recordings(app: &App, call: Call) -> HttpResponse {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
-    let page = match app.recordings.find_recordings(&q).await {
-        Ok(p) => p,
-        Err(e) => return store_failed(e),
-    };
-    let links = match crate::playback::mint_links(app, &page.recordings).await {
-        Ok(l) => l,
-        Err(e) => return store_failed(e),
-    };
     let prefix = url_prefix(&call);
-    let mut out = String::with_capacity(1024 + page.recordings.len() * 1500);
+    let mut out = String::with_capacity(4096);
     out.push_str("<response><returncode>SUCCESS</returncode><recordings>");
-    for rec in &page.recordings {
-        recording_xml(
-            &mut out,
-            rec,
-            &prefix,
-            app.config.recordings.protected_enabled,
-            &links,
-        );
-    }
+    let render = |out: &mut String, recs: &[Recording], links: &crate::playback::Links| {
+        for rec in recs {
+            recording_xml(
+                out,
+                rec,
+                &prefix,
+                app.config.recordings.protected_enabled,
+                links,
+            );
+        }
+    };
+    let (empty, total) = if q.limit.is_some() {
+        let page = match app.recordings.find_recordings(&q).await {
+            Ok(p) => p,
+            Err(e) => return store_failed(e),
+        };
+        let links = match crate::playback::mint_links(app, &page.recordings).await {
+            Ok(l) => l,
+            Err(e) => return store_failed(e),
+        };
+        render(&mut out, &page.recordings, &links);
+        (page.recordings.is_empty(), page.total)
+    } else {
+        // Every match: read and render a chunk at a time, so only one chunk of recordings is
+        // in memory besides the answer being written.
+        let ids = match app.recordings.find_recording_row_ids(&q).await {
+            Ok(ids) => ids,
+            Err(e) => return store_failed(e),
+        };
+        for chunk in ids.chunks(GET_RECORDINGS_CHUNK) {
+            let recs = match app.recordings.recordings_by_row_ids(chunk).await {
+                Ok(r) => r,
+                Err(e) => return store_failed(e),
+            };
+            let links = match crate::playback::mint_links(app, &recs).await {
+                Ok(l) => l,
+                Err(e) => return store_failed(e),
+            };
+            render(&mut out, &recs, &links);
+        }
+        (ids.is_empty(), None)
+    };
     out.push_str("</recordings>");
-    if page.recordings.is_empty() {
+    if empty {
         out.push_str("<messageKey>noRecordings</messageKey><message>There are not recordings for the meetings</message>");
     }
-    if let Some(total) = page.total {
+    if let Some(total) = total {
         el(&mut out, "totalElements", total);
     }
     out.push_str("</response>");
@@ -661,6 +686,9 @@ pub async fn serve_text_track(app: &App, rest: &str) -> HttpResponse {
     }
 }
 
+/// How many recordings an unpaged getRecordings reads from the index at once.
+const GET_RECORDINGS_CHUNK: usize = 200;
+
 // --- upload -----------------------------------------------------------------------------
 
 fn upload_answer(status: StatusCode, v: serde_json::Value) -> HttpResponse {
@@ -776,11 +804,15 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> HttpResponse {
         }
         Ok(report) => {
             let reason = importer::failed_reason(&report);
-            let _ = set_aside(app, &tmp, &name, &reason);
+            if let Err(e) = set_aside(app, &tmp, &name, &reason) {
+                importer::aside_failed(app, &tmp, &reason, &e);
+            }
             upload_failed(StatusCode::UNPROCESSABLE_ENTITY, "importFailed", format!("Some formats could not be imported (kept in the spool's failed/ folder): {reason}"))
         }
         Err(importer::ImportError::Refused(reason)) => {
-            let _ = set_aside(app, &tmp, &name, &reason);
+            if let Err(e) = set_aside(app, &tmp, &name, &reason) {
+                importer::aside_failed(app, &tmp, &reason, &e);
+            }
             upload_failed(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "importFailed",

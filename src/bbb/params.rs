@@ -56,6 +56,30 @@ impl Params {
         Some(self.0.remove(i).1)
     }
 
+    /// The `(key, value)` entries whose key equals `key` ignoring ASCII case, in order.
+    /// BBB lower-cases `meta_` keys, so every spelling of one must be treated alike.
+    pub fn matching(&self, key: &str) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+            .cloned()
+            .collect()
+    }
+
+    /// Removes every entry whose key equals `key` ignoring ASCII case; returns their values
+    /// in order.
+    pub fn remove_ignore_case(&mut self, key: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        self.0.retain(|(k, v)| {
+            let hit = k.eq_ignore_ascii_case(key);
+            if hit {
+                out.push(v.clone());
+            }
+            !hit
+        });
+        out
+    }
+
     /// Adds the entries of `other` whose keys are not present yet (query parameters win
     /// over form-body parameters).
     pub fn merge_missing(&mut self, other: Params) {

@@ -9,7 +9,8 @@
 //! Delivery goes through the persisted outbox (`crate::callbacks`): retried with back-off,
 //! each attempt trying the secrets in order. The outbox id is derived from the record id, so
 //! however many times a recording is (re-)imported — BBB's hook ships a tarball once per
-//! format — the front end is told once.
+//! format — it is queued once. Delivery is at least once (a sender killed mid-attempt sends
+//! it again); the JWT's `jti` is that outbox id, the same in every repeat.
 
 use jsonwebtoken::{Algorithm as JwtAlg, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
@@ -27,11 +28,13 @@ pub const READY_URL_PARAMS: &[&str] = &[
     "meta_canvas-recording-ready-url",
 ];
 
-/// Removes every recording-ready parameter; returns the preferred non-empty URL.
+/// Removes every recording-ready parameter, in any spelling of its key (BBB lower-cases
+/// `meta_` keys, so `meta_BBB-Recording-Ready-Url` is the same parameter to it); returns the
+/// preferred non-empty URL.
 pub fn take_ready_url(params: &mut Params) -> Option<String> {
     let mut found = None;
     for key in READY_URL_PARAMS {
-        if let Some(v) = params.remove(key) {
+        for v in params.remove_ignore_case(key) {
             let v = v.trim().to_string();
             if found.is_none() && !v.is_empty() {
                 found = Some(v);
@@ -71,13 +74,18 @@ pub fn jwt_algorithm(accepted: &[Algorithm]) -> JwtAlg {
 pub struct ReadyClaims {
     pub meeting_id: String,
     pub record_id: String,
+    /// A stable id ([`outbox_id`]): the same in every attempt and every repeat, so a front
+    /// end can drop a callback it has already handled (delivery is at least once).
+    #[serde(default)]
+    pub jti: String,
 }
 
-/// The `signed_parameters` JWT (no `exp`, as Scalelite and BBB).
+/// The `signed_parameters` JWT (no `exp`, as Scalelite and BBB; plus a stable `jti`).
 pub fn signed_parameters(meeting_id: &str, record_id: &str, secret: &str, alg: JwtAlg) -> String {
     let claims = ReadyClaims {
         meeting_id: meeting_id.to_string(),
         record_id: record_id.to_string(),
+        jti: outbox_id(record_id),
     };
     jsonwebtoken::encode(
         &Header::new(alg),
@@ -167,6 +175,12 @@ mod tests {
         assert_eq!(p.encode(), "meetingID=m");
         let mut p = Params::parse(b"meta_canvas-recording-ready-url=https://c/");
         assert_eq!(take_ready_url(&mut p).as_deref(), Some("https://c/"));
+        // Every spelling of the key is the same parameter to BBB: all are taken out.
+        let mut p = Params::parse(
+            b"meta_BBB-Recording-Ready-Url=https://d/&META_bn-recording-ready-URL=https://e/&x=1",
+        );
+        assert_eq!(take_ready_url(&mut p).as_deref(), Some("https://d/"));
+        assert_eq!(p.encode(), "x=1");
     }
 
     #[test]
@@ -187,7 +201,8 @@ mod tests {
             got,
             ReadyClaims {
                 meeting_id: "m".into(),
-                record_id: "r".into()
+                record_id: "r".into(),
+                jti: "recording-ready:r".into(),
             }
         );
     }

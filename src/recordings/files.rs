@@ -30,8 +30,36 @@ pub fn safe_component(s: &str) -> bool {
 #[error("{0}")]
 pub struct Refused(pub String);
 
-fn refused(m: impl Into<String>) -> Refused {
-    Refused(m.into())
+/// A refusal, as a [`Refused`] or any error made from one (an [`ExtractError`]).
+fn refused<E: From<Refused>>(m: impl Into<String>) -> E {
+    E::from(Refused(m.into()))
+}
+
+/// Why an extraction failed: the tarball's fault, or the machine's (then the tarball is
+/// kept and the import retried; see [`super::ioerr`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    #[error("{context}: {cause} ({source})")]
+    Machine {
+        context: String,
+        cause: super::ioerr::Cause,
+        source: io::Error,
+    },
+}
+
+/// An I/O failure while reading the tarball or writing the work dir: the machine's when
+/// its OS error says so, otherwise the tarball's.
+fn io_failure(context: String, e: io::Error) -> ExtractError {
+    match super::ioerr::machine_cause(&e) {
+        Some(cause) => ExtractError::Machine {
+            context,
+            cause,
+            source: e,
+        },
+        None => ExtractError::Refused(Refused(format!("{context}: {e}"))),
+    }
 }
 
 /// The member's path as plain components, or a refusal.
@@ -94,24 +122,35 @@ fn open_tar(path: &Path) -> io::Result<tar::Archive<Box<dyn Read>>> {
     Ok(tar::Archive::new(reader))
 }
 
-/// Extracts `tarball` into `dest` (which must exist and be empty), refusing anything unsafe.
-/// Returns the number of bytes written.
-pub fn extract(tarball: &Path, dest: &Path, max_bytes: u64) -> Result<u64, Refused> {
-    let mut archive =
-        open_tar(tarball).map_err(|e| refused(format!("cannot open the tarball: {e}")))?;
+/// Extracts `tarball` into `dest` (which must exist and be empty), refusing anything unsafe,
+/// more than `max_bytes` or more than `max_entries` members. Returns the number of bytes
+/// written.
+pub fn extract(
+    tarball: &Path,
+    dest: &Path,
+    max_bytes: u64,
+    max_entries: usize,
+) -> Result<u64, ExtractError> {
+    let mut archive = open_tar(tarball)
+        .map_err(|e| io_failure(format!("cannot open {}", tarball.display()), e))?;
     archive.set_preserve_permissions(false);
     archive.set_overwrite(true);
     let entries = archive
         .entries()
-        .map_err(|e| refused(format!("not a tar archive: {e}")))?;
+        .map_err(|e| io_failure("not a tar archive".into(), e))?;
     let mut total: u64 = 0;
     let mut members = 0usize;
     for entry in entries {
-        let mut entry = entry.map_err(|e| refused(format!("the tarball is damaged: {e}")))?;
+        let mut entry = entry.map_err(|e| io_failure("the tarball is damaged".into(), e))?;
         members += 1;
+        if members > max_entries {
+            return Err(refused(format!(
+                "the tarball has more than {max_entries} members (RECORDING_MAX_ENTRIES)"
+            )));
+        }
         let path = entry
             .path()
-            .map_err(|e| refused(format!("a member has an unreadable name: {e}")))?
+            .map_err(|e| refused::<Refused>(format!("a member has an unreadable name: {e}")))?
             .into_owned();
         let parts = checked_path(&path)?;
         if parts.is_empty() {
@@ -160,10 +199,14 @@ pub fn extract(tarball: &Path, dest: &Path, max_bytes: u64) -> Result<u64, Refus
                 )))
             }
             Err(e) => {
-                return Err(refused(format!(
-                    "member {} could not be extracted: {e}",
-                    path.display()
-                )))
+                return Err(io_failure(
+                    format!(
+                        "member {} could not be extracted into {}",
+                        path.display(),
+                        dest.display()
+                    ),
+                    e,
+                ))
             }
         }
     }

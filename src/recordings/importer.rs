@@ -13,7 +13,9 @@
 //!
 //! A crash before 4 leaves the tarball in the spool: the next start cleans the work dir,
 //! [`files::recover`]s interrupted swaps, and imports it again (every step is idempotent).
-//! A tarball that cannot be imported is moved to `<spool>/failed/` with a `.reason` file.
+//! A tarball that cannot be imported is moved to `<spool>/failed/` with a `.reason` file. A
+//! failure of the machine instead (full or read-only disk, permissions: [`ioerr`]) keeps it
+//! in the spool, logged and counted, and [`run`] retries it with a per-file [`Backoff`].
 //!
 //! [`run`] is the importer role of `serve`: it holds the `importer` lease (one importer per
 //! cluster), watches the spool with inotify (or scans it every interval), and skips files that
@@ -24,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{callback, files, metadata};
+use super::{callback, files, ioerr, metadata};
 use crate::app::App;
 use crate::shutdown::Shutdown;
 use crate::store::now_ms;
@@ -88,8 +90,42 @@ fn fault(point: &str) {
     }
 }
 
+/// Test hook: `FERROLITE_FAULT_DELAY=<point>:<ms>` pauses the import at that point (a long
+/// import, for the lease tests).
+async fn fault_delay(point: &str) {
+    let Ok(v) = std::env::var("FERROLITE_FAULT_DELAY") else {
+        return;
+    };
+    if let Some(ms) = v
+        .strip_prefix(point)
+        .and_then(|r| r.strip_prefix(':'))
+        .and_then(|ms| ms.parse::<u64>().ok())
+    {
+        eprintln!("ferrolite: import paused {ms} ms at {point}");
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
 fn retry(e: impl std::fmt::Display) -> ImportError {
     ImportError::Retry(e.to_string())
+}
+
+/// A store failure: logged, counted, retried.
+fn store_failed(app: &App, e: impl std::fmt::Display) -> ImportError {
+    app.metrics.import_failed("index", "store");
+    tracing::warn!(error = %e, "recording import: the store failed; will retry");
+    retry(e)
+}
+
+/// An I/O failure at `stage` on `path`: the machine's fault (full or read-only disk,
+/// permissions) → logged with the path and OS error, counted, and [`ImportError::Retry`];
+/// otherwise `None` (the caller decides whether the tarball is at fault).
+fn machine_failure(app: &App, stage: &str, path: &Path, e: &std::io::Error) -> Option<ImportError> {
+    let cause = ioerr::machine_cause(e)?;
+    let what = ioerr::describe(&path.display().to_string(), e);
+    app.metrics.import_failed(stage, cause.label());
+    tracing::warn!(stage, path = %path.display(), error = %what, "recording import failed: {cause}; the tarball is kept and retried");
+    Some(retry(format!("{what} ({cause})")))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -117,15 +153,46 @@ impl Origin {
     }
 }
 
-/// Work directories of other origins older than this are crash leftovers.
+/// Work directories whose owner cannot be checked (another node's, or named by an older
+/// version) older than this are crash leftovers.
 const STALE_WORK: Duration = Duration::from_secs(6 * 3600);
 
+/// `<prefix><node>.<pid>.<uuid>`: names its owner, so crash recovery removes only the work
+/// dirs of processes that are gone ([`work_dir_owner`]).
 fn work_dir(app: &App, origin: Origin) -> PathBuf {
     app.config.recordings.work_dir.join(format!(
-        "{}{}",
+        "{}{}.{}.{}",
         origin.prefix(),
+        crate::lease::node_label(&crate::lease::node_id(&app.config)),
+        std::process::id(),
         uuid::Uuid::new_v4().simple()
     ))
+}
+
+/// The `(node, pid)` a work dir's name gives as its owner (see [`work_dir`]).
+pub fn work_dir_owner(name: &str) -> Option<(&str, u32)> {
+    let rest = [Origin::Spool, Origin::Upload, Origin::Cli]
+        .iter()
+        .find_map(|o| name.strip_prefix(o.prefix()))?;
+    let mut parts = rest.rsplitn(3, '.');
+    let _uuid = parts.next()?;
+    let pid = parts.next()?.parse().ok()?;
+    let node = parts.next()?;
+    Some((node, pid))
+}
+
+/// Whether a work dir may be removed by crash recovery: its owner is a process of this node
+/// that is gone, or it cannot be checked and the dir is older than [`STALE_WORK`]. Pure.
+pub fn work_dir_abandoned(
+    name: &str,
+    this_node: &str,
+    alive: impl Fn(u32) -> bool,
+    age: Option<Duration>,
+) -> bool {
+    match work_dir_owner(name) {
+        Some((node, pid)) if node == this_node => pid != std::process::id() && !alive(pid),
+        _ => age.is_some_and(|a| a > STALE_WORK),
+    }
 }
 
 /// Imports one tarball (`.tar` or `.tar.gz`). The caller decides what happens to the file.
@@ -138,10 +205,13 @@ pub async fn import_tarball(
 ) -> Result<ImportReport, ImportError> {
     let work = work_dir(app, origin);
     std::fs::create_dir_all(&work).map_err(|e| {
-        retry(format!(
-            "cannot create {} (RECORDING_WORK_DIR): {e}",
-            work.display()
-        ))
+        machine_failure(app, "extract", &work, &e).unwrap_or_else(|| {
+            app.metrics.import_failed("extract", "system");
+            retry(format!(
+                "cannot create {} (RECORDING_WORK_DIR): {e}",
+                work.display()
+            ))
+        })
     })?;
     let result = import_in(app, tarball, &work, expect).await;
     let w = work.clone();
@@ -186,18 +256,29 @@ async fn import_in(
     work: &Path,
     expect: Option<&str>,
 ) -> Result<ImportReport, ImportError> {
-    let max = app.config.recordings.max_size_bytes;
+    let (max, max_entries) = (
+        app.config.recordings.max_size_bytes,
+        app.config.recordings.max_entries,
+    );
     let (t, w) = (tarball.to_path_buf(), work.to_path_buf());
-    blocking(move || files::extract(&t, &w, max))
+    blocking(move || files::extract(&t, &w, max, max_entries))
         .await?
-        .map_err(|e| {
-            // A full disk is the machine's fault, not the tarball's: keep it and retry.
-            if e.0.contains("No space left on device") {
-                ImportError::Retry(format!("{} (RECORDING_WORK_DIR is full)", e.0))
-            } else {
-                ImportError::Refused(e.0)
+        .map_err(|e| match e {
+            // A full or read-only disk is the machine's fault, not the tarball's: keep it
+            // and retry.
+            files::ExtractError::Machine {
+                context,
+                cause,
+                source,
+            } => {
+                let what = ioerr::describe(&context, &source);
+                app.metrics.import_failed("extract", cause.label());
+                tracing::warn!(tarball = %tarball.display(), work = %work.display(), error = %what, "recording import failed: {cause}; the tarball is kept and retried");
+                retry(format!("{what} ({cause})"))
             }
+            files::ExtractError::Refused(r) => ImportError::Refused(r.0),
         })?;
+    fault_delay("import-after-extract").await;
     import_extracted(app, work, expect).await
 }
 
@@ -211,7 +292,11 @@ async fn import_extracted(
     let w = work.to_path_buf();
     let dirs = blocking(move || files::format_dirs(&w))
         .await?
-        .map_err(|e| ImportError::Refused(format!("cannot read the extracted tarball: {e}")))?;
+        .map_err(|e| {
+            machine_failure(app, "extract", work, &e).unwrap_or_else(|| {
+                ImportError::Refused(format!("cannot read the extracted tarball: {e}"))
+            })
+        })?;
     if dirs.is_empty() {
         return Err(ImportError::Refused(
             "no <format>/<recordID>/metadata.xml in the tarball".into(),
@@ -272,7 +357,11 @@ async fn import_extracted(
         )));
     }
     for (rid, formats) in by_record {
-        let existing = app.recordings.recording(&rid).await.map_err(retry)?;
+        let existing = app
+            .recordings
+            .recording(&rid)
+            .await
+            .map_err(|e| store_failed(app, e))?;
         let first = &formats[0].1;
         let published =
             decide_published(existing.as_ref(), first.published, cfg.import_unpublished);
@@ -291,10 +380,19 @@ async fn import_extracted(
             );
             match blocking(move || files::place(&staged, &root2, &f2, &r2)).await? {
                 Ok(()) => placed.push((format, md)),
-                Err(e) => report.failed.push((
-                    format!("{format}/{rid}"),
-                    format!("cannot move it into {}: {e}", root.display()),
-                )),
+                Err(e) => {
+                    // The publish dir full, read-only or not writable: retry the whole
+                    // tarball later (what is placed already is placed again, idempotently).
+                    let target = files::format_path(root, &format, &rid);
+                    if let Some(err) = machine_failure(app, "place", &target, &e) {
+                        return Err(err);
+                    }
+                    app.metrics.import_failed("place", "tarball");
+                    report.failed.push((
+                        format!("{format}/{rid}"),
+                        format!("cannot move it into {}: {e}", root.display()),
+                    ))
+                }
             }
         }
         if placed.is_empty() {
@@ -302,7 +400,12 @@ async fn import_extracted(
         }
         fault("import-after-files");
         let rec = recording_from(&placed, existing.as_ref(), published, cfg.protected_enabled);
-        let stored = app.recordings.import_recording(&rec).await.map_err(retry)?;
+        // Durable (a FULL-synchronous commit): the caller deletes the tarball after this.
+        let stored = app
+            .recordings
+            .import_recording(&rec)
+            .await
+            .map_err(|e| store_failed(app, e))?;
         fault("import-after-commit");
         for (format, _) in &placed {
             let (o, f, r) = (other.clone(), format.clone(), rid.clone());
@@ -415,23 +518,40 @@ pub fn failed_reason(report: &ImportReport) -> String {
 /// refused or partly failed, left in place when the failure is worth retrying.
 pub async fn import_spool_file(app: &App, path: &Path) -> Result<ImportReport, ImportError> {
     let result = import_tarball(app, path, None, Origin::Spool).await;
-    match &result {
+    let reason = match &result {
         Ok(report) if report.failed.is_empty() => {
             if let Err(e) = std::fs::remove_file(path) {
-                tracing::warn!(file = %path.display(), error = %e, "imported, but the tarball could not be removed");
+                let cause = ioerr::machine_cause(&e).map_or("system", |c| c.label());
+                app.metrics.import_failed("remove", cause);
+                tracing::error!(file = %path.display(), error = %ioerr::describe("remove", &e), "imported, but the tarball could not be removed; it will be imported again");
             }
+            return result;
         }
-        Ok(report) => {
-            let _ = set_aside(app, path, &failed_reason(report));
-        }
+        Ok(report) => failed_reason(report),
         Err(ImportError::Refused(why)) => {
-            let _ = set_aside(app, path, why);
+            app.metrics.import_failed("import", "tarball");
+            why.clone()
         }
         Err(ImportError::Retry(why)) => {
             tracing::warn!(file = %path.display(), error = %why, "import failed; will retry");
+            return result;
         }
+    };
+    match set_aside(app, path, &reason) {
+        Ok(_) => result,
+        // The tarball stays in the spool and is retried with back-off.
+        Err(e) => Err(aside_failed(app, path, &reason, &e)),
     }
-    result
+}
+
+/// A refused tarball that could not be moved to `failed/`: logged with the path and OS
+/// error, counted, and turned into a [`ImportError::Retry`].
+pub fn aside_failed(app: &App, path: &Path, reason: &str, e: &std::io::Error) -> ImportError {
+    let cause = ioerr::machine_cause(e).map_or("system", |c| c.label());
+    app.metrics.import_failed("set_aside", cause);
+    let what = ioerr::describe(&failed_dir(app).display().to_string(), e);
+    tracing::error!(file = %path.display(), error = %what, reason = %reason, "a refused tarball could not be set aside in failed/");
+    retry(format!("cannot set it aside: {what}"))
 }
 
 /// Whether a spool entry's name is one the importer takes.
@@ -477,21 +597,24 @@ fn ready_files(spool: &Path, settle: Duration) -> (Vec<PathBuf>, bool) {
 /// Cleans what a crashed importer left: work directories and interrupted swaps.
 pub fn recover(app: &App) {
     let cfg = &app.config.recordings;
+    let node = crate::lease::node_label(&crate::lease::node_id(&app.config));
     if let Ok(entries) = std::fs::read_dir(&cfg.work_dir) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let stale = e
+            let age = e
                 .metadata()
                 .and_then(|m| m.modified())
                 .ok()
-                .and_then(|m| SystemTime::now().duration_since(m).ok())
-                .is_some_and(|age| age > STALE_WORK);
-            if name.starts_with(Origin::Spool.prefix())
-                || (stale
-                    && (name.starts_with(Origin::Upload.prefix())
-                        || name.starts_with(Origin::Cli.prefix())))
-            {
-                let _ = std::fs::remove_dir_all(e.path());
+                .and_then(|m| SystemTime::now().duration_since(m).ok());
+            if work_dir_abandoned(&name, &node, crate::lease::process_alive, age) {
+                match std::fs::remove_dir_all(e.path()) {
+                    Ok(()) => {
+                        tracing::info!(dir = %e.path().display(), "removed an abandoned import work dir")
+                    }
+                    Err(err) => {
+                        tracing::warn!(dir = %e.path().display(), error = %err, "could not remove an abandoned import work dir")
+                    }
+                }
             }
         }
     }
@@ -505,6 +628,45 @@ pub fn recover(app: &App) {
                 tracing::warn!(dir = %root.display(), error = %e, "could not recover recording moves")
             }
         }
+    }
+}
+
+/// Per-file retry back-off for tarballs whose import failed for a reason outside them.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    files: std::collections::HashMap<PathBuf, (u32, std::time::Instant)>,
+}
+
+/// The first retry delay; doubles per failure up to [`RETRY_MAX`].
+pub const RETRY_BASE: Duration = Duration::from_secs(1);
+pub const RETRY_MAX: Duration = Duration::from_secs(300);
+
+impl Backoff {
+    /// Whether `path` may be tried at `now`.
+    pub fn due(&self, path: &Path, now: std::time::Instant) -> bool {
+        self.files.get(path).is_none_or(|(_, at)| *at <= now)
+    }
+
+    /// Records a failure; returns the wait before the next try.
+    pub fn failed(&mut self, path: &Path, now: std::time::Instant) -> Duration {
+        let n = self.files.get(path).map_or(0, |(n, _)| *n);
+        let wait = crate::callbacks::backoff(RETRY_BASE, n).min(RETRY_MAX);
+        self.files.insert(path.to_path_buf(), (n + 1, now + wait));
+        wait
+    }
+
+    pub fn done(&mut self, path: &Path) {
+        self.files.remove(path);
+    }
+
+    /// The soonest retry still pending, if any.
+    pub fn next_due(&self) -> Option<std::time::Instant> {
+        self.files.values().map(|(_, at)| *at).min()
+    }
+
+    /// Forgets files no longer in the spool.
+    pub fn retain(&mut self, present: &[PathBuf]) {
+        self.files.retain(|p, _| present.contains(p));
     }
 }
 
@@ -524,53 +686,53 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
         watch(&cfg.spool_dir, wake.clone())
     };
     let mut lease = crate::lease::Lease::new(app.clone(), "importer", LEASE_TTL);
-    let held_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Renew the lease while an import runs, so a crashed importer is replaced within
-    // LEASE_TTL while a slow import keeps it.
-    let heartbeat = {
-        let (renewer, held_flag) = (lease.renewer(), held_flag.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LEASE_TTL / 3).await;
-                if held_flag.load(std::sync::atomic::Ordering::Relaxed) {
-                    renewer.renew().await;
-                }
-            }
-        })
-    };
+    let mut backoff = Backoff::default();
     loop {
         let mut settling = false;
         let was_held = lease.held();
         if lease.acquire().await {
+            // Renewed from now until the batch ends, so a long first import keeps the lease.
+            let heartbeat = lease.heartbeat();
             if !was_held {
                 recover(&app);
             }
             let (ready, s) = ready_files(&cfg.spool_dir, cfg.import_settle);
             settling = s;
+            backoff.retain(&ready);
             for path in ready {
-                if shutdown.is_shutdown() {
+                if shutdown.is_shutdown() || !heartbeat.held() {
                     break;
                 }
-                let _ = import_spool_file(&app, &path).await;
-                lease.renew().await;
+                if !backoff.due(&path, std::time::Instant::now()) {
+                    continue;
+                }
+                match import_spool_file(&app, &path).await {
+                    Err(ImportError::Retry(_)) => {
+                        let wait = backoff.failed(&path, std::time::Instant::now());
+                        tracing::info!(file = %path.display(), wait_s = wait.as_secs_f64(), "next import attempt after back-off");
+                    }
+                    _ => backoff.done(&path),
+                }
             }
+            heartbeat.stop().await;
         }
-        held_flag.store(lease.held(), std::sync::atomic::Ordering::Relaxed);
-        let wait = if settling {
+        let mut wait = if settling {
             cfg.import_settle.max(Duration::from_millis(200))
         } else {
             cfg.import_poll_interval
         };
+        if let Some(at) = backoff.next_due() {
+            wait = wait.min(at.saturating_duration_since(std::time::Instant::now()));
+        }
         tokio::select! {
             _ = shutdown.recv() => break,
             _ = wake.notified() => {
                 // Let a burst of events (a file being written) pass before scanning.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait.max(Duration::from_millis(100))) => {}
         }
     }
-    heartbeat.abort();
     lease.release().await;
 }
 
@@ -623,6 +785,53 @@ mod tests {
             "room~0b6f",
             "no tenant: kept as recorded"
         );
+    }
+
+    #[test]
+    fn only_work_dirs_of_gone_processes_are_abandoned() {
+        let me = std::process::id();
+        let name = |node: &str, pid: u32| format!("import-{node}.{pid}.0123abcd");
+        let young = Some(Duration::from_secs(5));
+        let old = Some(STALE_WORK + Duration::from_secs(1));
+        assert_eq!(work_dir_owner(&name("n1", 42)), Some(("n1", 42)));
+        assert_eq!(work_dir_owner("upload-a.b.7.ff"), Some(("a.b", 7)));
+        assert!(work_dir_abandoned(&name("n1", 42), "n1", |_| false, young));
+        assert!(
+            !work_dir_abandoned(&name("n1", 42), "n1", |_| true, old),
+            "alive: kept"
+        );
+        assert!(
+            !work_dir_abandoned(&name("n1", me), "n1", |_| false, old),
+            "ours: kept"
+        );
+        assert!(
+            !work_dir_abandoned(&name("n2", 42), "n1", |_| false, young),
+            "another node's"
+        );
+        assert!(
+            work_dir_abandoned(&name("n2", 42), "n1", |_| true, old),
+            "stale"
+        );
+        assert!(!work_dir_abandoned(
+            "import-0123abcd",
+            "n1",
+            |_| false,
+            young
+        ));
+        assert!(work_dir_abandoned("import-0123abcd", "n1", |_| false, old));
+    }
+
+    #[test]
+    fn retries_back_off_per_file() {
+        let mut b = Backoff::default();
+        let (p, now) = (PathBuf::from("/s/a.tar"), std::time::Instant::now());
+        assert!(b.due(&p, now));
+        assert_eq!(b.failed(&p, now), RETRY_BASE);
+        assert!(!b.due(&p, now));
+        assert_eq!(b.failed(&p, now), RETRY_BASE * 2);
+        assert_eq!(b.next_due(), Some(now + RETRY_BASE * 2));
+        b.done(&p);
+        assert!(b.due(&p, now) && b.next_due().is_none());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! - [`files`] extracts tarballs safely and moves `<format>/<recordID>` trees.
 //! - [`importer`] runs an import as an interruptible sequence, and is the importer role of
 //!   `serve` (spool watch, `importer` lease).
+//! - [`ioerr`] tells a machine failure (full or read-only disk, permissions) from a bad
+//!   tarball, by OS error (pure).
 //! - [`upload`] checks the token of a tarball pushed over HTTP by a BBB server's hook.
 //! - [`callback`] remembers recording-ready URLs at create and queues the callback after import.
 //!
@@ -13,5 +15,6 @@
 pub mod callback;
 pub mod files;
 pub mod importer;
+pub mod ioerr;
 pub mod metadata;
 pub mod upload;

@@ -382,6 +382,42 @@ pub trait Store: Send + Sync + 'static {
         ttl_ms: i64,
     ) -> StoreResult<bool>;
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
+
+    /// The named lease's holder and expiry (Unix ms), if anyone holds or held it.
+    async fn lease_holder(&self, name: &str) -> StoreResult<Option<(String, i64)>>;
+    /// Hands the lease from `previous` (a holder known to be gone) to `holder`, atomically:
+    /// false when someone else took it meanwhile.
+    async fn replace_lease(
+        &self,
+        name: &str,
+        previous: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Claims up to `limit` due pending callbacks for `claimer` until `claim_until` (Unix ms),
+    /// in one atomic statement: a callback claimed by a live claim is not returned to anyone
+    /// else; an expired claim (its claimer died) is claimed again.
+    async fn claim_callbacks(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        claimer: &str,
+        claim_until: i64,
+    ) -> StoreResult<Vec<OutgoingCallback>>;
+    /// [`Store::update_callback`] for a claimed callback, releasing the claim; false (and
+    /// nothing changes) when `claimer` no longer holds it.
+    async fn finish_callback(
+        &self,
+        claimer: &str,
+        id: &str,
+        status: &str,
+        attempts: u32,
+        next_attempt_at: i64,
+        last_error: &str,
+    ) -> StoreResult<bool>;
+    /// Deletes finished (not pending) callbacks created before `before_ms`; returns how many.
+    async fn prune_callbacks(&self, before_ms: i64) -> StoreResult<usize>;
 }
 
 /// Unix time in milliseconds.

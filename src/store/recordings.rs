@@ -157,4 +157,11 @@ pub trait RecordingStore: Send + Sync + 'static {
     /// Remembers the recording-ready URL given at create (replacing an earlier one).
     async fn set_ready_url(&self, tenant_id: &str, meeting_id: &str, url: &str) -> StoreResult<()>;
     async fn ready_url(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<Option<String>>;
+    /// Forgets recording-ready URLs remembered before `before_ms`; returns how many.
+    async fn prune_ready_urls(&self, before_ms: i64) -> StoreResult<usize>;
+    /// The index row ids of every match of `q` (its `limit`/`offset` ignored), newest first,
+    /// for reading a large answer in chunks ([`RecordingStore::recordings_by_row_ids`]).
+    async fn find_recording_row_ids(&self, q: &RecordingQuery) -> StoreResult<Vec<i64>>;
+    /// The recordings with these row ids, in this order.
+    async fn recordings_by_row_ids(&self, ids: &[i64]) -> StoreResult<Vec<Recording>>;
 }

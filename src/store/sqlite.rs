@@ -107,6 +107,11 @@ const MIGRATIONS: &[(&str, &str)] = &[
         kc_password TEXT
     );",
     ),
+    (
+        "0500-callback-claims",
+        "ALTER TABLE callbacks ADD COLUMN claimed_until INTEGER;
+    ALTER TABLE callbacks ADD COLUMN claimed_by TEXT;",
+    ),
 ];
 
 #[derive(Clone)]
@@ -139,7 +144,38 @@ impl std::ops::DerefMut for Writer<'_> {
     }
 }
 
-pub(super) fn backend<E: std::fmt::Display>(e: E) -> StoreError {
+/// Runs `f` with `PRAGMA synchronous=FULL`: in WAL mode its commits are fsynced before they
+/// return (with the default NORMAL a power loss can undo the last commits). Restores NORMAL
+/// on the way out, error or not, so other traffic keeps its speed.
+pub(super) fn durable<T>(
+    conn: &mut rusqlite::Connection,
+    f: impl FnOnce(&mut rusqlite::Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    conn.execute_batch("PRAGMA synchronous=FULL")
+        .map_err(backend)?;
+    let result = f(conn);
+    let restored = conn.execute_batch("PRAGMA synchronous=NORMAL");
+    let value = result?;
+    restored.map_err(backend)?;
+    Ok(value)
+}
+
+/// How long a write waits for the database file's lock, in all.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const LOCKED: &str =
+    "the database is locked by another process (a long CLI command or backup?); try again shortly";
+
+pub(super) fn backend<E: std::fmt::Display + 'static>(e: E) -> StoreError {
+    let any = &e as &dyn std::any::Any;
+    if let Some(rusqlite::Error::SqliteFailure(f, _)) = any.downcast_ref::<rusqlite::Error>() {
+        if matches!(
+            f.code,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        ) {
+            return StoreError::Backend(LOCKED.into());
+        }
+    }
     StoreError::Backend(e.to_string())
 }
 
@@ -197,23 +233,32 @@ impl SqliteStore {
                 StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
+        // Set the file up once, on one connection, before the pool opens its connections
+        // (all switching the journal mode at once made some fail with "database is
+        // locked"): WAL mode is stored in the file, so pooled connections need not set it.
+        {
+            let mut c = rusqlite::Connection::open(path)
+                .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+            c.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+            c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;")
+                .map_err(|e| {
+                    StoreError::Backend(format!("cannot set up {}: {e}", path.display()))
+                })?;
+            Self::migrate(&mut c)?;
+        }
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
-            c.busy_timeout(Duration::from_secs(5))?;
-            c.execute_batch(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-            )
+            c.busy_timeout(BUSY_TIMEOUT)?;
+            c.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
         });
         let pool = Pool::builder()
             .max_size(8)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
-        let store = SqliteStore {
+        Ok(SqliteStore {
             pool,
             write_lock: Arc::new(Mutex::new(())),
-        };
-        store.migrate()?;
-        Ok(store)
+        })
     }
 
     pub(super) fn conn(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
@@ -232,16 +277,25 @@ impl SqliteStore {
         rows.collect::<Result<_, _>>().map_err(backend)
     }
 
+    /// A writing connection. A write waits at most [`BUSY_TIMEOUT`] in all — for this
+    /// process's other writers and then for another process's lock — and then fails with a
+    /// clear error, instead of every queued writer waiting a full busy timeout in turn.
     pub(super) async fn writer(&self) -> StoreResult<Writer<'_>> {
-        let guard = self.write_lock.lock().await;
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        let guard = tokio::time::timeout(BUSY_TIMEOUT, self.write_lock.lock())
+            .await
+            .map_err(|_| StoreError::Backend(LOCKED.into()))?;
+        let conn = self.conn()?;
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        conn.busy_timeout(left.max(Duration::from_millis(10)))
+            .map_err(backend)?;
         Ok(Writer {
-            conn: self.conn()?,
+            conn,
             _guard: guard,
         })
     }
 
-    fn migrate(&self) -> StoreResult<()> {
-        let mut conn = self.conn()?;
+    fn migrate(conn: &mut rusqlite::Connection) -> StoreResult<()> {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
@@ -982,6 +1036,95 @@ impl Store for SqliteStore {
         .map_err(backend)?;
         Ok(())
     }
+
+    async fn lease_holder(&self, name: &str) -> StoreResult<Option<(String, i64)>> {
+        self.conn()?
+            .prepare_cached("SELECT holder, expires_at FROM leases WHERE name = ?1")
+            .and_then(|mut s| {
+                s.query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(backend)
+    }
+
+    async fn replace_lease(
+        &self,
+        name: &str,
+        previous: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> StoreResult<bool> {
+        let n = self
+            .writer()
+            .await?
+            .execute(
+                "UPDATE leases SET holder = ?3, expires_at = ?4 WHERE name = ?1 AND holder = ?2",
+                params![name, previous, holder, now_ms + ttl_ms],
+            )
+            .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn claim_callbacks(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        claimer: &str,
+        claim_until: i64,
+    ) -> StoreResult<Vec<OutgoingCallback>> {
+        let conn = self.writer().await?;
+        let ids: Vec<String> = Self::query_all(
+            &conn,
+            "UPDATE callbacks SET claimed_until = ?3, claimed_by = ?4
+             WHERE id IN (SELECT id FROM callbacks
+                 WHERE status = 'pending' AND next_attempt_at <= ?1
+                   AND (claimed_until IS NULL OR claimed_until < ?1)
+                 ORDER BY next_attempt_at LIMIT ?2)
+             RETURNING id",
+            params![now_ms, limit as i64, claim_until, claimer],
+            |r| r.get(0),
+        )?;
+        drop(conn);
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(
+                self.callbacks_where("WHERE id = ?1 AND claimed_by = ?2", &[&id, &claimer])?,
+            );
+        }
+        out.sort_by_key(|c| c.next_attempt_at);
+        Ok(out)
+    }
+
+    async fn finish_callback(
+        &self,
+        claimer: &str,
+        id: &str,
+        status: &str,
+        attempts: u32,
+        next_attempt_at: i64,
+        last_error: &str,
+    ) -> StoreResult<bool> {
+        let n = self.writer().await?
+            .execute(
+                "UPDATE callbacks SET status = ?3, attempts = ?4, next_attempt_at = ?5, last_error = ?6,
+                     claimed_until = NULL, claimed_by = NULL
+                 WHERE id = ?1 AND claimed_by = ?2",
+                params![id, claimer, status, attempts, next_attempt_at, last_error],
+            )
+            .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn prune_callbacks(&self, before_ms: i64) -> StoreResult<usize> {
+        self.writer()
+            .await?
+            .execute(
+                "DELETE FROM callbacks WHERE status <> 'pending' AND created_at < ?1",
+                [before_ms],
+            )
+            .map_err(backend)
+    }
 }
 
 /// A store in a fresh temporary directory, for unit tests of every store module.
@@ -1072,6 +1215,90 @@ mod tests {
             "voice bridges are unique across meetings"
         );
         assert_eq!(st.server("a").await.unwrap().unwrap().load, Some(4.0));
+    }
+
+    #[tokio::test]
+    async fn callbacks_are_claimed_by_one_claimer_until_the_claim_expires() {
+        let (_d, st) = store();
+        for id in ["a", "b", "c"] {
+            let cb = OutgoingCallback {
+                id: id.into(),
+                kind: "k".into(),
+                method: "POST".into(),
+                url: "http://x/".into(),
+                variants: vec![],
+                attempts: 0,
+                next_attempt_at: 100,
+                created_at: 100,
+                status: "pending".into(),
+                last_error: String::new(),
+            };
+            assert!(st.enqueue_callback(&cb).await.unwrap());
+        }
+        let first = st.claim_callbacks(1000, 2, "p1", 5000).await.unwrap();
+        assert_eq!(first.len(), 2);
+        let second = st.claim_callbacks(1000, 8, "p2", 8000).await.unwrap();
+        assert_eq!(second.len(), 1, "claimed ones are not handed out again");
+        assert!(first.iter().all(|c| c.id != second[0].id));
+        assert!(st
+            .claim_callbacks(2000, 8, "p3", 6000)
+            .await
+            .unwrap()
+            .is_empty());
+        // p1 dies; after its claim expires, another claimer takes its callbacks.
+        let again = st.claim_callbacks(5001, 8, "p3", 9000).await.unwrap();
+        assert_eq!(again.len(), 2);
+        assert!(
+            !st.finish_callback("p1", &first[0].id, "delivered", 1, 0, "")
+                .await
+                .unwrap(),
+            "a lost claim cannot record an outcome"
+        );
+        assert!(st
+            .finish_callback("p3", &first[0].id, "delivered", 1, 0, "")
+            .await
+            .unwrap());
+        assert_eq!(
+            st.prune_callbacks(101).await.unwrap(),
+            1,
+            "only finished ones"
+        );
+        assert_eq!(st.callbacks().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_lease_of_a_gone_holder_is_handed_over_atomically() {
+        let (_d, st) = store();
+        assert!(st.take_lease("importer", "n1:10", 1000, 500).await.unwrap());
+        assert_eq!(
+            st.lease_holder("importer").await.unwrap(),
+            Some(("n1:10".to_string(), 1500))
+        );
+        assert!(!st
+            .replace_lease("importer", "n1:9", "n1:11", 1100, 500)
+            .await
+            .unwrap());
+        assert!(st
+            .replace_lease("importer", "n1:10", "n1:11", 1100, 500)
+            .await
+            .unwrap());
+        assert!(!st.take_lease("importer", "n1:10", 1200, 500).await.unwrap());
+    }
+
+    #[test]
+    fn a_durable_commit_is_full_synchronous_and_the_rest_normal() {
+        let (_d, st) = store();
+        let mut conn = st.conn().unwrap();
+        let sync = |c: &rusqlite::Connection| -> i64 {
+            c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(sync(&conn), 1, "NORMAL");
+        let inside = durable(&mut conn, |c| Ok(sync(c))).unwrap();
+        assert_eq!(inside, 2, "FULL");
+        assert_eq!(sync(&conn), 1, "restored");
+        let failed: StoreResult<()> = durable(&mut conn, |_| Err(backend("x")));
+        assert!(failed.is_err());
+        assert_eq!(sync(&conn), 1, "restored after an error");
     }
 
     #[tokio::test]

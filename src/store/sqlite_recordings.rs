@@ -390,39 +390,31 @@ impl RecordingStore for SqliteStore {
             }
             None => None,
         };
-        let (clause, mut args) = where_clause(q, false);
-        // With a selective filter, sort its few matches; otherwise walk the newest-first index.
-        let order = if selective(q) {
-            "ORDER BY +r.starttime DESC, +r.id DESC"
-        } else {
-            "ORDER BY r.starttime DESC, r.id DESC"
-        };
-        let mut sql = format!("SELECT r.id FROM recordings r {clause} {order}");
-        if let Some(limit) = q.limit {
-            sql.push_str(" LIMIT ? OFFSET ?");
-            args.push(Value::Integer(limit as i64));
-            args.push(Value::Integer(q.offset as i64));
-        }
-        let ids: Vec<i64> = {
-            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-            let rows = stmt
-                .query_map(params_from_iter(args.iter()), |r| r.get(0))
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)?
-        };
+        let ids = matching_ids(&conn, q, q.limit.map(|l| (l, q.offset)))?;
         Ok(RecordingPage {
             recordings: load(&conn, &ids)?,
             total,
         })
     }
 
+    async fn find_recording_row_ids(&self, q: &RecordingQuery) -> StoreResult<Vec<i64>> {
+        matching_ids(&*self.conn()?, q, None)
+    }
+
+    async fn recordings_by_row_ids(&self, ids: &[i64]) -> StoreResult<Vec<Recording>> {
+        load(&*self.conn()?, ids)
+    }
+
     async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording> {
         let mut conn = self.writer().await?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let now = now_ms();
-        tx.execute(
+        // The caller deletes the tarball once this commit returns: it must survive a power
+        // loss, so this one commit is FULL-synchronous (fsync of the WAL), the rest NORMAL.
+        super::sqlite::durable(&mut conn, |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let now = now_ms();
+            tx.execute(
             "INSERT INTO recordings (record_id, meeting_id, internal_meeting_id, name, published, state,
                  starttime, endtime, participants, raw_size, is_breakout, parent_meeting_id, protected,
                  publish_updated, imported_at, updated_at)
@@ -454,38 +446,39 @@ impl RecordingStore for SqliteStore {
             ],
         )
         .map_err(backend)?;
-        let id = id_of(&tx, &rec.record_id)?
-            .ok_or_else(|| backend("the recording vanished inside its own transaction"))?;
-        for (k, v) in &rec.metadata {
-            upsert_meta(&tx, id, k, v)?;
-        }
-        for f in &rec.formats {
-            tx.execute(
-                "DELETE FROM playback_formats WHERE recording_id = ?1 AND format = ?2",
-                params![id, f.format],
-            )
-            .map_err(backend)?;
-            tx.execute(
+            let id = id_of(&tx, &rec.record_id)?
+                .ok_or_else(|| backend("the recording vanished inside its own transaction"))?;
+            for (k, v) in &rec.metadata {
+                upsert_meta(&tx, id, k, v)?;
+            }
+            for f in &rec.formats {
+                tx.execute(
+                    "DELETE FROM playback_formats WHERE recording_id = ?1 AND format = ?2",
+                    params![id, f.format],
+                )
+                .map_err(backend)?;
+                tx.execute(
                 "INSERT INTO playback_formats (recording_id, format, url, length, processing_time, size)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![id, f.format, f.url, f.length, f.processing_time, f.size],
             )
             .map_err(backend)?;
-            let fid = tx.last_insert_rowid();
-            let mut stmt = tx
+                let fid = tx.last_insert_rowid();
+                let mut stmt = tx
                 .prepare_cached(
                     "INSERT INTO thumbnails (playback_format_id, sequence, width, height, alt, url)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(backend)?;
-            for t in &f.thumbnails {
-                stmt.execute(params![fid, t.sequence, t.width, t.height, t.alt, t.url])
-                    .map_err(backend)?;
+                for t in &f.thumbnails {
+                    stmt.execute(params![fid, t.sequence, t.width, t.height, t.alt, t.url])
+                        .map_err(backend)?;
+                }
             }
-        }
-        let stored = load(&tx, &[id])?.into_iter().next();
-        tx.commit().map_err(backend)?;
-        stored.ok_or_else(|| backend("the imported recording could not be read back"))
+            let stored = load(&tx, &[id])?.into_iter().next();
+            tx.commit().map_err(backend)?;
+            stored.ok_or_else(|| backend("the imported recording could not be read back"))
+        })
     }
 
     async fn set_published(&self, record_id: &str, published: bool) -> StoreResult<()> {
@@ -658,6 +651,42 @@ impl RecordingStore for SqliteStore {
             })
             .map_err(backend)
     }
+
+    async fn prune_ready_urls(&self, before_ms: i64) -> StoreResult<usize> {
+        self.writer()
+            .await?
+            .execute(
+                "DELETE FROM recording_ready_urls WHERE created_at < ?1",
+                [before_ms],
+            )
+            .map_err(backend)
+    }
+}
+
+/// The row ids of the matches of `q`, newest first, optionally one `(limit, offset)` page.
+fn matching_ids(
+    conn: &rusqlite::Connection,
+    q: &RecordingQuery,
+    page: Option<(u64, u64)>,
+) -> StoreResult<Vec<i64>> {
+    let (clause, mut args) = where_clause(q, false);
+    // With a selective filter, sort its few matches; otherwise walk the newest-first index.
+    let order = if selective(q) {
+        "ORDER BY +r.starttime DESC, +r.id DESC"
+    } else {
+        "ORDER BY r.starttime DESC, r.id DESC"
+    };
+    let mut sql = format!("SELECT r.id FROM recordings r {clause} {order}");
+    if let Some((limit, offset)) = page {
+        sql.push_str(" LIMIT ? OFFSET ?");
+        args.push(Value::Integer(limit as i64));
+        args.push(Value::Integer(offset as i64));
+    }
+    let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(params_from_iter(args.iter()), |r| r.get(0))
+        .map_err(backend)?;
+    rows.collect::<Result<_, _>>().map_err(backend)
 }
 
 #[cfg(test)]
@@ -694,6 +723,26 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    #[tokio::test]
+    async fn an_unpaged_answer_read_in_chunks_is_the_same_as_read_at_once() {
+        let (_d, st) = super::super::sqlite::test_store();
+        for i in 0..25 {
+            st.import_recording(&rec(&format!("r-{i:02}"), "m", (i * 7 % 11) as i64, &[]))
+                .await
+                .unwrap();
+        }
+        let q = RecordingQuery::default();
+        let whole = st.find_recordings(&q).await.unwrap().recordings;
+        let ids = st.find_recording_row_ids(&q).await.unwrap();
+        let mut chunked = Vec::new();
+        for c in ids.chunks(4) {
+            chunked.extend(st.recordings_by_row_ids(c).await.unwrap());
+        }
+        assert_eq!(whole.len(), 25);
+        assert_eq!(chunked, whole);
+        assert!(st.prune_ready_urls(i64::MAX).await.is_ok());
     }
 
     #[tokio::test]

@@ -1,0 +1,79 @@
+//! The SQLite file under concurrency: a fresh database is set up without lock errors, and
+//! writers fail fast with a clear error (not one busy timeout after another) while another
+//! process holds the file locked.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[tokio::test]
+async fn fresh_databases_start_without_lock_errors() {
+    for _ in 0..8 {
+        let lb = Lb::start(&[("LOG_LEVEL", "info")]);
+        let (status, body) = lb.get("getMeetings", "").await;
+        assert_eq!(status, 200);
+        assert_eq!(xml_field(&body, "returncode").as_deref(), Some("SUCCESS"));
+        let logs = lb.logs();
+        assert!(!logs.contains("database is locked"), "{logs}");
+        assert!(!logs.contains("ERROR"), "{logs}");
+    }
+}
+
+#[tokio::test]
+async fn writers_fail_fast_while_another_process_holds_the_file() {
+    let fake = Fake::start(&["fake-secret"]);
+    let lb = Lb::start(&[]);
+    lb.add_fake_servers(&fake);
+    let db = lb.dir.path().join("ferrolite.db");
+    // Another process's write lock (a long CLI command, a backup): held until dropped.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+        c.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let started = Instant::now();
+    let creates = (0..5).map(|i| {
+        let url = lb.api_url("create", &format!("meetingID=locked-{i}&name=x"));
+        let http = lb.http.clone();
+        async move {
+            let body = http.get(url).send().await.unwrap().text().await.unwrap();
+            (body, started.elapsed())
+        }
+    });
+    let answers = futures_util::future::join_all(creates).await;
+    for (body, elapsed) in &answers {
+        assert_eq!(
+            xml_field(body, "returncode").as_deref(),
+            Some("FAILED"),
+            "{body}"
+        );
+        assert_eq!(
+            xml_field(body, "messageKey").as_deref(),
+            Some("internalError")
+        );
+        eprintln!("answered after {elapsed:?}");
+        // Each write waits one busy timeout (5 s) at most in all; queued behind each other
+        // they used to wait 5, 10, 15, 20, 25 s.
+        assert!(*elapsed < Duration::from_secs(15), "{elapsed:?}");
+    }
+    assert!(
+        lb.logs().contains("locked by another process"),
+        "a clear error in the log: {}",
+        lb.logs()
+    );
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let (_, body) = lb.get("create", "meetingID=after&name=x").await;
+    assert_eq!(
+        xml_field(&body, "returncode").as_deref(),
+        Some("SUCCESS"),
+        "{body}"
+    );
+}
