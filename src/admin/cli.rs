@@ -65,6 +65,8 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantSettingsCommand,
     },
+    /// Usage per day (meetings, minutes, participants, recordings), per tenant and for the pool.
+    Usage(crate::usage::UsageArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -335,6 +337,7 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<()> {
             }
         }
         Command::Status => status(&app, &mut out).await?,
+        Command::Usage(args) => crate::usage::cli(&app, &args, &mut out).await?,
         Command::Recordings { command } => recordings_command(&app, command, &mut out).await?,
         Command::Tenants { command } => {
             tenants_command(
@@ -647,8 +650,7 @@ fn read_input(path: &str) -> AdminResult<String> {
 
 async fn status(app: &App, out: &mut impl Write) -> AdminResult<()> {
     let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
-    let mut list = app.store.servers().await?;
-    list.sort_by_key(|s| s.hostname());
+    let list = super::status::snapshot(app).await?.servers;
     let header = [
         "HOSTNAME",
         "STATE",
@@ -665,13 +667,13 @@ async fn status(app: &App, out: &mut impl Write) -> AdminResult<()> {
         .iter()
         .map(|s| {
             vec![
-                s.hostname(),
-                s.state.to_string(),
+                s.host.clone(),
+                s.state.clone(),
                 if s.online { "online" } else { "offline" }.to_string(),
-                s.stats.meetings.to_string(),
-                s.stats.users.to_string(),
-                s.stats.largest_meeting.to_string(),
-                s.stats.videos.to_string(),
+                s.meetings.to_string(),
+                s.users.to_string(),
+                s.largest_meeting.to_string(),
+                s.video_streams.to_string(),
                 fmt_load(s.load),
                 s.bbb_version.clone(),
                 s.tag.clone().unwrap_or_default(),

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod recordings;
 pub mod servers;
+pub mod status;
 pub mod sync;
 pub mod tenants;
 

@@ -7,13 +7,16 @@
 //! file per family (`meetings.rs`, …) and receive a ready [`Call`].
 
 pub mod admin;
+pub mod admin_auth;
 pub mod callbacks;
 pub mod checksum;
 pub mod fsapi;
 pub mod meetings;
+pub mod ops;
 pub mod params;
 pub mod recordings;
 pub mod response;
+pub mod status_page;
 
 use bytes::Bytes;
 use http::{header, Method, StatusCode};
@@ -137,6 +140,8 @@ async fn route(app: &App, req: Request<Incoming>) -> HttpResponse {
                 api_call(app, call, req).await
             } else if path.starts_with("/recording/") {
                 crate::playback::play(app, req).await
+            } else if ops::is_ops_path(&path) {
+                ops::handle(app, req).await
             } else if let Some(action) = path.strip_prefix("/scalelite/api/") {
                 admin::handle(app, action, req).await
             } else if let Some(rest) = path.strip_prefix(callbacks::MEETING_ENDED_PATH) {
@@ -154,17 +159,7 @@ async fn route(app: &App, req: Request<Incoming>) -> HttpResponse {
 }
 
 async fn metrics(app: &App) -> HttpResponse {
-    match app.store.servers().await {
-        Ok(servers) => response::with_status(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            app.metrics.render(&servers),
-        ),
-        Err(e) => response::text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the store is unavailable: {e}"),
-        ),
-    }
+    ops::metrics(app).await
 }
 
 async fn health(app: &App) -> HttpResponse {

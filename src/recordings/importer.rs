@@ -415,6 +415,7 @@ pub fn failed_reason(report: &ImportReport) -> String {
 /// refused or partly failed, left in place when the failure is worth retrying.
 pub async fn import_spool_file(app: &App, path: &Path) -> Result<ImportReport, ImportError> {
     let result = import_tarball(app, path, None, Origin::Spool).await;
+    app.metrics.observe_import(&result);
     match &result {
         Ok(report) if report.failed.is_empty() => {
             if let Err(e) = std::fs::remove_file(path) {

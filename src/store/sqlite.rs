@@ -107,6 +107,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         kc_password TEXT
     );",
     ),
+    ("0600-ops", super::sqlite_ops::SCHEMA),
 ];
 
 #[derive(Clone)]
