@@ -806,7 +806,10 @@ async fn metrics_show_calls_servers_polls_and_placements() {
         format!(
             "ferrolite_server_online{{server=\"{}\",host=\"{}\"}} 1",
             ids[0],
-            url::Url::parse(&fake.servers[0].url).unwrap().host_str().unwrap()
+            url::Url::parse(&fake.servers[0].url)
+                .unwrap()
+                .host_str()
+                .unwrap()
         ),
         format!("ferrolite_placements_total{{server=\"{}\"}} 1", ids[0]),
     ] {

@@ -159,8 +159,8 @@ pub fn render(p: &Page<'_>) -> String {
     let users: u32 = s.servers.iter().map(|x| x.users).sum();
     let _ = write!(
         o,
-        "<h1>Ferrolite status</h1><p class=\"muted\" id=\"summary\">{} server(s), {online} online · {} meeting(s) · {users} participant(s) · generated {} · <a href=\"/ferrolite/api/status\">JSON</a> · \
-<form class=\"inline\" method=\"post\" action=\"/ferrolite/status/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Log out</button></form></p>",
+        "<h1>Ferrolite status</h1><div class=\"muted\" id=\"summary\">{} server(s), {online} online · {} meeting(s) · {users} participant(s) · generated {} · <a href=\"/ferrolite/api/status\">JSON</a> · \
+<form class=\"inline\" method=\"post\" action=\"/ferrolite/status/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Log out</button></form></div>",
         s.servers.len(),
         s.meetings.len(),
         crate::usage::day_of(now),
