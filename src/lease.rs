@@ -14,7 +14,7 @@ use crate::store::now_ms;
 pub struct Lease {
     app: Arc<App>,
     name: &'static str,
-    /// `<pid>-<uuid>`: unique per process, and says which process holds it.
+    /// `<host>:<pid>-<uuid>`: unique per process, and says which machine and process hold it.
     holder: String,
     ttl_ms: i64,
     held: bool,
@@ -25,7 +25,12 @@ impl Lease {
         Lease {
             app,
             name,
-            holder: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
+            holder: format!(
+                "{}:{}-{}",
+                crate::admin::status::node_name(),
+                std::process::id(),
+                uuid::Uuid::new_v4()
+            ),
             ttl_ms: ttl.as_millis() as i64,
             held: false,
         }

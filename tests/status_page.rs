@@ -359,6 +359,21 @@ async fn hostile_strings_from_the_pool_are_escaped_on_the_page() {
     want.sort();
     assert_eq!(seen, want);
     assert_eq!(v["set_aside"].as_array().unwrap().len(), 3);
+    let node = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let poller = v["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == "poller")
+        .expect("the poller role is listed");
+    assert!(
+        poller["holder"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}:", node.trim())),
+        "the holder names its host: {poller}"
+    );
+    assert_eq!(poller["held"], true);
     assert_eq!(v["servers"][0]["tag"], json!(HOSTILE[1]));
 }
 

@@ -155,6 +155,19 @@ impl ServerStatus {
     }
 }
 
+/// This machine's host name, for lease holders and request spans (read once).
+pub fn node_name() -> &'static str {
+    static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NODE.get_or_init(|| {
+        ["/proc/sys/kernel/hostname", "/etc/hostname"]
+            .iter()
+            .find_map(|p| std::fs::read_to_string(p).ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    })
+}
+
 /// A URL without its query, fragment or credentials.
 fn target_of(url: &str) -> String {
     match url::Url::parse(url) {

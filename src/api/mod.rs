@@ -119,7 +119,13 @@ pub struct Call {
 pub async fn handle(app: &App, req: Request<Incoming>) -> HttpResponse {
     let started = std::time::Instant::now();
     let call = crate::metrics::call_label(req.uri().path());
-    let resp = route(app, req).await;
+    let span = tracing::info_span!(
+        "request",
+        call = %call,
+        tenant = tracing::field::Empty,
+        node = crate::admin::status::node_name()
+    );
+    let resp = tracing::Instrument::instrument(route(app, req), span).await;
     app.metrics
         .observe_request(call, resp.status().as_u16(), started.elapsed());
     resp
@@ -279,6 +285,9 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
         Ok(t) => t,
         Err(resp) => return resp,
     };
+    if let Some(t) = &tenant {
+        tracing::Span::current().record("tenant", t.name.as_str());
+    }
     let secrets = match &tenant {
         Some(t) => &t.secrets,
         None => &app.config.secrets,

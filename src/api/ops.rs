@@ -406,3 +406,57 @@ pub async fn serve_metrics(
     )
     .await
 }
+
+/// The nginx location for the status page and the admin JSON, limited to `ADMIN_ALLOW`
+/// (the worker still asks for `ADMIN_PASSWORD`). Empty when `ADMIN_ALLOW` is unset, so
+/// nginx does not expose these paths at all. The entries were validated as addresses or
+/// CIDR networks by `config`, so they are safe to write into the file.
+pub fn nginx_locations(allow: &[String]) -> String {
+    if allow.is_empty() {
+        return String::new();
+    }
+    let mut o = String::from(
+        "    # Status page and admin JSON: ADMIN_ALLOW networks only, ADMIN_PASSWORD checked by ferrolite.\n    location ~ ^/ferrolite/(status(/|$)|api/) {\n",
+    );
+    for net in allow {
+        o.push_str(&format!("        allow {net};\n"));
+    }
+    o.push_str("        deny all;\n        proxy_pass http://ferrolite;\n        proxy_http_version 1.1;\n        proxy_set_header Connection \"\";\n        proxy_set_header Host $http_host;\n        proxy_set_header X-Forwarded-Proto $ferrolite_proto;\n    }\n");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nginx_location_exists_only_with_admin_allow() {
+        assert_eq!(nginx_locations(&[]), "");
+        let c = nginx_locations(&["10.0.0.0/8".into(), "::1".into()]);
+        assert!(
+            c.contains("location ~ ^/ferrolite/(status(/|$)|api/) {"),
+            "{c}"
+        );
+        let allow = c.find("allow 10.0.0.0/8;").unwrap();
+        assert!(allow < c.find("allow ::1;").unwrap());
+        assert!(c.find("deny all;").unwrap() > allow);
+        assert!(
+            !c.contains("/ferrolite/auth"),
+            "the auth_request endpoint stays internal"
+        );
+    }
+
+    #[test]
+    fn ops_paths() {
+        for p in [
+            "/ferrolite/status",
+            "/ferrolite/status/action",
+            "/ferrolite/api/usage",
+        ] {
+            assert!(is_ops_path(p), "{p}");
+        }
+        for p in ["/ferrolite/auth", "/ferrolite/statusx", "/ferrolite/apix"] {
+            assert!(!is_ops_path(p), "{p}");
+        }
+    }
+}
