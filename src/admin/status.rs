@@ -303,16 +303,14 @@ pub async fn snapshot(app: &App) -> AdminResult<Snapshot> {
             expires_at: l.expires_at,
         })
         .collect();
-    let mut callbacks = CallbackStatus::default();
-    let mut failures = Vec::new();
-    for cb in app.store.callbacks().await? {
-        match cb.status.as_str() {
-            "pending" => callbacks.pending += 1,
-            "failed" => callbacks.failed += 1,
-            _ => {}
-        }
-        if cb.status == "failed" || (cb.status == "pending" && !cb.last_error.is_empty()) {
-            failures.push(CallbackFailure {
+    let summary = app.ops.callback_summary(RECENT_CALLBACK_FAILURES).await?;
+    let callbacks = CallbackStatus {
+        pending: summary.pending,
+        failed: summary.failed,
+        recent_failures: summary
+            .recent_failures
+            .into_iter()
+            .map(|cb| CallbackFailure {
                 target: target_of(&cb.url),
                 id: cb.id,
                 kind: cb.kind,
@@ -320,12 +318,9 @@ pub async fn snapshot(app: &App) -> AdminResult<Snapshot> {
                 attempts: cb.attempts,
                 last_error: cb.last_error,
                 created_at: cb.created_at,
-            });
-        }
-    }
-    failures.sort_by_key(|f| std::cmp::Reverse(f.created_at));
-    failures.truncate(RECENT_CALLBACK_FAILURES);
-    callbacks.recent_failures = failures;
+            })
+            .collect(),
+    };
     let spool = app.config.recordings.spool_dir.clone();
     let failed = crate::recordings::importer::failed_dir(app);
     let (import_queue, set_aside) =

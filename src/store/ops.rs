@@ -66,6 +66,28 @@ pub struct UsageDay {
     pub recording_bytes: u64,
 }
 
+/// A callback that failed at least once (the URL as queued; callers trim it for display).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackProblem {
+    pub id: String,
+    pub kind: String,
+    pub url: String,
+    pub status: String,
+    pub attempts: u32,
+    pub last_error: String,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// The outbox at a glance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallbackSummary {
+    pub pending: u64,
+    pub failed: u64,
+    /// Newest first.
+    pub recent_failures: Vec<CallbackProblem>,
+}
+
 #[async_trait]
 pub trait OpsStore: Send + Sync + 'static {
     async fn leases(&self) -> StoreResult<Vec<LeaseInfo>>;
@@ -79,6 +101,8 @@ pub trait OpsStore: Send + Sync + 'static {
     /// tenant; `tenant` restricts to one tenant.
     async fn usage(&self, tenant: Option<&str>, from: &str, to: &str)
         -> StoreResult<Vec<UsageDay>>;
+    /// Pending and given-up counts, and the `recent` newest callbacks that failed.
+    async fn callback_summary(&self, recent: usize) -> StoreResult<CallbackSummary>;
     /// Deletes ledger days before `day`; returns the rows removed.
     async fn prune_usage(&self, before_day: &str) -> StoreResult<usize>;
 }

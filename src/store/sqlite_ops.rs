@@ -104,36 +104,51 @@ impl OpsStore for SqliteStore {
     }
 
     async fn record_usage(&self, sightings: &[UsageSighting]) -> StoreResult<()> {
-        if sightings.is_empty() {
-            return Ok(());
+        // Bounded batches: a poll of a big server never holds the write lock for long.
+        for batch in sightings.chunks(USAGE_BATCH) {
+            self.record_usage_batch(batch).await?;
         }
-        let mut conn = self.writer().await?;
-        let tx = conn.transaction().map_err(backend)?;
-        {
-            let sql = format!(
-                "INSERT INTO usage_meetings (day, tenant_id, meeting_key, first_seen, last_seen, participants, peak_participants)
-                 VALUES (?1, ?2, ?3, ?5, ?5, ?4, ?4)
-                 ON CONFLICT(day, tenant_id, meeting_key) DO UPDATE SET
-                   meeting_ms = meeting_ms + {ELAPSED},
-                   participant_ms = participant_ms + usage_meetings.participants * {ELAPSED},
-                   participants = excluded.participants,
-                   peak_participants = MAX(peak_participants, excluded.participants),
-                   last_seen = MAX(last_seen, excluded.last_seen)"
-            );
-            let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
-            for s in sightings {
-                stmt.execute(params![
-                    s.day,
-                    s.tenant_id,
-                    s.meeting_key,
-                    s.participants,
-                    s.at,
-                    s.max_gap_ms
-                ])
-                .map_err(backend)?;
-            }
-        }
-        tx.commit().map_err(backend)
+        Ok(())
+    }
+
+    async fn callback_summary(&self, recent: usize) -> StoreResult<CallbackSummary> {
+        let conn = self.conn()?;
+        let counts = Self::query_all(
+            &conn,
+            "SELECT status, COUNT(*) FROM callbacks WHERE status IN ('pending', 'failed') GROUP BY status",
+            [],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+        )?;
+        let count = |s: &str| {
+            counts
+                .iter()
+                .find(|(k, _)| k == s)
+                .map(|(_, n)| *n as u64)
+                .unwrap_or(0)
+        };
+        let recent_failures = Self::query_all(
+            &conn,
+            "SELECT id, kind, url, status, attempts, last_error, created_at FROM callbacks
+             WHERE status = 'failed' OR (status = 'pending' AND last_error <> '')
+             ORDER BY created_at DESC LIMIT ?1",
+            [recent as i64],
+            |r| {
+                Ok(CallbackProblem {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    url: r.get(2)?,
+                    status: r.get(3)?,
+                    attempts: r.get(4)?,
+                    last_error: r.get(5)?,
+                    created_at: r.get(6)?,
+                })
+            },
+        )?;
+        Ok(CallbackSummary {
+            pending: count("pending"),
+            failed: count("failed"),
+            recent_failures,
+        })
     }
 
     async fn usage(
@@ -207,6 +222,41 @@ impl OpsStore for SqliteStore {
     }
 }
 
+/// Sightings written in one transaction.
+const USAGE_BATCH: usize = 500;
+
+impl SqliteStore {
+    async fn record_usage_batch(&self, sightings: &[UsageSighting]) -> StoreResult<()> {
+        let mut conn = self.writer().await?;
+        let tx = conn.transaction().map_err(backend)?;
+        {
+            let sql = format!(
+                "INSERT INTO usage_meetings (day, tenant_id, meeting_key, first_seen, last_seen, participants, peak_participants)
+                 VALUES (?1, ?2, ?3, ?5, ?5, ?4, ?4)
+                 ON CONFLICT(day, tenant_id, meeting_key) DO UPDATE SET
+                   meeting_ms = meeting_ms + {ELAPSED},
+                   participant_ms = participant_ms + usage_meetings.participants * {ELAPSED},
+                   participants = excluded.participants,
+                   peak_participants = MAX(peak_participants, excluded.participants),
+                   last_seen = MAX(last_seen, excluded.last_seen)"
+            );
+            let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
+            for s in sightings {
+                stmt.execute(params![
+                    s.day,
+                    s.tenant_id,
+                    s.meeting_key,
+                    s.participants,
+                    s.at,
+                    s.max_gap_ms
+                ])
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +311,56 @@ mod tests {
             .await
             .unwrap()
             .is_empty());
+    }
+
+    #[tokio::test]
+    async fn large_polls_are_written_in_batches() {
+        let (_d, st) = test_store();
+        let many: Vec<UsageSighting> = (0..1234)
+            .map(|i| sighting("2026-01-02", &format!("m{i}"), 1, 0))
+            .collect();
+        st.record_usage(&many).await.unwrap();
+        let u = st
+            .usage(Some("t1"), "2026-01-02", "2026-01-02")
+            .await
+            .unwrap();
+        assert_eq!(u[0].meetings, 1234);
+    }
+
+    #[tokio::test]
+    async fn the_callback_summary_counts_and_lists_failures() {
+        use crate::store::{OutgoingCallback, Store};
+        let (_d, st) = test_store();
+        for (i, status, error) in [
+            (0, "pending", ""),
+            (1, "pending", "HTTP 500"),
+            (2, "failed", "timeout"),
+            (3, "delivered", ""),
+        ] {
+            let cb = OutgoingCallback {
+                id: format!("cb{i}"),
+                kind: "analytics".into(),
+                method: "POST".into(),
+                url: "https://lms.example/cb?t=secret".into(),
+                variants: vec![],
+                attempts: 0,
+                next_attempt_at: 0,
+                created_at: i,
+                status: "pending".into(),
+                last_error: String::new(),
+            };
+            st.enqueue_callback(&cb).await.unwrap();
+            st.update_callback(&cb.id, status, 1, 0, error)
+                .await
+                .unwrap();
+        }
+        let s = st.callback_summary(10).await.unwrap();
+        assert_eq!((s.pending, s.failed), (2, 1));
+        let ids: Vec<&str> = s.recent_failures.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["cb2", "cb1"], "newest first, failures only");
+        assert_eq!(
+            st.callback_summary(1).await.unwrap().recent_failures.len(),
+            1
+        );
     }
 }
