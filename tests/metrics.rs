@@ -135,3 +135,37 @@ fn a_bad_metrics_bind_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("METRICS_BIND"));
 }
+
+#[tokio::test]
+async fn a_tarball_that_cannot_be_set_aside_is_logged_with_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = recording_env(&dir);
+    env.retain(|(k, _)| k != "LOG_LEVEL");
+    env.push(("LOG_LEVEL".into(), "warn".into()));
+    let spool = dir.path().join("spool");
+    // `failed` is a file, so nothing can be moved into `failed/` (root ignores modes).
+    std::fs::write(spool.join("failed"), b"not a folder").unwrap();
+    std::fs::copy(
+        fixtures().join("recordings/hostile-no-metadata.tar"),
+        spool.join("r-9.tar"),
+    )
+    .unwrap();
+    let lb = Lb::start_in(dir, env);
+    let folder = spool.join("failed").display().to_string();
+    assert!(
+        eventually(std::time::Duration::from_secs(15), || async {
+            let logs = lb.logs();
+            logs.contains("cannot set the recording tarball aside") && logs.contains(&folder)
+        })
+        .await,
+        "{}",
+        lb.logs()
+    );
+    assert!(spool.join("r-9.tar").exists(), "nothing is lost");
+    let metrics = lb.raw_get(&format!("{}/metrics", lb.base)).await.1;
+    assert!(metrics.contains("ferrolite_import_backlog 1"), "{metrics}");
+    assert!(
+        metrics.contains("ferrolite_imports_total{outcome=\"refused\"}"),
+        "{metrics}"
+    );
+}

@@ -378,8 +378,17 @@ pub fn failed_dir(app: &App) -> PathBuf {
     app.config.recordings.spool_dir.join("failed")
 }
 
-/// Moves a refused tarball to `<spool>/failed/` with `<name>.reason` next to it.
+/// Moves a refused tarball to `<spool>/failed/` with `<name>.reason` next to it; when it
+/// cannot, warns with the folder and the error (the tarball stays where it was).
 pub fn set_aside(app: &App, tarball: &Path, reason: &str) -> std::io::Result<PathBuf> {
+    let result = move_aside(app, tarball, reason);
+    if let Err(e) = &result {
+        tracing::warn!(tarball = %tarball.display(), folder = %failed_dir(app).display(), error = %e, reason, "cannot set the recording tarball aside; check that the folder exists and is writable");
+    }
+    result
+}
+
+fn move_aside(app: &App, tarball: &Path, reason: &str) -> std::io::Result<PathBuf> {
     let dir = failed_dir(app);
     std::fs::create_dir_all(&dir)?;
     let name = tarball
