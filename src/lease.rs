@@ -14,7 +14,7 @@ use crate::store::now_ms;
 pub struct Lease {
     app: Arc<App>,
     name: &'static str,
-    /// `<host>:<pid>-<uuid>`: unique per process, and says which machine and process hold it.
+    /// `<pid>-<uuid>@<host>`: unique per process, and says which process on which machine holds it.
     holder: String,
     ttl_ms: i64,
     held: bool,
@@ -26,10 +26,10 @@ impl Lease {
             app,
             name,
             holder: format!(
-                "{}:{}-{}",
-                crate::admin::status::node_name(),
+                "{}-{}@{}",
                 std::process::id(),
-                uuid::Uuid::new_v4()
+                uuid::Uuid::new_v4(),
+                crate::admin::status::node_name()
             ),
             ttl_ms: ttl.as_millis() as i64,
             held: false,

@@ -65,7 +65,7 @@ pub struct LastPoll {
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleStatus {
     pub role: String,
-    /// The process holding it: `<host>:<pid>-<id>` or `<pid>-<id>`.
+    /// The process holding it: `<pid>-<id>@<host>` (older versions: `<pid>-<id>`).
     pub holder: String,
     /// Unix ms; past means nobody holds it right now.
     pub expires_at: i64,
