@@ -425,7 +425,10 @@ async fn chromium_sees_a_server_go_offline_and_cordons_one_from_the_page() {
         std::fs::write(&path, b.screenshot().await).unwrap();
     }
 
-    // Cordon server 0 from the page: the store has it, `ferrolite servers` says so.
+    // Cordon server 0 from the page: the store has it, `ferrolite servers` says so. A class
+    // runs there, so it stays cordoned (drains) instead of being disabled by the next poll.
+    fake.set_meeting(0, "running-class", json!({"participants": 7}))
+        .await;
     b.open(&status_url(&lb)).await;
     b.click(&format!(
         "button[data-action=cordon][data-server=\"{}\"]",
@@ -440,6 +443,11 @@ async fn chromium_sees_a_server_go_offline_and_cordons_one_from_the_page() {
         "the page confirms"
     );
     assert_eq!(state_of(&lb, &ids[0]), "cordoned");
+    assert!(fake
+        .meetings(0)
+        .await
+        .iter()
+        .any(|m| m["meeting_id"] == "running-class"));
     assert_eq!(
         b.text(&format!(
             "tr[data-server=\"{}\"] [data-field=state]",
