@@ -34,6 +34,10 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// Woken when a callback is queued, so the delivery worker does not wait for its tick.
     pub callbacks_due: tokio::sync::Notify,
+    /// Lease holders, poll results, meetings with participants, the usage ledger.
+    pub ops: Arc<dyn crate::store::OpsStore>,
+    /// The autoscaling signal's memory between evaluations (`crate::autoscale`).
+    pub autoscale: Mutex<crate::autoscale::History>,
     pending_load: Mutex<HashMap<String, f64>>,
     /// The client for tenants' LRS token requests at create (`crate::lrs`), built once.
     pub lrs_http: reqwest::Client,
@@ -45,6 +49,7 @@ impl App {
         store: Arc<dyn Store>,
         recordings: Arc<dyn RecordingStore>,
         playback: Arc<dyn PlaybackStore>,
+        ops: Arc<dyn crate::store::OpsStore>,
     ) -> Arc<App> {
         let bbb = BbbClient::new(config.connect_timeout, config.response_timeout);
         let poll_bbb = BbbClient::unpooled(config.connect_timeout, config.response_timeout);
@@ -59,6 +64,8 @@ impl App {
             poll_bbb,
             callbacks_due: tokio::sync::Notify::new(),
             metrics: crate::metrics::Metrics::new(),
+            ops,
+            autoscale: Mutex::new(Default::default()),
             pending_load: Mutex::new(HashMap::new()),
             lrs_http: crate::lrs::client(config_timeouts.0, config_timeouts.1),
         })

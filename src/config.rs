@@ -111,6 +111,8 @@ pub struct Config {
     pub tenancy: Tenancy,
     /// Playback behind nginx and protected recordings (see [`PlaybackConfig`]).
     pub playback: PlaybackConfig,
+    /// Status page, metrics listener, autoscaling, usage accounting (see [`OpsConfig`]).
+    pub ops: OpsConfig,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -583,6 +585,7 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
             recordings: RecordingConfig::from_vars(&v)?,
+            ops: OpsConfig::from_vars(&v)?,
         })
     }
 }
@@ -632,6 +635,143 @@ fn parse_bind(bind: Option<&str>, port: Option<&str>) -> Result<Bind, ConfigErro
             .map_err(|_| Vars::err("PORT", format!("expected a port number, got {p:?}")))?,
     };
     Ok(Bind::Tcp(SocketAddr::from(([127, 0, 0, 1], port))))
+}
+
+// ---------------------------------------------------------------------------------------
+// Operations (issue 12): status page, metrics listener, autoscaling signal, usage.
+// ---------------------------------------------------------------------------------------
+
+/// What operators configure to see and steer the pool.
+#[derive(Clone, PartialEq)]
+pub struct OpsConfig {
+    /// `ADMIN_PASSWORD`: enables the status page and `/ferrolite/api/…` (HTTP Basic with
+    /// any user name, or the page's login form). Unset: those paths answer 404.
+    pub admin_password: Option<String>,
+    /// `ADMIN_ALLOW` (comma list of addresses or CIDR networks): the networks nginx lets
+    /// reach the status page and the admin JSON; empty: nginx renders no such location.
+    pub admin_allow: Vec<String>,
+    /// `METRICS_BIND` (e.g. `127.0.0.1:9187`): a listener serving only `/metrics`.
+    pub metrics_bind: Option<SocketAddr>,
+    /// `AUTOSCALE_*`: see [`AutoscaleConfig`].
+    pub autoscale: AutoscaleConfig,
+    /// `USAGE_RETENTION_DAYS` (default 400): usage days older than this are deleted.
+    pub usage_retention_days: u32,
+}
+
+impl fmt::Debug for OpsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpsConfig")
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("admin_allow", &self.admin_allow)
+            .field("metrics_bind", &self.metrics_bind)
+            .field("autoscale", &self.autoscale)
+            .field("usage_retention_days", &self.usage_retention_days)
+            .finish()
+    }
+}
+
+/// The autoscaling signal (`crate::autoscale`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoscaleConfig {
+    /// `AUTOSCALE_TARGET_LOAD`: the load per online server the pool should run at. Unset:
+    /// no signal is computed.
+    pub target_load: Option<f64>,
+    /// `AUTOSCALE_MIN_SERVERS` (default 1).
+    pub min_servers: u32,
+    /// `AUTOSCALE_MAX_SERVERS` (default 100).
+    pub max_servers: u32,
+    /// `AUTOSCALE_HYSTERESIS` (fraction, default 0.2): no change while the load per
+    /// server stays within this band around the target.
+    pub hysteresis: f64,
+    /// `AUTOSCALE_COOLDOWN` (seconds, default 600): after a change, no scale-in for this long.
+    pub cooldown: Duration,
+    /// `AUTOSCALE_HOOK`: a program run with the decision as JSON on stdin when the
+    /// desired count changes.
+    pub hook: Option<PathBuf>,
+    /// `AUTOSCALE_HOOK_TIMEOUT` (seconds, default 60): the hook is killed after this long.
+    pub hook_timeout: Duration,
+}
+
+impl OpsConfig {
+    fn from_vars(v: &Vars<'_>) -> Result<OpsConfig, ConfigError> {
+        let admin_allow = v.list("ADMIN_ALLOW");
+        for net in &admin_allow {
+            if !valid_cidr(net) {
+                return Err(Vars::err(
+                    "ADMIN_ALLOW",
+                    format!("{net:?} is not an address or CIDR network (e.g. 10.0.0.0/8,::1)"),
+                ));
+            }
+        }
+        let metrics_bind = match v.get("METRICS_BIND") {
+            None => None,
+            Some(b) => Some(b.parse().map_err(|_| {
+                Vars::err(
+                    "METRICS_BIND",
+                    format!("{b:?} is not host:port (e.g. 127.0.0.1:9187)"),
+                )
+            })?),
+        };
+        let target_load = match v.get("AUTOSCALE_TARGET_LOAD") {
+            None => None,
+            Some(_) => {
+                let t: f64 = v.num("AUTOSCALE_TARGET_LOAD", 0.0)?;
+                if !(t.is_finite() && t > 0.0) {
+                    return Err(Vars::err(
+                        "AUTOSCALE_TARGET_LOAD",
+                        "must be a positive number",
+                    ));
+                }
+                Some(t)
+            }
+        };
+        let min_servers: u32 = v.num("AUTOSCALE_MIN_SERVERS", 1)?;
+        let max_servers: u32 = v.num("AUTOSCALE_MAX_SERVERS", 100)?;
+        if max_servers < min_servers.max(1) {
+            return Err(Vars::err(
+                "AUTOSCALE_MAX_SERVERS",
+                format!("must be at least AUTOSCALE_MIN_SERVERS ({min_servers}) and 1"),
+            ));
+        }
+        let hysteresis: f64 = v.num("AUTOSCALE_HYSTERESIS", 0.2)?;
+        if !(0.0..1.0).contains(&hysteresis) {
+            return Err(Vars::err(
+                "AUTOSCALE_HYSTERESIS",
+                "must be a fraction from 0 to below 1 (e.g. 0.2)",
+            ));
+        }
+        Ok(OpsConfig {
+            admin_password: v.get("ADMIN_PASSWORD").map(str::to_string),
+            admin_allow,
+            metrics_bind,
+            autoscale: AutoscaleConfig {
+                target_load,
+                min_servers,
+                max_servers,
+                hysteresis,
+                cooldown: v.secs("AUTOSCALE_COOLDOWN", 600.0)?,
+                hook: v.get("AUTOSCALE_HOOK").map(PathBuf::from),
+                hook_timeout: v.secs("AUTOSCALE_HOOK_TIMEOUT", 60.0)?,
+            },
+            usage_retention_days: v.num("USAGE_RETENTION_DAYS", 400)?,
+        })
+    }
+}
+
+/// An IP address or `address/prefix` network, as nginx's `allow` takes it.
+pub fn valid_cidr(s: &str) -> bool {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let Ok(ip) = addr.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    len.is_none_or(|l| l.parse::<u8>().is_ok_and(|n| n <= max))
 }
 
 fn parse_database_url(url: &str) -> Result<PathBuf, ConfigError> {

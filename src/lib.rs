@@ -36,6 +36,7 @@
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod autoscale;
 pub mod balancer;
 pub mod bbb;
 pub mod callbacks;
@@ -52,3 +53,4 @@ pub mod recordings;
 pub mod shutdown;
 pub mod store;
 pub mod tenant;
+pub mod usage;

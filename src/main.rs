@@ -82,7 +82,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let app = App::new(config, store.clone(), store.clone(), store);
+        let app = App::new(config, store.clone(), store.clone(), store.clone(), store);
         match cli.command {
             Command::Serve => serve(app).await,
             command => match ferrolite::admin::cli::run(app, command).await {
@@ -144,6 +144,26 @@ async fn serve(app: Arc<App>) -> ExitCode {
                 }
             }
         }));
+    }
+    tasks.push(tokio::spawn(ferrolite::autoscale::run(
+        app.clone(),
+        shutdown.clone(),
+    )));
+    if let Some(addr) = app.config.ops.metrics_bind {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(address = %addr, "metrics listener (METRICS_BIND)");
+                tasks.push(tokio::spawn(ferrolite::api::ops::serve_metrics(
+                    app.clone(),
+                    l,
+                    shutdown.clone(),
+                )));
+            }
+            Err(e) => {
+                eprintln!("ferrolite: cannot listen on {addr} (METRICS_BIND): {e}");
+                return ExitCode::from(1);
+            }
+        }
     }
     let server = tokio::spawn(serve_app(app.clone(), listener, shutdown));
     ferrolite::shutdown::signal().await;

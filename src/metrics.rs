@@ -5,6 +5,10 @@
 //! Server series are rebuilt from the store at every scrape, so a removed server's series
 //! disappear and every `serve` process shows the same pool. Labels are bounded: call names
 //! come from a fixed list, servers from the pool.
+//!
+//! Operations series (issue 12) are rebuilt from `admin::status::snapshot` at every scrape:
+//! importer backlog and set-aside tarballs, the callback outbox, which process holds each
+//! role, the autoscaling signal; server gauges carry the host name as well as the id.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -17,7 +21,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::store::Server;
+use crate::admin::status::Snapshot;
+use crate::autoscale::Decision;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
@@ -55,6 +60,51 @@ pub struct ImportFailureLabels {
     pub reason: String,
 }
 
+/// A server gauge's labels: the id, and the host for people.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServerHost {
+    pub server: String,
+    pub host: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServerStateLabels {
+    pub server: String,
+    pub host: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabels {
+    pub role: String,
+    pub holder: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+    pub build: String,
+}
+
+/// Series rebuilt at each scrape from the status snapshot.
+struct OpsGauges {
+    build: Family<BuildLabels, Gauge>,
+    import_backlog: Gauge,
+    import_backlog_bytes: Gauge,
+    set_aside: Gauge,
+    outbox: Family<OutcomeLabel, Gauge>,
+    role: Family<RoleLabels, Gauge>,
+    meetings: Gauge,
+    desired: Gauge,
+    serving: Gauge,
+    pressure: Gauge<f64, AtomicU64>,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<CallLabels, Counter>,
@@ -63,13 +113,18 @@ pub struct Metrics {
     pub polls: Family<PollLabels, Counter>,
     pub poll_cycle: Histogram,
     pub callbacks: Family<CallbackLabels, Counter>,
-    online: Family<ServerLabel, Gauge>,
-    load: Family<ServerLabel, Gauge<f64, AtomicU64>>,
-    meetings: Family<ServerLabel, Gauge>,
-    users: Family<ServerLabel, Gauge>,
-    videos: Family<ServerLabel, Gauge>,
-    state: Family<PollLabels, Gauge>,
     pub import_failures: Family<ImportFailureLabels, Counter>,
+    /// Spool imports, by outcome (imported, partial, refused, retry).
+    pub imports: Family<OutcomeLabel, Counter>,
+    /// Autoscale hook runs, by outcome (ok, failed).
+    pub autoscale_hooks: Family<OutcomeLabel, Counter>,
+    online: Family<ServerHost, Gauge>,
+    load: Family<ServerHost, Gauge<f64, AtomicU64>>,
+    meetings: Family<ServerHost, Gauge>,
+    users: Family<ServerHost, Gauge>,
+    videos: Family<ServerHost, Gauge>,
+    state: Family<ServerStateLabels, Gauge>,
+    ops: OpsGauges,
 }
 
 /// The label for a request path: a known API call, or a fixed bucket.
@@ -139,39 +194,117 @@ impl Metrics {
             "Callback delivery attempts, by kind and resulting status",
             callbacks.clone(),
         );
-        let online = Family::<ServerLabel, Gauge>::default();
+        let imports = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "imports",
+            "Recording tarballs taken from the spool, by outcome (imported, partial = some formats set aside, refused = set aside, retry = left for later)",
+            imports.clone(),
+        );
+        let autoscale_hooks = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "autoscale_hook_runs",
+            "AUTOSCALE_HOOK runs, by outcome (ok or failed)",
+            autoscale_hooks.clone(),
+        );
+        let ops = OpsGauges {
+            build: Family::default(),
+            import_backlog: Gauge::default(),
+            import_backlog_bytes: Gauge::default(),
+            set_aside: Gauge::default(),
+            outbox: Family::default(),
+            role: Family::default(),
+            meetings: Gauge::default(),
+            desired: Gauge::default(),
+            serving: Gauge::default(),
+            pressure: Gauge::default(),
+        };
+        registry.register(
+            "build_info",
+            "1, labelled with the version and BUILD_NUMBER of this process",
+            ops.build.clone(),
+        );
+        registry.register(
+            "import_backlog",
+            "Recording tarballs waiting in RECORDING_SPOOL_DIR",
+            ops.import_backlog.clone(),
+        );
+        registry.register(
+            "import_backlog_bytes",
+            "Bytes of the tarballs waiting in RECORDING_SPOOL_DIR",
+            ops.import_backlog_bytes.clone(),
+        );
+        registry.register(
+            "import_set_aside",
+            "Recording tarballs set aside in <spool>/failed/ (each with a .reason file)",
+            ops.set_aside.clone(),
+        );
+        registry.register(
+            "callback_outbox",
+            "Callbacks in the outbox, by status (pending = waiting for delivery, failed = given up)",
+            ops.outbox.clone(),
+        );
+        registry.register(
+            "role_holder",
+            "1 for the process holding each role's lease (poller, importer, callbacks, autoscaler)",
+            ops.role.clone(),
+        );
+        registry.register(
+            "meetings",
+            "Meetings the load balancer knows to be running",
+            ops.meetings.clone(),
+        );
+        registry.register(
+            "autoscale_desired_servers",
+            "Servers the pool should serve with (AUTOSCALE_TARGET_LOAD)",
+            ops.desired.clone(),
+        );
+        registry.register(
+            "autoscale_serving_servers",
+            "Enabled and online servers",
+            ops.serving.clone(),
+        );
+        registry.register(
+            "autoscale_pressure",
+            "Load per serving server divided by AUTOSCALE_TARGET_LOAD (1 = at target)",
+            ops.pressure.clone(),
+        );
+        let online = Family::<ServerHost, Gauge>::default();
         registry.register("server_online", "1 if the server is online", online.clone());
-        let load = Family::<ServerLabel, Gauge<f64, AtomicU64>>::default();
+        let load = Family::<ServerHost, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "server_load",
             "The server's load as placement sees it (-1 when unknown)",
             load.clone(),
         );
-        let meetings = Family::<ServerLabel, Gauge>::default();
+        let meetings = Family::<ServerHost, Gauge>::default();
         registry.register(
             "server_meetings",
             "Meetings on the server at the last poll",
             meetings.clone(),
         );
-        let users = Family::<ServerLabel, Gauge>::default();
+        let users = Family::<ServerHost, Gauge>::default();
         registry.register(
             "server_users",
             "Participants on the server at the last poll",
             users.clone(),
         );
-        let videos = Family::<ServerLabel, Gauge>::default();
+        let videos = Family::<ServerHost, Gauge>::default();
         registry.register(
             "server_videos",
             "Video streams on the server at the last poll",
             videos.clone(),
         );
-        let state = Family::<PollLabels, Gauge>::default();
-        registry.register("server_state", "1 for the server's administrative state (label outcome = enabled, cordoned or disabled)", state.clone());
         let import_failures = Family::<ImportFailureLabels, Counter>::default();
         registry.register(
             "recording_import_failures",
             "Recording import, move and set-aside failures, by stage and reason",
             import_failures.clone(),
+        );
+        let state = Family::<ServerStateLabels, Gauge>::default();
+        registry.register(
+            "server_state",
+            "1 for the server's administrative state (label state = enabled, cordoned or disabled)",
+            state.clone(),
         );
         Metrics {
             import_failures,
@@ -182,12 +315,15 @@ impl Metrics {
             polls,
             poll_cycle,
             callbacks,
+            imports,
+            autoscale_hooks,
             online,
             load,
             meetings,
             users,
             videos,
             state,
+            ops,
         }
     }
 
@@ -210,30 +346,104 @@ impl Metrics {
             .inc();
     }
 
-    /// The exposition text, with server series taken from `servers`.
-    pub fn render(&self, servers: &[Server]) -> String {
+    /// Counts one spool import by its outcome.
+    pub fn observe_import(
+        &self,
+        r: &Result<
+            crate::recordings::importer::ImportReport,
+            crate::recordings::importer::ImportError,
+        >,
+    ) {
+        use crate::recordings::importer::ImportError;
+        let outcome = match r {
+            Ok(rep) if rep.failed.is_empty() => "imported",
+            Ok(_) => "partial",
+            Err(ImportError::Refused(_)) => "refused",
+            Err(ImportError::Retry(_)) => "retry",
+        };
+        self.imports
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// Counts one autoscale hook run.
+    pub fn autoscale_hook(&self, ok: bool) {
+        self.autoscale_hooks
+            .get_or_create(&OutcomeLabel {
+                outcome: if ok { "ok" } else { "failed" }.into(),
+            })
+            .inc();
+    }
+
+    /// The exposition text, with pool and operations series taken from `snap`.
+    pub fn render(&self, snap: &Snapshot, autoscale: Option<&Decision>) -> String {
         for f in [&self.online, &self.meetings, &self.users, &self.videos] {
             f.clear();
         }
         self.load.clear();
         self.state.clear();
-        for s in servers {
-            let l = ServerLabel {
+        for s in &snap.servers {
+            let l = ServerHost {
                 server: s.id.clone(),
+                host: s.host.clone(),
             };
             self.online.get_or_create(&l).set(i64::from(s.online));
             self.load.get_or_create(&l).set(s.load.unwrap_or(-1.0));
-            self.meetings
+            self.meetings.get_or_create(&l).set(i64::from(s.meetings));
+            self.users.get_or_create(&l).set(i64::from(s.users));
+            self.videos
                 .get_or_create(&l)
-                .set(i64::from(s.stats.meetings));
-            self.users.get_or_create(&l).set(i64::from(s.stats.users));
-            self.videos.get_or_create(&l).set(i64::from(s.stats.videos));
+                .set(i64::from(s.video_streams));
             self.state
-                .get_or_create(&PollLabels {
+                .get_or_create(&ServerStateLabels {
                     server: s.id.clone(),
-                    outcome: s.state.to_string(),
+                    host: s.host.clone(),
+                    state: s.state.clone(),
                 })
                 .set(1);
+        }
+        let o = &self.ops;
+        o.build.clear();
+        o.build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+                build: std::env::var("BUILD_NUMBER").unwrap_or_default(),
+            })
+            .set(1);
+        o.import_backlog.set(snap.import_queue.len() as i64);
+        o.import_backlog_bytes
+            .set(snap.import_queue.iter().map(|t| t.bytes as i64).sum());
+        o.set_aside.set(snap.set_aside.len() as i64);
+        for (status, n) in [
+            ("pending", snap.callbacks.pending),
+            ("failed", snap.callbacks.failed),
+        ] {
+            o.outbox
+                .get_or_create(&OutcomeLabel {
+                    outcome: status.into(),
+                })
+                .set(n as i64);
+        }
+        o.role.clear();
+        for r in snap.roles.iter().filter(|r| r.held) {
+            o.role
+                .get_or_create(&RoleLabels {
+                    role: r.role.clone(),
+                    holder: r.holder.clone(),
+                })
+                .set(1);
+        }
+        o.meetings.set(snap.meetings.len() as i64);
+        if let Some(d) = autoscale {
+            o.desired.set(i64::from(d.desired));
+            o.serving.set(i64::from(d.serving));
+            o.pressure.set(if d.pressure.is_finite() {
+                d.pressure
+            } else {
+                -1.0
+            });
         }
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
@@ -256,36 +466,85 @@ mod tests {
         assert_eq!(call_label("/scalelite/api/getServers"), "admin");
     }
 
+    fn snapshot(servers: Vec<crate::admin::status::ServerStatus>) -> Snapshot {
+        Snapshot {
+            generated_at: 0,
+            servers,
+            roles: vec![crate::admin::status::RoleStatus {
+                role: "poller".into(),
+                holder: "h1".into(),
+                expires_at: i64::MAX,
+                held: true,
+            }],
+            meetings: vec![],
+            tenants: vec![],
+            import_queue: vec![],
+            set_aside: vec![],
+            callbacks: Default::default(),
+        }
+    }
+
+    fn server(id: &str) -> crate::admin::status::ServerStatus {
+        crate::admin::status::ServerStatus {
+            id: id.into(),
+            host: format!("{id}.example"),
+            state: "enabled".into(),
+            online: true,
+            load: Some(12.5),
+            load_multiplier: 1.0,
+            meetings: 1,
+            users: 2,
+            video_streams: 0,
+            largest_meeting: 2,
+            bbb_version: "3.0".into(),
+            tag: None,
+            last_poll: None,
+        }
+    }
+
     #[test]
     fn renders_requests_and_servers() {
         let m = Metrics::new();
         m.observe_request("join".into(), 302, Duration::from_millis(2));
-        let mut s = Server::new(
-            "bbb1".into(),
-            "http://bbb1/bigbluebutton/api".into(),
-            "s".into(),
-            1.0,
-            None,
-        );
-        s.online = true;
-        s.load = Some(12.5);
-        let text = m.render(&[s]);
-        assert!(
-            text.contains("ferrolite_requests_total{call=\"join\",status=\"302\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("ferrolite_server_load{server=\"bbb1\"} 12.5"),
-            "{text}"
-        );
-        assert!(
-            text.contains("ferrolite_server_online{server=\"bbb1\"} 1"),
-            "{text}"
-        );
-        let text = m.render(&[]);
+        let text = m.render(&snapshot(vec![server("bbb1")]), None);
+        for line in [
+            "ferrolite_requests_total{call=\"join\",status=\"302\"} 1",
+            "ferrolite_server_load{server=\"bbb1\",host=\"bbb1.example\"} 12.5",
+            "ferrolite_server_online{server=\"bbb1\",host=\"bbb1.example\"} 1",
+            "ferrolite_role_holder{role=\"poller\",holder=\"h1\"} 1",
+            "ferrolite_import_backlog 0",
+        ] {
+            assert!(text.contains(line), "missing {line}: {text}");
+        }
+        let text = m.render(&snapshot(vec![]), None);
         assert!(
             !text.contains("server=\"bbb1\""),
             "removed servers disappear: {text}"
         );
+    }
+
+    #[test]
+    fn every_family_has_help_and_a_type() {
+        let m = Metrics::new();
+        m.observe_import(&Ok(Default::default()));
+        m.autoscale_hook(true);
+        let text = m.render(&snapshot(vec![server("bbb1")]), None);
+        let mut families = 0;
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let name = line.split(' ').nth(2).unwrap();
+            families += 1;
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("# HELP {name} ")) && l.len() > 12 + name.len()),
+                "no HELP text for {name}"
+            );
+        }
+        assert!(families >= 20, "{families} families");
+        for sample in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = sample.split(['{', ' ']).next().unwrap();
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "bad metric name {name}"
+            );
+        }
     }
 }

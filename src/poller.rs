@@ -179,6 +179,15 @@ async fn poll_server(
         error: None,
         forgotten: 0,
     };
+    crate::usage::after_poll(
+        app,
+        &server,
+        outcome
+            .as_ref()
+            .map(|(e, _)| e.as_slice())
+            .map_err(String::as_str),
+    )
+    .await;
     let update = match outcome {
         Ok((entries, version)) => {
             let ids: Vec<String> = entries.iter().map(|e| e.meeting_id.clone()).collect();

@@ -803,7 +803,14 @@ async fn metrics_show_calls_servers_polls_and_placements() {
         "ferrolite_requests_total{call=\"create\",status=\"200\"} 1".to_string(),
         "ferrolite_requests_total{call=\"join\",status=\"302\"} 1".to_string(),
         "ferrolite_requests_total{call=\"unknown\",status=\"200\"} 1".to_string(),
-        format!("ferrolite_server_online{{server=\"{}\"}} 1", ids[0]),
+        format!(
+            "ferrolite_server_online{{server=\"{}\",host=\"{}\"}} 1",
+            ids[0],
+            url::Url::parse(&fake.servers[0].url)
+                .unwrap()
+                .host_str()
+                .unwrap()
+        ),
         format!("ferrolite_placements_total{{server=\"{}\"}} 1", ids[0]),
     ] {
         assert!(text.contains(&line), "missing {line} in:\n{text}");

@@ -88,6 +88,8 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantSettingsCommand,
     },
+    /// Usage per day (meetings, minutes, participants, recordings), per tenant and for the pool.
+    Usage(crate::usage::UsageArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -386,6 +388,7 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<Outcome> {
             }
         }
         Command::Status { json } => status(&app, &mut out, json).await?,
+        Command::Usage(args) => crate::usage::cli(&app, &args, &mut out).await?,
         Command::Recordings { command } => {
             return recordings_command(&app, command, &mut out).await
         }
@@ -733,7 +736,7 @@ fn read_input(path: &str) -> AdminResult<String> {
 /// `status`: the human table and `--json` print the same [`views::StatusRow`]s.
 async fn status(app: &App, out: &mut impl Write, json: bool) -> AdminResult<()> {
     let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
-    let rows = views::status_rows(&app.store.servers().await?);
+    let rows = views::status_rows(&super::status::snapshot(app).await?.servers);
     if json {
         return views::write_json(out, &rows).map_err(io);
     }

@@ -10,6 +10,7 @@ pub mod lock;
 pub mod progress;
 pub mod recordings;
 pub mod servers;
+pub mod status;
 pub mod sync;
 pub mod tenants;
 pub mod views;

@@ -5,6 +5,7 @@
 //! Each view is built from the store's types by a pure function, so the JSON and the human
 //! table of a command always show the same data.
 
+use super::status::ServerStatus;
 use std::io::Write;
 
 use serde::Serialize;
@@ -66,18 +67,18 @@ pub struct StatusRow {
 }
 
 /// The `status` rows, sorted by host name and then id.
-pub fn status_rows(servers: &[Server]) -> Vec<StatusRow> {
+pub fn status_rows(servers: &[ServerStatus]) -> Vec<StatusRow> {
     let mut rows: Vec<StatusRow> = servers
         .iter()
         .map(|s| StatusRow {
             id: s.id.clone(),
-            hostname: s.hostname(),
-            state: s.state.as_str().to_string(),
+            hostname: s.host.clone(),
+            state: s.state.clone(),
             online: s.online,
-            meetings: s.stats.meetings,
-            users: s.stats.users,
-            largest_meeting: s.stats.largest_meeting,
-            videos: s.stats.videos,
+            meetings: s.meetings,
+            users: s.users,
+            largest_meeting: s.largest_meeting,
+            videos: s.video_streams,
             load: s.load,
             bbb_version: s.bbb_version.clone(),
             tag: s.tag.clone(),
@@ -294,7 +295,12 @@ mod tests {
 
     #[test]
     fn status_rows_sort_by_host_then_id_and_keep_both() {
-        let mk = |id: &str, url: &str| Server::new(id.into(), url.into(), "s".into(), 1.0, None);
+        let mk = |id: &str, url: &str| {
+            ServerStatus::from_server(
+                &Server::new(id.into(), url.into(), "s".into(), 1.0, None),
+                None,
+            )
+        };
         let rows = status_rows(&[
             mk("b", "https://h2/bigbluebutton/api"),
             mk("z", "https://h1:8443/bigbluebutton/api"),

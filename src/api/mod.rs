@@ -7,11 +7,14 @@
 //! file per family (`meetings.rs`, …) and receive a ready [`Call`].
 
 pub mod admin;
+pub mod admin_auth;
 pub mod call;
 pub mod callbacks;
 pub mod fsapi;
 pub mod meetings;
+pub mod ops;
 pub mod recordings;
+pub mod status_page;
 
 use http::{header, Method, StatusCode};
 use hyper::body::Incoming;
@@ -36,7 +39,13 @@ pub use crate::http::body::{read_limited, MAX_CREATE_XML_BODY, MAX_FORM_BODY};
 pub async fn handle(app: &App, req: Request<Incoming>) -> HttpResponse {
     let started = std::time::Instant::now();
     let call = crate::metrics::call_label(req.uri().path());
-    let resp = route(app, req).await;
+    let span = tracing::info_span!(
+        "request",
+        call = %call,
+        tenant = tracing::field::Empty,
+        node = crate::admin::status::node_name()
+    );
+    let resp = tracing::Instrument::instrument(route(app, req), span).await;
     app.metrics
         .observe_request(call, resp.status().as_u16(), started.elapsed());
     resp
@@ -57,6 +66,8 @@ async fn route(app: &App, req: Request<Incoming>) -> HttpResponse {
                 api_call(app, call, req).await
             } else if path.starts_with("/recording/") {
                 crate::playback::play(app, req).await
+            } else if ops::is_ops_path(&path) {
+                ops::handle(app, req).await
             } else if let Some(action) = path.strip_prefix("/scalelite/api/") {
                 admin::handle(app, action, req).await
             } else if let Some(rest) = path.strip_prefix(callbacks::MEETING_ENDED_PATH) {
@@ -74,17 +85,7 @@ async fn route(app: &App, req: Request<Incoming>) -> HttpResponse {
 }
 
 async fn metrics(app: &App) -> HttpResponse {
-    match app.store.servers().await {
-        Ok(servers) => response::with_status(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            app.metrics.render(&servers),
-        ),
-        Err(e) => response::text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the store is unavailable: {e}"),
-        ),
-    }
+    ops::metrics(app).await
 }
 
 async fn health(app: &App) -> HttpResponse {
@@ -156,6 +157,9 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
         Ok(t) => t,
         Err(resp) => return resp,
     };
+    if let Some(t) = &tenant {
+        tracing::Span::current().record("tenant", t.name.as_str());
+    }
     let secrets = match &tenant {
         Some(t) => &t.secrets,
         None => &app.config.secrets,

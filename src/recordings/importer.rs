@@ -481,8 +481,17 @@ pub fn failed_dir(app: &App) -> PathBuf {
     app.config.recordings.spool_dir.join("failed")
 }
 
-/// Moves a refused tarball to `<spool>/failed/` with `<name>.reason` next to it.
+/// Moves a refused tarball to `<spool>/failed/` with `<name>.reason` next to it; when it
+/// cannot, warns with the folder and the error (the tarball stays where it was).
 pub fn set_aside(app: &App, tarball: &Path, reason: &str) -> std::io::Result<PathBuf> {
+    let result = move_aside(app, tarball, reason);
+    if let Err(e) = &result {
+        tracing::warn!(tarball = %tarball.display(), folder = %failed_dir(app).display(), error = %e, reason, "cannot set the recording tarball aside; check that the folder exists and is writable");
+    }
+    result
+}
+
+fn move_aside(app: &App, tarball: &Path, reason: &str) -> std::io::Result<PathBuf> {
     let dir = failed_dir(app);
     std::fs::create_dir_all(&dir)?;
     let name = tarball
@@ -518,6 +527,7 @@ pub fn failed_reason(report: &ImportReport) -> String {
 /// refused or partly failed, left in place when the failure is worth retrying.
 pub async fn import_spool_file(app: &App, path: &Path) -> Result<ImportReport, ImportError> {
     let result = import_tarball(app, path, None, Origin::Spool).await;
+    app.metrics.observe_import(&result);
     let reason = match &result {
         Ok(report) if report.failed.is_empty() => {
             if let Err(e) = std::fs::remove_file(path) {

@@ -6,9 +6,11 @@
 //! transaction here; `WATCH`/`MULTI` in Redis). Decisions stay pure: placement hands the
 //! store a chooser function from `balancer.rs` and the store calls it inside the transaction.
 
+pub mod ops;
 pub mod playback;
 pub mod recordings;
 pub mod sqlite;
+mod sqlite_ops;
 mod sqlite_playback;
 mod sqlite_recordings;
 
@@ -16,6 +18,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+pub use ops::OpsStore;
 pub use playback::PlaybackStore;
 pub use recordings::RecordingStore;
 pub use sqlite::SqliteStore;

@@ -112,6 +112,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "ALTER TABLE callbacks ADD COLUMN claimed_until INTEGER;
     ALTER TABLE callbacks ADD COLUMN claimed_by TEXT;",
     ),
+    ("0600-ops", super::sqlite_ops::SCHEMA),
 ];
 
 #[derive(Clone)]

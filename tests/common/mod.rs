@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod browser;
 pub mod nginx;
 
 pub const LB_SECRET: &str = "lb-secret-for-tests";

@@ -1,0 +1,366 @@
+//! [`OpsStore`] on the embedded SQLite file: schema step `0600-ops` (last poll results,
+//! the usage ledger), and reads of leases, meetings with participants and recordings per day.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use rusqlite::params;
+
+use super::ops::*;
+use super::sqlite::backend;
+use super::{Meeting, SqliteStore, StoreResult};
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE poll_results (
+    server_id TEXT PRIMARY KEY,
+    at INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE usage_meetings (
+    day TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    meeting_key TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    participants INTEGER NOT NULL,
+    peak_participants INTEGER NOT NULL,
+    meeting_ms INTEGER NOT NULL DEFAULT 0,
+    participant_ms INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, tenant_id, meeting_key)
+) WITHOUT ROWID;
+";
+
+/// The time since the previous sighting, counted when the gap is short enough.
+const ELAPSED: &str =
+    "CASE WHEN ?5 > usage_meetings.last_seen AND ?5 - usage_meetings.last_seen <= ?6 \
+     THEN ?5 - usage_meetings.last_seen ELSE 0 END";
+
+#[async_trait]
+impl OpsStore for SqliteStore {
+    async fn leases(&self) -> StoreResult<Vec<LeaseInfo>> {
+        Self::query_all(
+            &*self.conn()?,
+            "SELECT name, holder, expires_at FROM leases ORDER BY name",
+            [],
+            |r| {
+                Ok(LeaseInfo {
+                    role: r.get(0)?,
+                    holder: r.get(1)?,
+                    expires_at: r.get(2)?,
+                })
+            },
+        )
+    }
+
+    async fn save_poll_result(&self, p: &PollResult) -> StoreResult<()> {
+        self.writer()
+            .await?
+            .execute(
+                "INSERT INTO poll_results (server_id, at, ok, error) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(server_id) DO UPDATE SET at = excluded.at, ok = excluded.ok, error = excluded.error",
+                params![p.server_id, p.at, p.ok, p.error],
+            )
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn poll_results(&self) -> StoreResult<Vec<PollResult>> {
+        Self::query_all(
+            &*self.conn()?,
+            "SELECT p.server_id, p.at, p.ok, p.error FROM poll_results p JOIN servers s ON s.id = p.server_id ORDER BY p.server_id",
+            [],
+            |r| {
+                Ok(PollResult {
+                    server_id: r.get(0)?,
+                    at: r.get(1)?,
+                    ok: r.get(2)?,
+                    error: r.get(3)?,
+                })
+            },
+        )
+    }
+
+    async fn meeting_rows(&self) -> StoreResult<Vec<MeetingRow>> {
+        Self::query_all(
+            &*self.conn()?,
+            "SELECT tenant_id, meeting_id, server_id, moderator_pw, voice_bridge, created_at, participants
+             FROM meetings ORDER BY created_at, tenant_id, meeting_id",
+            [],
+            |r| {
+                Ok(MeetingRow {
+                    meeting: Meeting {
+                        tenant_id: r.get(0)?,
+                        meeting_id: r.get(1)?,
+                        server_id: r.get(2)?,
+                        moderator_pw: r.get(3)?,
+                        voice_bridge: r.get(4)?,
+                        created_at: r.get(5)?,
+                    },
+                    participants: r.get(6)?,
+                })
+            },
+        )
+    }
+
+    async fn record_usage(&self, sightings: &[UsageSighting]) -> StoreResult<()> {
+        // Bounded batches: a poll of a big server never holds the write lock for long.
+        for batch in sightings.chunks(USAGE_BATCH) {
+            self.record_usage_batch(batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn callback_summary(&self, recent: usize) -> StoreResult<CallbackSummary> {
+        let conn = self.conn()?;
+        let counts = Self::query_all(
+            &conn,
+            "SELECT status, COUNT(*) FROM callbacks WHERE status IN ('pending', 'failed') GROUP BY status",
+            [],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+        )?;
+        let count = |s: &str| {
+            counts
+                .iter()
+                .find(|(k, _)| k == s)
+                .map(|(_, n)| *n as u64)
+                .unwrap_or(0)
+        };
+        let recent_failures = Self::query_all(
+            &conn,
+            "SELECT id, kind, url, status, attempts, last_error, created_at FROM callbacks
+             WHERE status = 'failed' OR (status = 'pending' AND last_error <> '')
+             ORDER BY created_at DESC LIMIT ?1",
+            [recent as i64],
+            |r| {
+                Ok(CallbackProblem {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    url: r.get(2)?,
+                    status: r.get(3)?,
+                    attempts: r.get(4)?,
+                    last_error: r.get(5)?,
+                    created_at: r.get(6)?,
+                })
+            },
+        )?;
+        Ok(CallbackSummary {
+            pending: count("pending"),
+            failed: count("failed"),
+            recent_failures,
+        })
+    }
+
+    async fn usage(
+        &self,
+        tenant: Option<&str>,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Vec<UsageDay>> {
+        let conn = self.conn()?;
+        let mut days: BTreeMap<(String, String), UsageDay> = BTreeMap::new();
+        let meetings = Self::query_all(
+            &conn,
+            "SELECT day, tenant_id, COUNT(*), SUM(meeting_ms), SUM(participant_ms), MAX(peak_participants)
+             FROM usage_meetings WHERE day >= ?1 AND day <= ?2 AND (?3 IS NULL OR tenant_id = ?3)
+             GROUP BY day, tenant_id",
+            params![from, to, tenant],
+            |r| {
+                Ok(UsageDay {
+                    day: r.get(0)?,
+                    tenant_id: r.get(1)?,
+                    meetings: r.get::<_, i64>(2)? as u64,
+                    meeting_minutes: r.get::<_, i64>(3)? as f64 / 60_000.0,
+                    participant_minutes: r.get::<_, i64>(4)? as f64 / 60_000.0,
+                    peak_participants: r.get(5)?,
+                    ..Default::default()
+                })
+            },
+        )?;
+        for d in meetings {
+            days.insert((d.day.clone(), d.tenant_id.clone()), d);
+        }
+        // Recordings by the day their meeting started, and the bytes of their formats.
+        let recordings = Self::query_all(
+            &conn,
+            "SELECT date(r.starttime / 1000, 'unixepoch') AS day,
+                    COALESCE((SELECT m.value FROM recording_metadata m WHERE m.recording_id = r.id AND m.key = 'tenant-id'), '') AS tenant,
+                    COUNT(*),
+                    SUM(COALESCE((SELECT SUM(f.size) FROM playback_formats f WHERE f.recording_id = r.id), r.raw_size, 0))
+             FROM recordings r
+             WHERE (r.state IS NULL OR r.state <> 'deleted') AND day >= ?1 AND day <= ?2
+             GROUP BY day, tenant HAVING (?3 IS NULL OR tenant = ?3)",
+            params![from, to, tenant],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            },
+        )?;
+        for (day, tenant_id, n, bytes) in recordings {
+            let d = days
+                .entry((day.clone(), tenant_id.clone()))
+                .or_insert_with(|| UsageDay {
+                    day,
+                    tenant_id,
+                    ..Default::default()
+                });
+            d.recordings = n as u64;
+            d.recording_bytes = bytes.max(0) as u64;
+        }
+        Ok(days.into_values().collect())
+    }
+
+    async fn prune_usage(&self, before_day: &str) -> StoreResult<usize> {
+        self.writer()
+            .await?
+            .execute("DELETE FROM usage_meetings WHERE day < ?1", [before_day])
+            .map_err(backend)
+    }
+}
+
+/// Sightings written in one transaction.
+const USAGE_BATCH: usize = 500;
+
+impl SqliteStore {
+    async fn record_usage_batch(&self, sightings: &[UsageSighting]) -> StoreResult<()> {
+        let mut conn = self.writer().await?;
+        let tx = conn.transaction().map_err(backend)?;
+        {
+            let sql = format!(
+                "INSERT INTO usage_meetings (day, tenant_id, meeting_key, first_seen, last_seen, participants, peak_participants)
+                 VALUES (?1, ?2, ?3, ?5, ?5, ?4, ?4)
+                 ON CONFLICT(day, tenant_id, meeting_key) DO UPDATE SET
+                   meeting_ms = meeting_ms + {ELAPSED},
+                   participant_ms = participant_ms + usage_meetings.participants * {ELAPSED},
+                   participants = excluded.participants,
+                   peak_participants = MAX(peak_participants, excluded.participants),
+                   last_seen = MAX(last_seen, excluded.last_seen)"
+            );
+            let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
+            for s in sightings {
+                stmt.execute(params![
+                    s.day,
+                    s.tenant_id,
+                    s.meeting_key,
+                    s.participants,
+                    s.at,
+                    s.max_gap_ms
+                ])
+                .map_err(backend)?;
+            }
+        }
+        tx.commit().map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::test_store;
+
+    fn sighting(day: &str, key: &str, participants: u32, at: i64) -> UsageSighting {
+        UsageSighting {
+            day: day.into(),
+            tenant_id: "t1".into(),
+            meeting_key: key.into(),
+            participants,
+            at,
+            max_gap_ms: 300_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn sightings_add_up_to_minutes_and_peaks() {
+        let (_d, st) = test_store();
+        let min = 60_000;
+        st.record_usage(&[sighting("2026-01-02", "m1", 4, 0)])
+            .await
+            .unwrap();
+        st.record_usage(&[sighting("2026-01-02", "m1", 10, min)])
+            .await
+            .unwrap();
+        st.record_usage(&[sighting("2026-01-02", "m1", 2, 2 * min)])
+            .await
+            .unwrap();
+        // A gap longer than max_gap_ms (the poller was down) is not counted.
+        st.record_usage(&[sighting("2026-01-02", "m1", 2, 60 * min)])
+            .await
+            .unwrap();
+        st.record_usage(&[sighting("2026-01-02", "m2", 3, 0)])
+            .await
+            .unwrap();
+        let u = st.usage(None, "2026-01-01", "2026-01-31").await.unwrap();
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].meetings, 2);
+        assert_eq!(u[0].meeting_minutes, 2.0);
+        // 4 participants for a minute, then 10 for a minute.
+        assert_eq!(u[0].participant_minutes, 14.0);
+        assert_eq!(u[0].peak_participants, 10);
+        assert!(st
+            .usage(Some("other"), "2026-01-01", "2026-01-31")
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(st.prune_usage("2026-01-03").await.unwrap(), 2);
+        assert!(st
+            .usage(None, "2026-01-01", "2026-01-31")
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn large_polls_are_written_in_batches() {
+        let (_d, st) = test_store();
+        let many: Vec<UsageSighting> = (0..1234)
+            .map(|i| sighting("2026-01-02", &format!("m{i}"), 1, 0))
+            .collect();
+        st.record_usage(&many).await.unwrap();
+        let u = st
+            .usage(Some("t1"), "2026-01-02", "2026-01-02")
+            .await
+            .unwrap();
+        assert_eq!(u[0].meetings, 1234);
+    }
+
+    #[tokio::test]
+    async fn the_callback_summary_counts_and_lists_failures() {
+        use crate::store::{OutgoingCallback, Store};
+        let (_d, st) = test_store();
+        for (i, status, error) in [
+            (0, "pending", ""),
+            (1, "pending", "HTTP 500"),
+            (2, "failed", "timeout"),
+            (3, "delivered", ""),
+        ] {
+            let cb = OutgoingCallback {
+                id: format!("cb{i}"),
+                kind: "analytics".into(),
+                method: "POST".into(),
+                url: "https://lms.example/cb?t=secret".into(),
+                variants: vec![],
+                attempts: 0,
+                next_attempt_at: 0,
+                created_at: i,
+                status: "pending".into(),
+                last_error: String::new(),
+            };
+            st.enqueue_callback(&cb).await.unwrap();
+            st.update_callback(&cb.id, status, 1, 0, error)
+                .await
+                .unwrap();
+        }
+        let s = st.callback_summary(10).await.unwrap();
+        assert_eq!((s.pending, s.failed), (2, 1));
+        let ids: Vec<&str> = s.recent_failures.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["cb2", "cb1"], "newest first, failures only");
+        assert_eq!(
+            st.callback_summary(1).await.unwrap().recent_failures.len(),
+            1
+        );
+    }
+}
