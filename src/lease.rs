@@ -22,15 +22,23 @@ pub fn node_id(config: &Config) -> String {
     if let Some(id) = &config.node_id {
         return id.clone();
     }
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|p| {
-            std::fs::read_to_string(p)
-                .ok()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-        })
-        .unwrap_or_else(|| "node".to_string())
+    host_name().to_string()
+}
+
+/// The machine's host name (read once), else `node`.
+pub fn host_name() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        ["/proc/sys/kernel/hostname", "/etc/hostname"]
+            .iter()
+            .find_map(|p| {
+                std::fs::read_to_string(p)
+                    .ok()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+            })
+            .unwrap_or_else(|| "node".to_string())
+    })
 }
 
 /// `node` with every character outside `[A-Za-z0-9._-]` replaced by `_` (for file names).

@@ -370,7 +370,7 @@ async fn hostile_strings_from_the_pool_are_escaped_on_the_page() {
         poller["holder"]
             .as_str()
             .unwrap()
-            .ends_with(&format!("@{}", node.trim())),
+            .starts_with(&format!("{}:", node.trim())),
         "the holder names its host: {poller}"
     );
     assert_eq!(poller["held"], true);

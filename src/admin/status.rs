@@ -65,7 +65,7 @@ pub struct LastPoll {
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleStatus {
     pub role: String,
-    /// The process holding it: `<pid>-<id>@<host>` (older versions: `<pid>-<id>`).
+    /// The process holding it: `<node>:<pid>` (`NODE_ID`, else the host name).
     pub holder: String,
     /// Unix ms; past means nobody holds it right now.
     pub expires_at: i64,
@@ -153,19 +153,6 @@ impl ServerStatus {
             last_poll,
         }
     }
-}
-
-/// This machine's host name, for lease holders and request spans (read once).
-pub fn node_name() -> &'static str {
-    static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NODE.get_or_init(|| {
-        ["/proc/sys/kernel/hostname", "/etc/hostname"]
-            .iter()
-            .find_map(|p| std::fs::read_to_string(p).ok())
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "unknown".into())
-    })
 }
 
 /// A URL without its query, fragment or credentials.

@@ -39,11 +39,15 @@ pub use crate::http::body::{read_limited, MAX_CREATE_XML_BODY, MAX_FORM_BODY};
 pub async fn handle(app: &App, req: Request<Incoming>) -> HttpResponse {
     let started = std::time::Instant::now();
     let call = crate::metrics::call_label(req.uri().path());
+    let node: &str = match &app.config.node_id {
+        Some(id) => id,
+        None => crate::lease::host_name(),
+    };
     let span = tracing::info_span!(
         "request",
         call = %call,
         tenant = tracing::field::Empty,
-        node = crate::admin::status::node_name()
+        node = node
     );
     let resp = tracing::Instrument::instrument(route(app, req), span).await;
     app.metrics
