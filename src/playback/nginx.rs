@@ -17,7 +17,8 @@
 //! the worker (`auth_request`) and then serves the file from `RECORDING_PUBLISH_DIR`. The
 //! auth subrequest carries nginx's normalized `$uri`, so the decision is about exactly the
 //! file nginx serves; a path with control characters never gets that far (400), and below
-//! `/<format>/<recordID>` nginx follows no symbolic link. docs/nginx.md explains each refusal.
+//! `/<format>/<recordID>` nginx follows no symbolic link to a file of another owner.
+//! docs/nginx.md explains each refusal.
 
 use std::fmt;
 use std::path::Path;
@@ -404,7 +405,7 @@ mod tests {
             );
         }
         assert_eq!(
-            c.matches("disable_symlinks on from=$document_root$ferrolite_recording;")
+            c.matches("disable_symlinks if_not_owner from=$document_root$ferrolite_recording;")
                 .count(),
             2 * crate::config::DEFAULT_PLAYBACK_FORMATS.len()
         );
