@@ -523,6 +523,11 @@ async fn multitenant_playback_checks_the_hosts_tenant_on_every_file() {
     assert_eq!(as_host("alpha.lb.test").await, 200);
     assert_eq!(as_host("beta.lb.test").await, 404, "another tenant's host");
     assert_eq!(as_host("gamma.lb.test").await, 404, "an unknown tenant");
+    assert_eq!(
+        as_host("lb.test").await,
+        404,
+        "the bare host plays no tenant's recording"
+    );
     let play = |host: &'static str| {
         let req =
             s.lb.http
@@ -532,4 +537,5 @@ async fn multitenant_playback_checks_the_hosts_tenant_on_every_file() {
     };
     assert_eq!(play("alpha.lb.test").await, 307);
     assert_eq!(play("beta.lb.test").await, 404);
+    assert_eq!(play("lb.test").await, 404, "not on the bare host either");
 }

@@ -37,6 +37,16 @@ impl Nginx {
     /// Renders the config with `env` (the worker's environment plus NGINX_* settings) and
     /// starts nginx in `prefix`.
     pub fn start(prefix: &Path, env: &[(String, String)]) -> Nginx {
+        Nginx::start_after(prefix, env, |_| String::new())
+    }
+
+    /// As [`Nginx::start`], with `before(port)` placed in `http {}` before the site (another
+    /// site on the same port, as Debian's default one).
+    pub fn start_after(
+        prefix: &Path,
+        env: &[(String, String)],
+        before: impl Fn(u16) -> String,
+    ) -> Nginx {
         let port = free_port();
         std::fs::create_dir_all(prefix.join("logs")).unwrap();
         std::fs::create_dir_all(prefix.join("tmp")).unwrap();
@@ -64,7 +74,8 @@ impl Nginx {
              events {{ worker_connections 1024; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n\
              fastcgi_temp_path {p}/tmp/fcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n\
-             include /etc/nginx/mime.types;\n  include {p}/ferrolite.conf;\n}}\n"
+             include /etc/nginx/mime.types;\n  {}\n  include {p}/ferrolite.conf;\n}}\n",
+            before(port)
         );
         std::fs::write(prefix.join("nginx.conf"), main).unwrap();
         let child = Command::new(nginx_binary())
