@@ -216,6 +216,19 @@ async fn control_characters_never_reach_an_upstream_and_open_nothing() {
             String::from_utf8_lossy(st)
         );
     }
+    // Each auth subrequest has a connection of its own, closed after its one answer.
+    let auth: Vec<&Vec<u8>> = streams
+        .iter()
+        .filter(|st| contains(st, b"GET /ferrolite/auth "))
+        .collect();
+    assert!(!auth.is_empty());
+    for st in auth {
+        // Request lines: at the start, or right after a line break.
+        let requests = usize::from(st.starts_with(b"GET "))
+            + st.windows(6).filter(|w| w == b"\r\nGET ").count();
+        assert_eq!(requests, 1, "{:?}", String::from_utf8_lossy(st));
+        assert!(contains(st, b"\r\nConnection: close\r\n"));
+    }
     // With a valid cookie the same file still opens (the checks refuse only the hostile).
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -637,5 +650,29 @@ async fn behind_a_proxy_nginx_redirects_relatively() {
                 .unwrap();
         assert!(r.status().is_redirection(), "{path}: {}", r.status());
         assert_eq!(r.headers()["location"], want.as_str(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_worker_refuses_a_bare_cr_and_answers_nothing_after_it() {
+    let s = Stack::start();
+    use std::os::unix::net::UnixStream;
+    for bad in [&b"a\rb"[..], b"a\r", b"\rGET /health_check HTTP/1.1"] {
+        let mut c = UnixStream::connect(s.root.join("ferrolite.sock")).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut req = b"GET /ferrolite/auth HTTP/1.1\r\nHost: x\r\nX-Original-URI: ".to_vec();
+        req.extend_from_slice(bad);
+        req.extend_from_slice(b"\r\n\r\nGET /health_check HTTP/1.1\r\nHost: x\r\n\r\n");
+        c.write_all(&req).unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        assert_eq!(status(&out), 400, "{:?}", String::from_utf8_lossy(&out));
+        assert_eq!(
+            out.windows(9).filter(|w| w == b"HTTP/1.1 ").count(),
+            1,
+            "only one answer, then the connection closes: {:?}",
+            String::from_utf8_lossy(&out)
+        );
     }
 }
