@@ -492,6 +492,48 @@ async fn hostile_links_in_tarballs_are_set_aside_and_nothing_outside_is_served()
     for (name, rid) in &names {
         assert!(!list.contains(rid.as_str()), "{name} was indexed");
     }
+
+    // Not a blanket refusal: a chain of links that only point down is imported and served.
+    let rid = "f0000000000000000000000000000000000000ab-1715699999999";
+    let tarball = staging.join("benign.tar");
+    hostile_tarball(&tarball, rid, &|b, r| {
+        file(
+            b,
+            &format!("{r}/deep/a/b/target.txt"),
+            b"benign chain target",
+        );
+        link(b, &format!("{r}/deep/a/c3"), "b/target.txt");
+        link(b, &format!("{r}/deep/c2"), "a/c3");
+        link(b, &format!("{r}/c1"), "deep/c2");
+    });
+    std::fs::rename(&tarball, s.root.join("spool/benign.tar")).unwrap();
+    let published = s.root.join("published/presentation").join(rid);
+    assert!(
+        eventually(std::time::Duration::from_secs(60), || {
+            let p = published.clone();
+            async move { p.join("metadata.xml").is_file() }
+        })
+        .await,
+        "the benign tarball was not imported: {:?}",
+        std::fs::read_to_string(failed.join("benign.tar.reason")).ok()
+    );
+    let _ = std::process::Command::new("chmod")
+        .arg("-R")
+        .arg("a+rX")
+        .arg(&s.root)
+        .status();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let jwt =
+        ferrolite::playback::protect::mint_cookie(KEY.as_bytes(), "presentation", rid, now + 60);
+    let cookie = format!("recording_presentation_{rid}={jwt}");
+    let r = s
+        .get(&format!("/presentation/{rid}/c1"), Some(&cookie))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "benign chain target");
 }
 
 fn is_root() -> bool {
