@@ -6,6 +6,7 @@ need=()
 command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
 command -v ruby >/dev/null 2>&1 || need+=(ruby)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The nginx tests need auth_request (in Debian's nginx-light and nginx builds).
 if command -v nginx >/dev/null 2>&1 && ! nginx -V 2>&1 | grep -q -- --with-http_auth_request_module; then
   need+=(nginx)

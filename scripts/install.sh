@@ -128,9 +128,15 @@ fi
 if [ "$NGINX" = 1 ]; then
   if [ "$REAL" = 1 ]; then
     command -v nginx >/dev/null || run apt-get install -y nginx-light
+    # Ferrolite's site is the default server on 80/443 (every name, IPv4 and IPv6), as
+    # Scalelite's; Debian's sample site claims the same, so it is disabled (kept in
+    # sites-available).
+    if [ -L /etc/nginx/sites-enabled/default ]; then
+      run rm /etc/nginx/sites-enabled/default
+      note "disabled nginx's default site (/etc/nginx/sites-available/default is kept)"
+    fi
     run /usr/local/sbin/ferrolite-render-nginx
     [ -e /etc/nginx/sites-enabled/ferrolite ] || run ln -s ../sites-available/ferrolite /etc/nginx/sites-enabled/ferrolite
-    [ -e /etc/nginx/sites-enabled/default ] && note "nginx's default site is enabled; remove /etc/nginx/sites-enabled/default if it listens on the same port"
   else
     echo "+ render $ROOT/etc/nginx/sites-available/ferrolite"
     if [ "$DRY" = 0 ]; then

@@ -113,6 +113,8 @@ pub struct Config {
     pub playback: PlaybackConfig,
     /// Status page, metrics listener, autoscaling, usage accounting (see [`OpsConfig`]).
     pub ops: OpsConfig,
+    /// The nginx site `ferrolite nginx-config` renders (see [`NginxConfig`]).
+    pub nginx: NginxConfig,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -537,7 +539,9 @@ impl Config {
         let max_meeting_duration = v.num("MAX_MEETING_DURATION", 0)?;
         let tenancy = Tenancy::from_vars(&v, &secrets, max_meeting_duration)?;
         let playback = PlaybackConfig::from_vars(&v, &secrets)?;
+        let nginx = NginxConfig::from_vars(&v)?;
         Ok(Config {
+            nginx,
             playback,
             tenancy,
             secrets,
@@ -586,6 +590,92 @@ impl Config {
                 .map(str::to_string),
             recordings: RecordingConfig::from_vars(&v)?,
             ops: OpsConfig::from_vars(&v)?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The nginx site (`crate::playback::nginx`). Only nginx reads these; the renderer takes
+// everything else (BIND, URL_HOST, the recording dirs, formats) from the rest of `Config`.
+// ---------------------------------------------------------------------------------------
+
+/// Which site is rendered: Scalelite's `nginx/start` templates, first match wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NginxVariant {
+    /// `NGINX_RECORDINGS_ONLY`: playback only, no API.
+    RecordingsOnly,
+    /// `NGINX_BEHIND_PROXY` (or Scalelite's `BEHIND_PROXY`): plain HTTP behind a TLS proxy
+    /// that sets `X-Forwarded-Proto`.
+    Proxy,
+    /// `NGINX_SSL`: port 80 redirects to 443, TLS with Let's Encrypt-layout certificates.
+    Ssl,
+    /// Plain HTTP.
+    Plain,
+}
+
+impl NginxVariant {
+    pub const ALL: [NginxVariant; 4] = [
+        NginxVariant::Plain,
+        NginxVariant::Ssl,
+        NginxVariant::Proxy,
+        NginxVariant::RecordingsOnly,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NginxVariant::RecordingsOnly => "recordings-only",
+            NginxVariant::Proxy => "proxy",
+            NginxVariant::Ssl => "ssl",
+            NginxVariant::Plain => "plain",
+        }
+    }
+}
+
+/// `NGINX_*` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NginxConfig {
+    pub variant: NginxVariant,
+    /// `NGINX_LISTEN` (default `80`): a bare port listens on every IPv4 and IPv6 address.
+    pub listen: String,
+    /// `NGINX_SSL_LISTEN` (default `443`).
+    pub ssl_listen: String,
+    /// `NGINX_SSL_CERT` / `NGINX_SSL_KEY`: certificate files; unset: Scalelite's
+    /// `/etc/nginx/ssl/live/$URL_HOST/{fullchain,privkey}.pem` (or `/etc/letsencrypt/live/…`
+    /// when only that exists, found by `ferrolite nginx-config`).
+    pub ssl_cert: Option<String>,
+    pub ssl_key: Option<String>,
+    /// `NGINX_DHPARAM`: a dhparam file.
+    pub ssl_dhparam: Option<String>,
+    /// `PLAYBACK_PLAYER_ROOT` (default `/var/bigbluebutton`): where
+    /// `playback/presentation/2.3/` (BBB's player) lives.
+    pub player_root: String,
+}
+
+impl NginxConfig {
+    fn from_vars(v: &Vars<'_>) -> Result<NginxConfig, ConfigError> {
+        let flag = |k: &str| v.bool(k, false);
+        let variant = if flag("NGINX_RECORDINGS_ONLY")? {
+            NginxVariant::RecordingsOnly
+        } else if flag("NGINX_BEHIND_PROXY")? || v.0.contains_key("BEHIND_PROXY") {
+            NginxVariant::Proxy
+        } else if flag("NGINX_SSL")? {
+            NginxVariant::Ssl
+        } else {
+            NginxVariant::Plain
+        };
+        let owned = |k: &str| v.get(k).map(str::to_string);
+        Ok(NginxConfig {
+            variant,
+            listen: v.get("NGINX_LISTEN").unwrap_or("80").to_string(),
+            ssl_listen: v.get("NGINX_SSL_LISTEN").unwrap_or("443").to_string(),
+            ssl_cert: owned("NGINX_SSL_CERT"),
+            ssl_key: owned("NGINX_SSL_KEY"),
+            ssl_dhparam: owned("NGINX_DHPARAM"),
+            player_root: v
+                .get("PLAYBACK_PLAYER_ROOT")
+                .unwrap_or("/var/bigbluebutton")
+                .trim_end_matches('/')
+                .to_string(),
         })
     }
 }

@@ -37,10 +37,14 @@ fn main() -> ExitCode {
         .init();
 
     if let Command::NginxConfig = cli.command {
-        let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-        return match ferrolite::playback::nginx::NginxSettings::from_map(&env) {
-            Ok(s) => {
-                print!("{}", ferrolite::playback::nginx::render(&s));
+        let rendered = Config::from_env(Purpose::Cli)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                ferrolite::playback::nginx::render(&c, &|p| p.exists()).map_err(|e| e.to_string())
+            });
+        return match rendered {
+            Ok(site) => {
+                print!("{site}");
                 ExitCode::SUCCESS
             }
             Err(e) => {

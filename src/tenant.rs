@@ -65,6 +65,34 @@ pub fn host_tenant(host: &str, base_url: Option<&str>) -> HostTenant {
     }
 }
 
+/// Scalelite's host authorization: with `URL_HOST` set, only that host is served, and under
+/// multitenancy its subdomains (and `BASE_URL` with its subdomains, Ferrolite's tenant
+/// hosts); every other Host is answered 403. Unset `URL_HOST`: every Host. Paths holding
+/// `health_check` are exempt (probes use any name), as in Scalelite.
+pub fn host_allowed(
+    host: &str,
+    path: &str,
+    url_host: Option<&str>,
+    base_url: Option<&str>,
+    multitenant: bool,
+) -> bool {
+    let Some(allowed) = url_host.map(normalize_host).filter(|h| !h.is_empty()) else {
+        return true;
+    };
+    if path.contains("health_check") {
+        return true;
+    }
+    let host = normalize_host(host);
+    let under = |base: &str| {
+        host == base
+            || (multitenant
+                && host
+                    .strip_suffix(base)
+                    .is_some_and(|p| p.len() > 1 && p.ends_with('.')))
+    };
+    under(&allowed) || (multitenant && base_url.map(normalize_host).is_some_and(|b| under(&b)))
+}
+
 /// What joins a meeting ID to its tenant's ID on the BBB side.
 pub const SCOPE_SEPARATOR: char = '~';
 
@@ -164,6 +192,35 @@ mod tests {
             HostTenant::Named("localhost".into())
         );
         assert_eq!(normalize_host("[::1]:3000"), "[::1]");
+    }
+
+    #[test]
+    fn only_url_host_is_served_when_it_is_set() {
+        let u = Some("lb.example.com");
+        assert!(host_allowed(
+            "evil.com",
+            "/bigbluebutton/api",
+            None,
+            None,
+            false
+        ));
+        assert!(host_allowed("LB.example.com:443", "/x", u, None, false));
+        assert!(!host_allowed(
+            "evil.com",
+            "/bigbluebutton/api",
+            u,
+            None,
+            false
+        ));
+        assert!(!host_allowed("", "/bigbluebutton/api", u, None, false));
+        assert!(host_allowed("evil.com", "/health_check", u, None, false));
+        assert!(!host_allowed("bn.lb.example.com", "/x", u, None, false));
+        assert!(host_allowed("bn.lb.example.com", "/x", u, None, true));
+        assert!(!host_allowed("xlb.example.com", "/x", u, None, true));
+        assert!(!host_allowed(".lb.example.com", "/x", u, None, true));
+        let b = Some("rooms.example.net");
+        assert!(host_allowed("bn.rooms.example.net", "/x", u, b, true));
+        assert!(!host_allowed("bn.rooms.example.net", "/x", u, b, false));
     }
 
     #[test]

@@ -24,6 +24,8 @@ async fn fsapi(lb: &Lb, body: String, auth: Option<(&str, &str)>) -> (u16, Optio
     let mut req = lb
         .http
         .post(format!("{}/fsapi", lb.base))
+        // URL_HOST is set: only that Host is served (as Scalelite's host authorization).
+        .header("Host", "lb.example.com")
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body(body);
     if let Some((u, p)) = auth {
@@ -56,7 +58,14 @@ async fn a_dial_in_call_is_prompted_reprompted_and_bridged() {
     ]);
     let fake = Fake::start(&["s0"]);
     lb.add_fake_servers(&fake);
-    let (_, created) = lb.get("create", "meetingID=dial-me&name=Dial").await;
+    let (_, created, _) = lb
+        .get_as(
+            "lb.example.com",
+            LB_SECRET,
+            "create",
+            "meetingID=dial-me&name=Dial",
+        )
+        .await;
     let pin = xml_field(&created, "voiceBridge").expect("create answers the voice bridge");
     let auth = Some(("fsapi", PASSWORD));
 

@@ -5,127 +5,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::nginx::Nginx;
 use common::*;
 
-const PRES: &str = "a0715c95000a2bcb90604ecc7097dbc94592c690-1715261728123";
-const VIDEO: &str = "b1826d06111b3cdca1715fdd8108ecd05603d701-1715348128456";
-const PODCAST: &str = "c2937e17222c4dedb2826aee9219fde16714e812-1715434528789";
-pub const KEY: &str = "test-secret-key-base";
-
-/// A worker on a Unix socket with protected recordings on, and nginx in front.
-pub struct Stack {
-    pub lb: Lb,
-    pub nginx: Nginx,
-    pub root: PathBuf,
-}
-
-impl Stack {
-    pub fn start() -> Stack {
-        Stack::start_with(&[])
-    }
-
-    pub fn start_with(extra: &[(&str, &str)]) -> Stack {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        let mut env = Lb::base_env(&dir);
-        env.retain(|(k, _)| k != "PORT");
-        env.push((
-            "BIND".into(),
-            format!("unix:{}", root.join("ferrolite.sock").display()),
-        ));
-        for (k, d) in [
-            ("RECORDING_SPOOL_DIR", "spool"),
-            ("RECORDING_WORK_DIR", "work"),
-            ("RECORDING_PUBLISH_DIR", "published"),
-            ("RECORDING_UNPUBLISH_DIR", "unpublished"),
-            ("PLAYBACK_LINK_DIR", "links"),
-            ("PLAYBACK_PLAYER_ROOT", "player"),
-        ] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-            env.push((k.into(), root.join(d).display().to_string()));
-        }
-        env.push(("PROTECTED_RECORDINGS_ENABLED".into(), "true".into()));
-        env.push(("SECRET_KEY_BASE".into(), KEY.into()));
-        env.push(("IMPORTER_ENABLED".into(), "false".into()));
-        env.retain(|(k, _)| k != "LOG_LEVEL");
-        env.push(("LOG_LEVEL".into(), "ferrolite=debug".into()));
-        for (k, v) in extra {
-            env.push((k.to_string(), v.to_string()));
-        }
-        // A stand-in for BBB's presentation player: loads one resource of the recording
-        // named by its URL and reports the outcome in the title.
-        let player = root.join("player/playback/presentation/2.3");
-        std::fs::create_dir_all(&player).unwrap();
-        std::fs::write(
-            player.join("index.html"),
-            "<!DOCTYPE html><html><head><title>player</title></head><body><script>\n\
-             const rid = location.pathname.split('/').filter(Boolean).pop();\n\
-             fetch('/presentation/' + rid + '/shapes.svg').then(r => r.text().then(t => {\n\
-               document.title = 'status ' + r.status + ' bytes ' + t.length; }));\n\
-             </script></body></html>",
-        )
-        .unwrap();
-        // nginx's workers must reach the socket and the files.
-        let _ = std::process::Command::new("chmod")
-            .arg("-R")
-            .arg("a+rX")
-            .arg(&root)
-            .status();
-        let lb = Lb::start_in(dir, env);
-        let _ = std::process::Command::new("chmod")
-            .arg("a+rw")
-            .arg(root.join("ferrolite.sock"))
-            .status();
-        let nginx = Nginx::start(&root.join("nginx"), &lb.env);
-        let stack = Stack { lb, nginx, root };
-        for f in ["presentation.tar", "video.tar", "podcast.tar"] {
-            stack.lb.cli_ok(&[
-                "recordings",
-                "import",
-                &fixtures().join("recordings").join(f).display().to_string(),
-            ]);
-        }
-        let _ = std::process::Command::new("chmod")
-            .arg("-R")
-            .arg("a+rX")
-            .arg(&stack.root)
-            .status();
-        stack
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.nginx.base)
-    }
-
-    /// A signed API call through nginx.
-    pub async fn api(&self, call: &str, query: &str) -> String {
-        let url = format!(
-            "{}/bigbluebutton/api/{call}?{}",
-            self.nginx.base,
-            sign(call, query, LB_SECRET, "sha1")
-        );
-        let (status, body) = self.lb.raw_get(&url).await;
-        assert_eq!(status, 200, "{call}: {body}");
-        body
-    }
-
-    /// getRecordings' playback URL of one recording's format.
-    pub async fn link(&self, rid: &str) -> String {
-        let body = self.api("getRecordings", &format!("recordID={rid}")).await;
-        xml_field(&body, "url").unwrap_or_else(|| panic!("no url in {body}"))
-    }
-
-    pub async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
-        let mut r = self.lb.http.get(self.url(path));
-        if let Some(c) = cookie {
-            r = r.header("Cookie", c);
-        }
-        r.send().await.expect("nginx answers")
-    }
-}
+use common::nginx::{Stack, KEY, PODCAST, PRES, VIDEO};
 
 fn published_file(root: &std::path::Path, format: &str, rid: &str, file: &str) -> Vec<u8> {
     std::fs::read(root.join("published").join(format).join(rid).join(file)).unwrap()
@@ -640,6 +523,11 @@ async fn multitenant_playback_checks_the_hosts_tenant_on_every_file() {
     assert_eq!(as_host("alpha.lb.test").await, 200);
     assert_eq!(as_host("beta.lb.test").await, 404, "another tenant's host");
     assert_eq!(as_host("gamma.lb.test").await, 404, "an unknown tenant");
+    assert_eq!(
+        as_host("lb.test").await,
+        404,
+        "the bare host plays no tenant's recording"
+    );
     let play = |host: &'static str| {
         let req =
             s.lb.http
@@ -649,4 +537,5 @@ async fn multitenant_playback_checks_the_hosts_tenant_on_every_file() {
     };
     assert_eq!(play("alpha.lb.test").await, 307);
     assert_eq!(play("beta.lb.test").await, 404);
+    assert_eq!(play("lb.test").await, 404, "not on the bare host either");
 }

@@ -100,3 +100,151 @@ fn install_script_is_safe_to_rerun_in_a_temp_root() {
         String::from_utf8_lossy(&t.stderr)
     );
 }
+
+/// `nginx -t` on `site` inside a minimal main configuration.
+fn nginx_accepts(dir: &Path, name: &str, site: &[u8]) {
+    let site_path = dir.join(format!("{name}.conf"));
+    std::fs::write(&site_path, site).unwrap();
+    let main = dir.join(format!("{name}-main.conf"));
+    std::fs::write(
+        &main,
+        format!(
+            "pid {0}/{name}.pid;\nerror_log {0}/{name}-error.log;\nevents {{}}\nhttp {{ include /etc/nginx/mime.types; include {1}; }}\n",
+            dir.display(),
+            site_path.display()
+        ),
+    )
+    .unwrap();
+    let t = Command::new(common::nginx::nginx_binary())
+        .args([
+            "-t",
+            "-p",
+            dir.to_str().unwrap(),
+            "-c",
+            main.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        t.status.success(),
+        "nginx -t refused the {name} site: {}\n{}",
+        String::from_utf8_lossy(&t.stderr),
+        String::from_utf8_lossy(site)
+    );
+}
+
+#[test]
+fn every_variant_renders_and_passes_nginx_t() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A self-signed certificate for the TLS variant.
+    let (cert, key) = (d.join("cert.pem"), d.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+        ])
+        .arg("/CN=lb.example.org")
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs (scripts/install-test-deps.sh)");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let base = [
+        ("URL_HOST", "lb.example.org"),
+        ("BIND", "unix:/run/ferrolite/ferrolite.sock"),
+        ("NGINX_SSL_CERT", cert.to_str().unwrap()),
+        ("NGINX_SSL_KEY", key.to_str().unwrap()),
+    ];
+    let variants: [(&str, &[(&str, &str)]); 6] = [
+        ("plain", &[]),
+        ("ssl", &[("NGINX_SSL", "true")]),
+        ("proxy", &[("NGINX_BEHIND_PROXY", "true")]),
+        ("recordings-only", &[("NGINX_RECORDINGS_ONLY", "true")]),
+        (
+            "multitenant",
+            &[
+                ("MULTITENANCY_ENABLED", "true"),
+                ("BASE_URL", "lb.example.org"),
+            ],
+        ),
+        ("tcp-upstream", &[("BIND", "127.0.0.1:3000")]),
+    ];
+    for (name, extra) in variants {
+        let env: Vec<(String, String)> = base
+            .iter()
+            .chain(extra.iter())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let out = common::cli_with(&env, d, &["nginx-config"]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let site = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            site.contains(&format!(
+                "({})",
+                if name == "multitenant" || name == "tcp-upstream" {
+                    "plain"
+                } else {
+                    name
+                }
+            )),
+            "{name}"
+        );
+        nginx_accepts(d, name, &out.stdout);
+    }
+    // The golden files themselves are valid nginx too (all but TLS, whose certificates
+    // name the real host's paths).
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("nginx/golden");
+    for e in std::fs::read_dir(&golden).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "ssl.conf" {
+            continue;
+        }
+        nginx_accepts(
+            d,
+            &format!("golden-{name}"),
+            &std::fs::read(e.path()).unwrap(),
+        );
+    }
+    // A value nginx would misread is refused with the variable's name.
+    let out = common::cli_with(
+        &[("URL_HOST".to_string(), "x; include /etc/shadow".to_string())],
+        d,
+        &["nginx-config"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("URL_HOST"));
+}
+
+#[test]
+fn the_site_is_the_default_server_next_to_another_site() {
+    // Another site on the same port declared first (as Debian's default site): requests for
+    // any name (curl http://localhost/…) still reach Ferrolite's site.
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![("BIND".to_string(), "unix:/nonexistent.sock".to_string())];
+    let n = common::nginx::Nginx::start_after(&dir.path().join("nginx"), &env, |port| {
+        format!("server {{ listen 127.0.0.1:{port}; server_name other.example; return 418; }}")
+    });
+    for host in ["localhost", "127.0.0.1", "anything.example"] {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "-", "-w", "%{http_code}", "-H"])
+            .arg(format!("Host: {host}"))
+            .arg(format!("{}/no-such-page", n.base))
+            .output()
+            .unwrap();
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            body.ends_with("404") && body.contains("Recording not found"),
+            "{host}: {body}"
+        );
+    }
+}

@@ -57,6 +57,9 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> HttpResponse {
 
 async fn route(app: &App, req: Request<Incoming>) -> HttpResponse {
     let path = req.uri().path().to_string();
+    if !host_allowed(app, &req, &path) {
+        return response::with_status(StatusCode::FORBIDDEN, "text/plain", "Blocked host");
+    }
     match path.as_str() {
         "/health_check" | "/" => health(app).await,
         "/metrics" => metrics(app).await,
@@ -230,6 +233,18 @@ pub async fn request_tenant(
     host: &str,
 ) -> Result<Option<crate::store::Tenant>, HttpResponse> {
     app.host_tenant(host).await.map_err(ApiError::into_response)
+}
+
+/// Whether the request's Host may be served ([`crate::tenant::host_allowed`]).
+fn host_allowed<B>(app: &App, req: &Request<B>, path: &str) -> bool {
+    let c = &app.config;
+    crate::tenant::host_allowed(
+        &host_of(req),
+        path,
+        c.url_host.as_deref(),
+        c.tenancy.base_url.as_deref(),
+        c.tenancy.enabled,
+    )
 }
 
 /// Sends a verified call to its family's handler.

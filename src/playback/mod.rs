@@ -72,11 +72,15 @@ fn header_str<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The tenant id the Host names: `Ok(None)` without multitenancy or on the bare host,
-/// `Err(())` for an unknown tenant host.
-async fn host_tenant_id(app: &App, host: &str) -> Result<Option<String>, ()> {
+/// Whose recordings the Host may play (see [`protect::HostScope`]); `Err(())` for an
+/// unknown tenant host.
+async fn host_scope(app: &App, host: &str) -> Result<protect::HostScope, ()> {
+    if !app.config.tenancy.enabled {
+        return Ok(protect::HostScope::Everyone);
+    }
     match app.host_tenant(host).await {
-        Ok(t) => Ok(t.map(|t| t.id)),
+        Ok(Some(t)) => Ok(protect::HostScope::Tenant(t.id)),
+        Ok(None) => Ok(protect::HostScope::NoTenant),
         Err(_) => Err(()),
     }
 }
@@ -114,7 +118,7 @@ pub async fn auth(app: &App, req: Request<Incoming>) -> HttpResponse {
     let Some((format, rid)) = protect::parse_resource(uri, &app.config.playback.formats) else {
         return deny();
     };
-    let Ok(tenant) = host_tenant_id(app, &crate::http::request::host_of(&req)).await else {
+    let Ok(scope) = host_scope(app, &crate::http::request::host_of(&req)).await else {
         return deny();
     };
     let Ok(a) = access(app, rid).await else {
@@ -135,7 +139,7 @@ pub async fn auth(app: &App, req: Request<Incoming>) -> HttpResponse {
     match protect::resource_decision(
         a.as_ref(),
         format,
-        tenant.as_deref(),
+        &scope,
         app.config.recordings.protected_enabled,
         cookie_valid,
     ) {
@@ -154,7 +158,7 @@ pub async fn play(app: &App, req: Request<Incoming>) -> HttpResponse {
     let Some((rid, format)) = protect::parse_play(&path) else {
         return not_found();
     };
-    let Ok(tenant) = host_tenant_id(app, &crate::http::request::host_of(&req)).await else {
+    let Ok(scope) = host_scope(app, &crate::http::request::host_of(&req)).await else {
         return not_found();
     };
     let a = match access(app, rid).await {
@@ -168,7 +172,7 @@ pub async fn play(app: &App, req: Request<Incoming>) -> HttpResponse {
             )
         }
     };
-    if protect::base_checks(&a, format, tenant.as_deref()).is_err() {
+    if protect::base_checks(&a, format, &scope).is_err() {
         return not_found();
     }
     let url = a

@@ -1,130 +1,130 @@
-//! The nginx configuration, rendered from the environment by a pure function
-//! (`ferrolite nginx-config` prints it; `scripts/install.sh` installs it).
+//! The nginx site, rendered from [`Config`] by a pure function (`ferrolite nginx-config`
+//! prints it; `scripts/install.sh` installs it).
 //!
-//! Variants follow Scalelite's `nginx/start`: `NGINX_RECORDINGS_ONLY` (playback only, no
-//! API), `NGINX_BEHIND_PROXY` (plain HTTP, trusting the proxy's `X-Forwarded-Proto`),
-//! `NGINX_SSL` (port 80 redirects to 443, certificates at Scalelite's
-//! `/etc/nginx/ssl/live/$URL_HOST/{fullchain,privkey}.pem`), else plain HTTP.
+//! The site is written as template files an operator can read, in the repository's
+//! top-level `nginx/` folder (compiled in with `include_str!`): `ferrolite.conf.tmpl` (the
+//! upstreams and maps), `server.conf.tmpl`, and one file per concern (`api`, `protected`,
+//! `legacy`, `playback`, `format`, the TLS parts). `{{name}}` is replaced by a value; nothing
+//! else is interpreted. `nginx/golden/*.conf` hold the output of every variant and a test
+//! compares them (`FERROLITE_BLESS=1 cargo test --lib playback::nginx` rewrites them).
 //!
-//! Playback: each format's path is served from the public-link farm
-//! (`PLAYBACK_LINK_DIR`) with no call to the worker; a path without a link falls back to
-//! a named location that asks the worker (`auth_request`) and then serves the file from
-//! `RECORDING_PUBLISH_DIR`. The auth subrequest carries nginx's normalized `$uri`, so the
-//! decision is about exactly the file nginx serves.
+//! Variants ([`NginxVariant`]) follow Scalelite's `nginx/start`: `NGINX_RECORDINGS_ONLY`
+//! (playback only, no API), `NGINX_BEHIND_PROXY` (plain HTTP, trusting the proxy's
+//! `X-Forwarded-Proto`), `NGINX_SSL` (port 80 redirects to 443), else plain HTTP.
+//!
+//! Playback: each format's path is served from the public-link farm (`PLAYBACK_LINK_DIR`)
+//! with no call to the worker; a path without a link falls back to a named location that asks
+//! the worker (`auth_request`) and then serves the file from `RECORDING_PUBLISH_DIR`. The
+//! auth subrequest carries nginx's normalized `$uri`, so the decision is about exactly the
+//! file nginx serves; a path with control characters never gets that far (400), and below
+//! `/<format>/<recordID>` nginx follows no symbolic link to a file of another owner.
+//! docs/nginx.md explains each refusal.
 
-use std::collections::HashMap;
-use std::fmt::Write;
+use std::fmt;
+use std::path::Path;
+
+use crate::config::{Bind, Config, NginxVariant};
+
+/// Where `include` looks for an operator's own additions to the server block.
+pub const LOCAL_DIR: &str = "/etc/ferrolite/nginx.d";
 
 /// Formats without a player: their files download (`Content-Disposition: attachment`).
 const DOWNLOAD_FORMATS: &[&str] = &["podcast", "notes", "capture"];
 
-/// Everything the rendering reads.
+mod tmpl {
+    pub const SITE: &str = include_str!("../../nginx/ferrolite.conf.tmpl");
+    pub const SERVER: &str = include_str!("../../nginx/server.conf.tmpl");
+    pub const PROXY_HEADERS: &str = include_str!("../../nginx/proxy-headers.conf.tmpl");
+    pub const API: &str = include_str!("../../nginx/api.conf.tmpl");
+    pub const PROTECTED: &str = include_str!("../../nginx/protected.conf.tmpl");
+    pub const LEGACY: &str = include_str!("../../nginx/legacy.conf.tmpl");
+    pub const PLAYBACK: &str = include_str!("../../nginx/playback.conf.tmpl");
+    pub const FORMAT: &str = include_str!("../../nginx/format.conf.tmpl");
+    pub const SSL_REDIRECT: &str = include_str!("../../nginx/ssl-redirect.conf.tmpl");
+    pub const TLS: &str = include_str!("../../nginx/tls.conf.tmpl");
+}
+
+/// A value that cannot be written into an nginx configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NginxSettings {
-    pub url_host: String,
-    /// The worker: `unix:/path` or `host:port`.
-    pub upstream: String,
-    pub publish_dir: String,
-    pub link_dir: String,
-    /// Where `playback/presentation/2.3/` (the BBB player) lives.
-    pub player_root: String,
-    pub formats: Vec<String>,
-    pub ssl: bool,
-    pub behind_proxy: bool,
-    pub recordings_only: bool,
-    /// Plain HTTP listen address (`80`, `127.0.0.1:8080`).
-    pub listen: String,
-    pub ssl_listen: String,
-    pub ssl_dhparam: Option<String>,
-    /// `client_max_body_size` of the upload endpoint, in MiB.
-    pub max_upload_mib: u64,
+pub struct RenderError {
+    pub var: &'static str,
+    pub value: String,
 }
 
-fn truthy(v: Option<&String>) -> bool {
-    v.map(|s| {
-        matches!(
-            s.trim().to_ascii_lowercase().as_str(),
-            "true" | "1" | "yes" | "on"
+impl fmt::Display for RenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {:?} cannot be written into an nginx configuration (no spaces, control characters, ; {{ }} quotes or $)",
+            self.var, self.value
         )
-    })
-    .unwrap_or(false)
+    }
 }
 
-impl NginxSettings {
-    /// Reads the settings from a variable map (the environment), with Scalelite's defaults.
-    pub fn from_map(m: &HashMap<String, String>) -> Result<NginxSettings, String> {
-        let get = |k: &str| m.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
-        let upstream = match get("BIND") {
-            Some(b) if b.starts_with("unix:") => format!(
-                "unix:{}",
-                b.trim_start_matches("unix://").trim_start_matches("unix:")
-            ),
-            Some(b) => b.trim_start_matches("tcp://").to_string(),
-            None => "unix:/run/ferrolite/ferrolite.sock".to_string(),
-        };
-        let formats = crate::config::playback_formats(get("RECORDING_PLAYBACK_FORMATS"));
-        for v in [&upstream, &formats.join("")].into_iter().chain(
-            [
-                "URL_HOST",
-                "RECORDING_PUBLISH_DIR",
-                "PLAYBACK_LINK_DIR",
-                "NGINX_LISTEN",
-            ]
-            .iter()
-            .filter_map(|k| m.get(*k)),
-        ) {
-            if v.chars().any(|c| {
-                c.is_whitespace() && c != ' ' || matches!(c, ';' | '{' | '}' | '"' | '\'' | '$')
-            }) {
-                return Err(format!(
-                    "{v:?} cannot be written into an nginx configuration (no ; {{ }} quotes or $)"
-                ));
-            }
-        }
-        let max_upload_mib = match get("RECORDING_MAX_SIZE") {
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("RECORDING_MAX_SIZE: expected MiB, got {v:?}"))?,
-            None => 20480,
-        };
-        let ssl = truthy(m.get("NGINX_SSL"));
-        Ok(NginxSettings {
-            url_host: get("URL_HOST").unwrap_or("_").to_string(),
-            upstream,
-            publish_dir: get("RECORDING_PUBLISH_DIR")
-                .unwrap_or("/var/bigbluebutton/published")
-                .trim_end_matches('/')
-                .to_string(),
-            link_dir: get("PLAYBACK_LINK_DIR")
-                .unwrap_or("/var/lib/ferrolite/playback-links")
-                .trim_end_matches('/')
-                .to_string(),
-            player_root: get("PLAYBACK_PLAYER_ROOT")
-                .unwrap_or("/var/bigbluebutton")
-                .trim_end_matches('/')
-                .to_string(),
-            formats,
-            ssl,
-            behind_proxy: truthy(m.get("NGINX_BEHIND_PROXY")) || m.contains_key("BEHIND_PROXY"),
-            recordings_only: truthy(m.get("NGINX_RECORDINGS_ONLY")),
-            listen: get("NGINX_LISTEN").unwrap_or("80").to_string(),
-            ssl_listen: get("NGINX_SSL_LISTEN").unwrap_or("443").to_string(),
-            ssl_dhparam: get("NGINX_DHPARAM").map(str::to_string),
-            max_upload_mib,
-        })
-    }
+impl std::error::Error for RenderError {}
 
-    /// Which of Scalelite's templates this is (first match wins, as `nginx/start`).
-    pub fn variant(&self) -> &'static str {
-        if self.recordings_only {
-            "recordings-only"
-        } else if self.behind_proxy {
-            "proxy"
-        } else if self.ssl {
-            "ssl"
-        } else {
-            "plain"
+/// Replaces every `{{name}}` of `t` by its value. Templates are compiled in, so a
+/// placeholder without a value is a bug (the golden test renders every template).
+fn fill(t: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = t.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    debug_assert!(!out.contains("{{"), "unfilled placeholder in {out}");
+    out
+}
+
+/// A value that goes into the configuration as one nginx word.
+fn word(var: &'static str, v: &str) -> Result<String, RenderError> {
+    let bad = v.is_empty()
+        || v.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, ';' | '{' | '}' | '"' | '\'' | '$')
+        });
+    if bad {
+        return Err(RenderError {
+            var,
+            value: v.to_string(),
+        });
+    }
+    Ok(v.to_string())
+}
+
+fn path_word(var: &'static str, p: &Path) -> Result<String, RenderError> {
+    let s = p.to_string_lossy();
+    let s = s.trim_end_matches('/');
+    word(var, if s.is_empty() { "/" } else { s })
+}
+
+/// The TLS certificate and key: `NGINX_SSL_CERT`/`NGINX_SSL_KEY`, else Scalelite's
+/// `/etc/nginx/ssl/live/<URL_HOST>/…` (the docker layout mounts `/etc/letsencrypt` there),
+/// else `/etc/letsencrypt/live/<URL_HOST>/…` when only that one `exists`.
+pub fn certificates(cfg: &Config, exists: &dyn Fn(&Path) -> bool) -> (String, String) {
+    let host = cfg.url_host.as_deref().unwrap_or("_");
+    let in_dir = |d: &str| {
+        (
+            format!("{d}/live/{host}/fullchain.pem"),
+            format!("{d}/live/{host}/privkey.pem"),
+        )
+    };
+    let (mut cert, mut key) = in_dir("/etc/nginx/ssl");
+    if !exists(Path::new(&cert)) {
+        let (c, k) = in_dir("/etc/letsencrypt");
+        if exists(Path::new(&c)) {
+            (cert, key) = (c, k);
         }
+    }
+    (
+        cfg.nginx.ssl_cert.clone().unwrap_or(cert),
+        cfg.nginx.ssl_key.clone().unwrap_or(key),
+    )
+}
+
+/// `listen` lines: a bare port listens on every IPv4 and IPv6 address, as Scalelite's site.
+fn listen_lines(listen: &str, flags: &str) -> String {
+    if !listen.is_empty() && listen.bytes().all(|b| b.is_ascii_digit()) {
+        format!("    listen {listen}{flags} default_server;\n    listen [::]:{listen}{flags} default_server;\n")
+    } else {
+        format!("    listen {listen}{flags} default_server;\n")
     }
 }
 
@@ -135,175 +135,268 @@ fn not_found_page() -> String {
         .replace('"', "\\\"")
 }
 
-/// Renders the configuration: an `upstream`, a `map` and the `server` blocks, to be
-/// included in nginx's `http {}` context (Debian: `/etc/nginx/sites-enabled/`).
-pub fn render(s: &NginxSettings) -> String {
-    let mut o = String::new();
-    let v = s.variant();
-    let _ = writeln!(
-        o,
-        "# Ferrolite nginx configuration ({v}), rendered by `ferrolite nginx-config`."
-    );
-    let _ = writeln!(
-        o,
-        "# Do not edit: change /etc/default/ferrolite and render it again.\n"
-    );
-    let _ = writeln!(
-        o,
-        "upstream ferrolite {{\n    server {};\n    keepalive 64;\n}}\n",
-        s.upstream
-    );
-    let proto = if v == "proxy" {
-        "map $http_x_forwarded_proto $ferrolite_proto {\n    default $http_x_forwarded_proto;\n    \"\" $scheme;\n}\n"
-    } else {
-        "map $scheme $ferrolite_proto {\n    default $scheme;\n}\n"
+/// The `map` of Hosts the public links answer on (with `URL_HOST`): that host, and its
+/// subdomains under multitenancy, as Scalelite's host authorization.
+fn host_map(cfg: &Config) -> Result<Option<String>, RenderError> {
+    let Some(h) = cfg.url_host.as_deref() else {
+        return Ok(None);
     };
-    o.push_str(proto);
-    o.push('\n');
+    let host = crate::tenant::normalize_host(h);
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
+    {
+        return Err(RenderError {
+            var: "URL_HOST",
+            value: h.to_string(),
+        });
+    }
+    let mut m = format!(
+        "\n# With URL_HOST, files served straight from the public links answer only on that host\n\
+         # (the worker checks the Host of everything else).\n\
+         map $host $ferrolite_foreign_host {{\n    default 1;\n    \"{host}\" 0;\n"
+    );
+    if cfg.tenancy.enabled {
+        let escaped = host.replace('.', "\\.");
+        m.push_str(&format!("    \"~\\.{escaped}$\" 0;\n"));
+    }
+    m.push_str("}\n");
+    Ok(Some(m))
+}
 
-    let body = server_body(s);
-    if v == "ssl" {
-        let _ = writeln!(
-            o,
-            "server {{\n    listen {};\n    server_name {};",
-            s.listen, s.url_host
-        );
-        o.push_str("    location = /health_check {\n        proxy_pass http://ferrolite;\n        proxy_http_version 1.1;\n        proxy_set_header Connection \"\";\n        proxy_set_header Host $http_host;\n    }\n");
-        o.push_str("    location / {\n        return 301 https://$host$request_uri;\n    }\n}\n\n");
-        let _ = writeln!(
-            o,
-            "server {{\n    listen {} ssl http2;\n    server_name {};",
-            s.ssl_listen, s.url_host
-        );
-        let _ = writeln!(
-            o,
-            "    ssl_certificate /etc/nginx/ssl/live/{}/fullchain.pem;",
-            s.url_host
-        );
-        let _ = writeln!(
-            o,
-            "    ssl_certificate_key /etc/nginx/ssl/live/{}/privkey.pem;",
-            s.url_host
-        );
-        o.push_str("    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_prefer_server_ciphers off;\n    ssl_session_timeout 1d;\n    ssl_session_cache shared:FerroliteSSL:10m;\n    ssl_session_tickets off;\n");
-        if let Some(d) = &s.ssl_dhparam {
-            let _ = writeln!(o, "    ssl_dhparam {d};");
-        }
-        o.push_str(&body);
-        o.push_str("}\n");
+/// Renders the site: `upstream`s, `map`s and the `server` blocks, to be included in nginx's
+/// `http {}` context (Debian: `/etc/nginx/sites-enabled/`). `exists` tells where
+/// certificates are (`Path::exists` in `ferrolite nginx-config`).
+pub fn render(cfg: &Config, exists: &dyn Fn(&Path) -> bool) -> Result<String, RenderError> {
+    let n = &cfg.nginx;
+    let variant = n.variant;
+    let upstream = match &cfg.bind {
+        Bind::Unix(p) => format!("unix:{}", path_word("BIND", p)?),
+        Bind::Tcp(a) => a.to_string(),
+    };
+    let url_host = match cfg.url_host.as_deref() {
+        Some(h) => word("URL_HOST", h)?,
+        None => "_".to_string(),
+    };
+    let publish_dir = path_word("RECORDING_PUBLISH_DIR", &cfg.recordings.publish_dir)?;
+    let link_dir = path_word("PLAYBACK_LINK_DIR", &cfg.playback.link_dir)?;
+    let player_root = word("PLAYBACK_PLAYER_ROOT", &n.player_root)?;
+    let listen = word("NGINX_LISTEN", &n.listen)?;
+    let ssl_listen = word("NGINX_SSL_LISTEN", &n.ssl_listen)?;
+    let host_map = host_map(cfg)?;
+    let proxy_headers = tmpl::PROXY_HEADERS;
+    let ph = [("proxy_headers", proxy_headers)];
+
+    let host_check = if host_map.is_some() {
+        "        if ($ferrolite_foreign_host) {\n            return 404;\n        }\n"
     } else {
-        let _ = writeln!(
-            o,
-            "server {{\n    listen {};\n    server_name {};",
-            s.listen, s.url_host
-        );
-        o.push_str(&body);
-        o.push_str("}\n");
-    }
-    o
-}
-
-const PROXY_HEADERS: &str = "        proxy_http_version 1.1;
-        proxy_set_header Connection \"\";
-        proxy_set_header Host $http_host;
-        proxy_set_header X-Real-IP $remote_addr;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $ferrolite_proto;
-";
-
-fn to_worker(o: &mut String, location: &str, extra: &str) {
-    let _ = writeln!(o, "    location {location} {{\n        proxy_pass http://ferrolite;\n{PROXY_HEADERS}{extra}    }}");
-}
-
-fn server_body(s: &NginxSettings) -> String {
-    let mut o = String::new();
-    o.push_str(
-        "    server_tokens off;\n    client_max_body_size 64m;\n    proxy_read_timeout 60s;\n",
-    );
-    let _ = writeln!(o, "    error_page 403 404 =404 @ferrolite_not_found;");
-    let _ = writeln!(o, "    location @ferrolite_not_found {{\n        types {{ }}\n        default_type \"text/html; charset=utf-8\";\n        add_header Cache-Control no-store always;\n        return 404 \"{}\";\n    }}\n", not_found_page());
-
-    o.push_str("    # --- the worker (over its socket)\n");
-    to_worker(&mut o, "= /health_check", "");
-    to_worker(&mut o, "= /", "");
-    if !s.recordings_only {
-        to_worker(&mut o, "/bigbluebutton/", "");
-        to_worker(&mut o, "/scalelite/", "");
-        to_worker(&mut o, "= /fsapi", "");
-        to_worker(
-            &mut o,
-            "= /bigbluebutton/recording/upload",
-            &format!("        client_max_body_size {}m;\n        proxy_request_buffering off;\n        proxy_read_timeout 3600s;\n", s.max_upload_mib),
-        );
-    }
-    // One-time links of protected recordings, and plain player redirects.
-    to_worker(&mut o, "/recording/", "");
-    o.push_str("    location = /_ferrolite_auth {\n        internal;\n        proxy_pass http://ferrolite/ferrolite/auth;\n        proxy_pass_request_body off;\n        proxy_set_header Content-Length \"\";\n        proxy_set_header X-Original-URI $ferrolite_uri;\n");
-    o.push_str("        proxy_http_version 1.1;\n        proxy_set_header Connection \"\";\n        proxy_set_header Host $http_host;\n        proxy_set_header X-Forwarded-Proto $ferrolite_proto;\n    }\n\n");
-
-    o.push_str("    # --- legacy player URLs\n");
-    o.push_str("    location = /playback/presentation/playback.html {\n        return 301 /playback/presentation/0.81/playback.html?$query_string;\n    }\n");
-    o.push_str("    location = /playback/presentation/2.0/playback.html {\n        return 301 /playback/presentation/2.3/$arg_meetingId?$query_string;\n    }\n");
-    o.push_str("    location ~ ^/playback/video/(.*)$ {\n        return 307 /video/$1;\n    }\n");
-    o.push_str("    location ~ ^/recording/screenshare/(.*)$ {\n        return 307 /screenshare/$1;\n    }\n");
-    let _ = writeln!(
-        o,
-        "    # --- the presentation player (BBB's, installed under {}/playback)",
-        s.player_root
-    );
-    let _ = writeln!(o, "    location /playback/presentation/2.3 {{\n        root {};\n        try_files $uri /playback/presentation/2.3/index.html;\n    }}\n", s.player_root);
-
-    o.push_str(
-        "    # --- recording files: public links first (no worker call), else ask the worker\n",
-    );
-    for f in &s.formats {
+        ""
+    };
+    let mut formats = String::new();
+    for f in &cfg.playback.formats {
         let download = if DOWNLOAD_FORMATS.contains(&f.as_str()) {
             "        add_header Content-Disposition attachment;\n"
         } else {
             ""
         };
-        let _ = writeln!(o, "    location /{f}/ {{\n        root {};\n        try_files $uri $uri/ @ferrolite_protected_{f};\n{download}    }}", s.link_dir);
-        let _ = writeln!(o, "    location @ferrolite_protected_{f} {{\n        set $ferrolite_uri $uri;\n        auth_request /_ferrolite_auth;\n        error_page 401 403 404 =404 @ferrolite_not_found;\n        root {};\n        add_header Cache-Control private;\n{download}    }}", s.publish_dir);
+        formats.push_str(&fill(
+            tmpl::FORMAT,
+            &[
+                ("format", &word("RECORDING_PLAYBACK_FORMATS", f)?),
+                ("host_check", host_check),
+                ("link_dir", &link_dir),
+                ("publish_dir", &publish_dir),
+                ("download", download),
+            ],
+        ));
     }
-    o.push_str("\n    location / {\n        return 404;\n    }\n");
-    o
+    let api = if variant == NginxVariant::RecordingsOnly {
+        String::new()
+    } else {
+        let max = (cfg.recordings.max_size_bytes / (1024 * 1024)).to_string();
+        fill(
+            tmpl::API,
+            &[("proxy_headers", proxy_headers), ("max_upload_mib", &max)],
+        )
+    };
+    let tls = if variant == NginxVariant::Ssl {
+        let (cert, key) = certificates(cfg, exists);
+        let mut t = fill(
+            tmpl::TLS,
+            &[
+                ("ssl_cert", &word("NGINX_SSL_CERT", &cert)?),
+                ("ssl_key", &word("NGINX_SSL_KEY", &key)?),
+            ],
+        );
+        if let Some(d) = &n.ssl_dhparam {
+            t.push_str(&format!("    ssl_dhparam {};\n", word("NGINX_DHPARAM", d)?));
+        }
+        t
+    } else {
+        String::new()
+    };
+    let main_listen = if variant == NginxVariant::Ssl {
+        listen_lines(&ssl_listen, " ssl http2")
+    } else {
+        listen_lines(&listen, "")
+    };
+    let not_found = not_found_page();
+    let server = fill(
+        tmpl::SERVER,
+        &[
+            ("listen", &main_listen),
+            ("server_name", &url_host),
+            ("tls", &tls),
+            ("not_found_page", &not_found),
+            ("local_dir", LOCAL_DIR),
+            ("api", &api),
+            ("protected", &fill(tmpl::PROTECTED, &ph)),
+            ("legacy", tmpl::LEGACY),
+            (
+                "playback",
+                &fill(
+                    tmpl::PLAYBACK,
+                    &[("player_root", &player_root), ("formats", &formats)],
+                ),
+            ),
+            ("proxy_headers", proxy_headers),
+        ],
+    );
+    let servers = if variant == NginxVariant::Ssl {
+        let redirect = fill(
+            tmpl::SSL_REDIRECT,
+            &[
+                ("listen", &listen_lines(&listen, "")),
+                ("server_name", &url_host),
+                ("proxy_headers", proxy_headers),
+            ],
+        );
+        format!("{redirect}{server}")
+    } else {
+        server
+    };
+    let proto_map = if variant == NginxVariant::Proxy {
+        "# The TLS proxy in front says which scheme the client used.\nmap $http_x_forwarded_proto $ferrolite_proto {\n    default $http_x_forwarded_proto;\n    \"\" $scheme;\n}\n"
+    } else {
+        "map $scheme $ferrolite_proto {\n    default $scheme;\n}\n"
+    };
+    Ok(fill(
+        tmpl::SITE,
+        &[
+            ("variant", variant.name()),
+            ("local_dir", LOCAL_DIR),
+            ("upstream", &word("BIND", &upstream)?),
+            ("proto_map", proto_map),
+            ("host_map", host_map.as_deref().unwrap_or("")),
+            ("servers", &servers),
+        ],
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
-    fn settings(pairs: &[(&str, &str)]) -> NginxSettings {
+    fn config(pairs: &[(&str, &str)]) -> Config {
         let m: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        NginxSettings::from_map(&m).unwrap()
+        Config::from_map(&m, crate::config::Purpose::Cli).unwrap()
+    }
+
+    fn render_with(pairs: &[(&str, &str)]) -> String {
+        render(&config(pairs), &|_| false).unwrap()
+    }
+
+    /// The settings of each golden file (`nginx/golden/<name>.conf`).
+    fn golden_cases() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
+        let base = vec![
+            ("URL_HOST", "lb.example.org"),
+            ("BIND", "unix:/run/ferrolite/ferrolite.sock"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut v = base.clone();
+            v.extend_from_slice(extra);
+            v
+        };
+        vec![
+            ("plain", with(&[])),
+            ("ssl", with(&[("NGINX_SSL", "true")])),
+            ("proxy", with(&[("NGINX_BEHIND_PROXY", "true")])),
+            (
+                "recordings-only",
+                with(&[("NGINX_RECORDINGS_ONLY", "true")]),
+            ),
+            (
+                "multitenant",
+                with(&[
+                    ("MULTITENANCY_ENABLED", "true"),
+                    ("BASE_URL", "lb.example.org"),
+                ]),
+            ),
+            ("defaults", vec![]),
+        ]
+    }
+
+    #[test]
+    fn every_variant_matches_its_golden_file() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("nginx/golden");
+        let bless = std::env::var_os("FERROLITE_BLESS").is_some();
+        for (name, pairs) in golden_cases() {
+            let got = render_with(&pairs);
+            assert!(!got.contains("{{"), "{name}: unfilled placeholder");
+            let path = dir.join(format!("{name}.conf"));
+            if bless {
+                std::fs::write(&path, &got).unwrap();
+                continue;
+            }
+            let want = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                got == want,
+                "{name}: the rendered site differs from {}; if the change is intended, run \
+                 `FERROLITE_BLESS=1 cargo test --lib playback::nginx` and review the diff",
+                path.display()
+            );
+        }
     }
 
     #[test]
     fn variants_follow_scalelite_precedence() {
-        assert_eq!(settings(&[]).variant(), "plain");
-        assert_eq!(settings(&[("NGINX_SSL", "true")]).variant(), "ssl");
+        let v = |p: &[(&str, &str)]| config(p).nginx.variant;
+        assert_eq!(v(&[]), NginxVariant::Plain);
+        assert_eq!(v(&[("NGINX_SSL", "true")]), NginxVariant::Ssl);
         assert_eq!(
-            settings(&[("NGINX_SSL", "true"), ("NGINX_BEHIND_PROXY", "true")]).variant(),
-            "proxy"
+            v(&[("NGINX_SSL", "true"), ("NGINX_BEHIND_PROXY", "true")]),
+            NginxVariant::Proxy
         );
-        assert_eq!(settings(&[("BEHIND_PROXY", "")]).variant(), "proxy");
+        assert_eq!(v(&[("BEHIND_PROXY", "")]), NginxVariant::Proxy);
         assert_eq!(
-            settings(&[("NGINX_RECORDINGS_ONLY", "true"), ("NGINX_SSL", "true")]).variant(),
-            "recordings-only"
+            v(&[("NGINX_RECORDINGS_ONLY", "true"), ("NGINX_SSL", "true")]),
+            NginxVariant::RecordingsOnly
         );
     }
 
     #[test]
-    fn plain_config_routes_the_api_and_every_format() {
-        let c = render(&settings(&[
-            ("URL_HOST", "lb.example.org"),
-            ("BIND", "unix:/run/f.sock"),
-        ]));
+    fn the_upstream_is_where_serve_listens() {
+        // One table: BIND's default is config.rs's, not a second one here.
+        let c = render_with(&[]);
+        assert!(c.contains("server 127.0.0.1:3000;"), "{c}");
+        let c = render_with(&[("BIND", "unix:/run/f.sock")]);
         assert!(c.contains("server unix:/run/f.sock;"), "{c}");
+        let c = render_with(&[("PORT", "4000")]);
+        assert!(c.contains("server 127.0.0.1:4000;"), "{c}");
+    }
+
+    #[test]
+    fn the_site_routes_the_api_and_every_format_on_every_name() {
+        let c = render_with(&[("URL_HOST", "lb.example.org")]);
         assert!(c.contains("server_name lb.example.org;"));
+        assert!(
+            c.contains("listen 80 default_server;") && c.contains("listen [::]:80 default_server;")
+        );
         for f in crate::config::DEFAULT_PLAYBACK_FORMATS {
             assert!(c.contains(&format!("location /{f}/ {{")), "{f}");
             assert!(
@@ -311,39 +404,59 @@ mod tests {
                 "{f}"
             );
         }
-        for l in [
-            "location /bigbluebutton/",
-            "location /scalelite/",
-            "location = /fsapi",
-            "location = /bigbluebutton/recording/upload",
-            "location = /health_check",
-            "location /recording/",
-            "X-Original-URI $ferrolite_uri;",
-        ] {
-            assert!(c.contains(l), "missing {l}");
-        }
+        assert_eq!(
+            c.matches("disable_symlinks if_not_owner from=$document_root$ferrolite_recording;")
+                .count(),
+            2 * crate::config::DEFAULT_PLAYBACK_FORMATS.len()
+        );
         assert!(c.contains("client_max_body_size 20480m;"));
+        assert!(c.contains(&format!("include {LOCAL_DIR}/*.conf;")));
+        assert!(c.contains("absolute_redirect off;"));
         assert!(!c.contains("ssl_certificate"));
-    }
-
-    #[test]
-    fn ssl_proxy_and_recordings_only_differ_where_they_should() {
-        let c = render(&settings(&[
-            ("URL_HOST", "lb.example.org"),
-            ("NGINX_SSL", "true"),
-        ]));
-        assert!(c.contains("/etc/nginx/ssl/live/lb.example.org/fullchain.pem"));
-        assert!(c.contains("return 301 https://$host$request_uri;"));
-        let c = render(&settings(&[("NGINX_BEHIND_PROXY", "true")]));
-        assert!(c.contains("default $http_x_forwarded_proto;"));
-        let c = render(&settings(&[("NGINX_RECORDINGS_ONLY", "true")]));
+        let c = render_with(&[("NGINX_RECORDINGS_ONLY", "true")]);
         assert!(!c.contains("location /bigbluebutton/") && c.contains("location /recording/"));
     }
 
     #[test]
+    fn certificates_are_named_or_found() {
+        let c = config(&[("URL_HOST", "lb.example.org"), ("NGINX_SSL", "true")]);
+        assert_eq!(
+            certificates(&c, &|_| false).0,
+            "/etc/nginx/ssl/live/lb.example.org/fullchain.pem"
+        );
+        let le = |p: &Path| p.starts_with("/etc/letsencrypt");
+        assert_eq!(
+            certificates(&c, &le),
+            (
+                "/etc/letsencrypt/live/lb.example.org/fullchain.pem".to_string(),
+                "/etc/letsencrypt/live/lb.example.org/privkey.pem".to_string()
+            )
+        );
+        let c = config(&[
+            ("URL_HOST", "lb.example.org"),
+            ("NGINX_SSL", "true"),
+            ("NGINX_SSL_CERT", "/srv/c.pem"),
+            ("NGINX_SSL_KEY", "/srv/k.pem"),
+        ]);
+        let out = render(&c, &le).unwrap();
+        assert!(
+            out.contains("ssl_certificate /srv/c.pem;")
+                && out.contains("ssl_certificate_key /srv/k.pem;")
+        );
+        assert!(out.contains("listen 443 ssl http2 default_server;"));
+    }
+
+    #[test]
     fn values_that_would_break_the_config_are_refused() {
-        let m: HashMap<String, String> =
-            [("URL_HOST".to_string(), "x; include /etc/passwd".to_string())].into();
-        assert!(NginxSettings::from_map(&m).is_err());
+        for (k, v) in [
+            ("URL_HOST", "x; include /etc/passwd"),
+            ("RECORDING_PUBLISH_DIR", "/a b"),
+            ("PLAYBACK_LINK_DIR", "/a$b"),
+            ("NGINX_LISTEN", "80;"),
+            ("PLAYBACK_PLAYER_ROOT", "/x}"),
+        ] {
+            let e = render(&config(&[(k, v)]), &|_| false).unwrap_err();
+            assert_eq!(e.var, k);
+        }
     }
 }

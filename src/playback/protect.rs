@@ -141,18 +141,30 @@ pub enum Deny {
     BadToken,
 }
 
+/// Whose recordings a request's Host may play.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostScope {
+    /// Multitenancy is off: every recording.
+    Everyone,
+    /// A tenant's host: that tenant's recordings only.
+    Tenant(String),
+    /// The bare `BASE_URL` host under multitenancy: recordings of no tenant only (never
+    /// every tenant's).
+    NoTenant,
+}
+
 /// The resource rule: the recording exists with this format, is published, belongs to the
-/// Host's tenant (when multitenancy names one), and — when protection is on and the
+/// Host's scope ([`HostScope`]), and — when protection is on and the
 /// recording is protected — the request carries a valid cookie for it.
 pub fn resource_decision(
     access: Option<&PlaybackAccess>,
     format: &str,
-    host_tenant: Option<&str>,
+    scope: &HostScope,
     protection_enabled: bool,
     cookie_valid: impl FnOnce() -> bool,
 ) -> Result<(), Deny> {
     let a = access.ok_or(Deny::UnknownRecording)?;
-    base_checks(a, format, host_tenant)?;
+    base_checks(a, format, scope)?;
     if protection_enabled && a.protected && !cookie_valid() {
         return Err(Deny::NoValidCookie);
     }
@@ -160,21 +172,20 @@ pub fn resource_decision(
 }
 
 /// Checks shared by the resource and play routes.
-pub fn base_checks(
-    a: &PlaybackAccess,
-    format: &str,
-    host_tenant: Option<&str>,
-) -> Result<(), Deny> {
+pub fn base_checks(a: &PlaybackAccess, format: &str, scope: &HostScope) -> Result<(), Deny> {
     if !a.formats.iter().any(|(f, _)| f == format) {
         return Err(Deny::UnknownFormat);
     }
     if !a.published {
         return Err(Deny::Unpublished);
     }
-    if let Some(t) = host_tenant {
-        if a.tenant_id.as_deref() != Some(t) {
-            return Err(Deny::OtherTenant);
-        }
+    let own = match scope {
+        HostScope::Everyone => true,
+        HostScope::Tenant(t) => a.tenant_id.as_deref() == Some(t.as_str()),
+        HostScope::NoTenant => a.tenant_id.as_deref().is_none_or(str::is_empty),
+    };
+    if !own {
+        return Err(Deny::OtherTenant);
     }
     Ok(())
 }
@@ -296,28 +307,41 @@ mod tests {
         };
         let yes = || true;
         let no = || false;
+        let all = HostScope::Everyone;
         assert_eq!(
-            resource_decision(None, "presentation", None, true, yes),
+            resource_decision(None, "presentation", &all, true, yes),
             Err(Deny::UnknownRecording)
         );
         assert_eq!(
-            resource_decision(Some(&a), "video", None, true, yes),
+            resource_decision(Some(&a), "video", &all, true, yes),
             Err(Deny::UnknownFormat)
         );
         assert_eq!(
-            resource_decision(Some(&a), "presentation", None, true, no),
+            resource_decision(Some(&a), "presentation", &all, true, no),
             Err(Deny::NoValidCookie)
         );
         assert_eq!(
-            resource_decision(Some(&a), "presentation", None, false, no),
+            resource_decision(Some(&a), "presentation", &all, false, no),
             Ok(())
         );
         assert_eq!(
-            resource_decision(Some(&a), "presentation", Some("t2"), true, yes),
+            resource_decision(
+                Some(&a),
+                "presentation",
+                &HostScope::Tenant("t2".into()),
+                true,
+                yes
+            ),
             Err(Deny::OtherTenant)
         );
         assert_eq!(
-            resource_decision(Some(&a), "presentation", Some("t1"), true, yes),
+            resource_decision(
+                Some(&a),
+                "presentation",
+                &HostScope::Tenant("t1".into()),
+                true,
+                yes
+            ),
             Ok(())
         );
         let un = PlaybackAccess {
@@ -325,8 +349,27 @@ mod tests {
             ..a.clone()
         };
         assert_eq!(
-            resource_decision(Some(&un), "presentation", None, false, yes),
+            resource_decision(Some(&un), "presentation", &all, false, yes),
             Err(Deny::Unpublished)
+        );
+        // The bare host under multitenancy plays no tenant's recordings.
+        assert_eq!(
+            resource_decision(Some(&a), "presentation", &HostScope::NoTenant, false, yes),
+            Err(Deny::OtherTenant)
+        );
+        let untagged = PlaybackAccess {
+            tenant_id: None,
+            ..a.clone()
+        };
+        assert_eq!(
+            resource_decision(
+                Some(&untagged),
+                "presentation",
+                &HostScope::NoTenant,
+                false,
+                yes
+            ),
+            Ok(())
         );
         assert!(!publicly_servable(&a, true, false));
         assert!(publicly_servable(&a, false, false));

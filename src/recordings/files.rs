@@ -2,9 +2,13 @@
 //! unpublish and delete `<dir>/<format>/<recordID>` trees.
 //!
 //! Extraction trusts nothing in the tarball: every member must be a plain relative path
-//! (no `/…`, no `..`), a regular file, directory or a symlink that stays inside its own
-//! `<format>/<recordID>` tree; device files, FIFOs and hard links are refused, and the total
-//! size is bounded. A refusal names the member, so the `.reason` file says what was wrong.
+//! (no `/…`, no `..`), a regular file, directory or a symlink that points *down* from where
+//! it is (a relative target with no `..` component, at least two levels inside its own
+//! `<format>/<recordID>` tree); device files, FIFOs and hard links are refused, and the
+//! total size is bounded. Links are judged by their text one at a time, so after extraction
+//! the whole tree is walked again without following links ([`verify_tree`]): every link must
+//! resolve inside its recording and every file must have one name. A refusal names the
+//! member, so the `.reason` file says what was wrong (docs/recordings.md lists the rules).
 //!
 //! Placing a format is a replace: the new tree is renamed next to the old one
 //! (`.<id>.incoming-…`), the old one aside (`.<id>.old-…`), the new one into place, and the
@@ -86,26 +90,79 @@ fn checked_path(p: &Path) -> Result<Vec<String>, Refused> {
     Ok(out)
 }
 
-/// Whether a symlink at `parts` pointing to `target` stays inside `parts[0]/parts[1]`.
+/// Whether a symlink at `parts` (at least `<format>/<recordID>/<name>`) pointing to `target`
+/// points down from its own directory: relative, and no component climbs (`..`). Chains of
+/// such links can only go further down, so none of them can leave the recording.
 fn link_stays_inside(parts: &[String], target: &Path) -> bool {
-    if parts.len() < 3 || target.is_absolute() {
-        return false;
-    }
-    let mut resolved: Vec<String> = parts[..parts.len() - 1].to_vec();
-    for c in target.components() {
-        match c {
-            Component::Normal(s) => resolved.push(s.to_string_lossy().into_owned()),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                resolved.pop();
-                if resolved.len() < 2 {
-                    return false;
-                }
+    parts.len() >= 3
+        && !target.as_os_str().is_empty()
+        && target
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+/// Checks an extracted tree without following links out of it: every symlink under each
+/// `<format>/<recordID>` must resolve (when its target exists) inside that recording, and
+/// every regular file must have exactly one name (no hard link to anything).
+pub fn verify_tree(root: &Path) -> Result<(), Refused> {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = fs::read_dir(&dir)
+            .map_err(|e| refused(format!("cannot read the extracted tree: {e}")))?;
+        for e in entries {
+            let e = e.map_err(|e| refused(format!("cannot read the extracted tree: {e}")))?;
+            let path = e.path();
+            check_entry(root, &path)?;
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                stack.push(path);
             }
-            _ => return false,
         }
     }
-    resolved.len() >= 2 && resolved[0] == parts[0] && resolved[1] == parts[1]
+    Ok(())
+}
+
+/// One entry of [`verify_tree`], read with `symlink_metadata` (links are not followed).
+fn check_entry(root: &Path, path: &Path) -> Result<(), Refused> {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let meta = fs::symlink_metadata(path)
+        .map_err(|err| refused(format!("cannot read {}: {err}", rel.display())))?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let mut it = rel.components();
+        let (Some(f), Some(r)) = (it.next(), it.next()) else {
+            return Err(refused(format!(
+                "{} is a link above a recording",
+                rel.display()
+            )));
+        };
+        let recording = root.join(f).join(r);
+        let inside = match (fs::canonicalize(path), fs::canonicalize(&recording)) {
+            (Ok(t), Ok(rec)) => t.starts_with(&rec),
+            // A link to nothing leads nowhere; its text was checked at extraction.
+            (Err(err), _) if err.kind() == io::ErrorKind::NotFound => true,
+            _ => false,
+        };
+        if !inside {
+            return Err(refused(format!(
+                "member {} is a link that resolves outside its recording (or loops)",
+                rel.display()
+            )));
+        }
+    } else if ft.is_file() {
+        use std::os::unix::fs::MetadataExt;
+        if meta.nlink() > 1 {
+            return Err(refused(format!(
+                "member {} is hard-linked to another file",
+                rel.display()
+            )));
+        }
+    } else if !ft.is_dir() {
+        return Err(refused(format!(
+            "member {} is not a file, directory or link",
+            rel.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Opens a tarball, gunzipping when it starts with the gzip magic.
@@ -169,7 +226,7 @@ pub fn extract(
                     .unwrap_or_default();
                 if !link_stays_inside(&parts, &target) {
                     return Err(refused(format!(
-                        "member {} is a link pointing outside its recording ({})",
+                        "member {} is a link pointing outside its recording: its target ({}) is absolute or climbs with '..'; only links pointing down inside a recording are accepted",
                         path.display(),
                         target.display()
                     )));
@@ -213,6 +270,7 @@ pub fn extract(
     if members == 0 {
         return Err(refused("the tarball is empty"));
     }
+    verify_tree(dest)?;
     Ok(total)
 }
 
@@ -379,11 +437,52 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert!(link_stays_inside(&parts, Path::new("../audio/a.webm")));
+        assert!(link_stays_inside(&parts, Path::new("audio/a.webm")));
+        assert!(link_stays_inside(&parts, Path::new("./a.webm")));
+        assert!(!link_stays_inside(&parts, Path::new("../audio/a.webm")));
+        assert!(!link_stays_inside(&parts, Path::new("a/../../b")));
+        assert!(!link_stays_inside(&parts, Path::new("")));
+        assert!(!link_stays_inside(&parts[..2], Path::new("x")));
         assert!(!link_stays_inside(&parts, Path::new("../../../etc/passwd")));
         assert!(!link_stays_inside(&parts, Path::new("/etc/passwd")));
         assert!(checked_path(Path::new("../x")).is_err());
         assert!(checked_path(Path::new("/x")).is_err());
+    }
+
+    #[test]
+    fn the_tree_is_verified_without_following_links_out() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("x");
+        let rec = root.join("presentation/r1");
+        fs::create_dir_all(rec.join("video")).unwrap();
+        fs::write(rec.join("video/a.webm"), "a").unwrap();
+        symlink("a.webm", rec.join("video/b.webm")).unwrap();
+        symlink("video", rec.join("v")).unwrap();
+        symlink("missing", rec.join("dangling")).unwrap();
+        assert_eq!(verify_tree(&root), Ok(()));
+        // Into another recording, out of the tree, a loop, a hard link: each refused.
+        fs::create_dir_all(root.join("presentation/r2")).unwrap();
+        fs::write(d.path().join("secret"), "s").unwrap();
+        for (name, make) in [
+            (
+                "other",
+                &(|p: &Path| symlink("../r2", p).unwrap()) as &dyn Fn(&Path),
+            ),
+            ("out", &|p: &Path| {
+                symlink(d.path().join("secret"), p).unwrap()
+            }),
+            ("loop", &|p: &Path| symlink("loop", p).unwrap()),
+            ("hard", &|p: &Path| {
+                fs::hard_link(rec.join("video/a.webm"), p).unwrap()
+            }),
+        ] {
+            let p = rec.join(name);
+            make(&p);
+            assert!(verify_tree(&root).is_err(), "{name} accepted");
+            fs::remove_file(&p).unwrap();
+        }
+        assert_eq!(verify_tree(&root), Ok(()));
     }
 
     #[test]
