@@ -65,6 +65,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantSettingsCommand,
     },
+    /// Carry a Scalelite's state over (its Redis and PostgreSQL are only read).
+    Scalelite {
+        #[command(subcommand)]
+        command: crate::scalelite::cli::ScaleliteCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -357,6 +362,7 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<()> {
             )
             .await?
         }
+        Command::Scalelite { command } => crate::scalelite::cli::run(&app, command).await?,
     }
     Ok(())
 }
