@@ -34,6 +34,7 @@
 //! - [`app`] ties configuration, store and client together; [`shutdown`] stops it cleanly.
 
 pub mod admin;
+pub mod adopt;
 pub mod api;
 pub mod app;
 pub mod balancer;
