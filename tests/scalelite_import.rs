@@ -606,3 +606,104 @@ async fn a_migrated_scalelite_imports_and_running_meetings_keep_their_servers() 
         "{meetings}"
     );
 }
+
+/// The switch as docs/switch-from-scalelite.md describes it: Ferrolite pointed at
+/// Scalelite's recording dirs, `scalelite import`, then `recordings import` of the published
+/// and the unpublished tree. Every recording keeps its state, protection, tenant and
+/// metadata (the index wins over the older metadata.xml), a recording only on disk is
+/// indexed in the state of its directory, the running meeting keeps its server, and no file
+/// is copied or moved.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_switch_keeps_everything_and_copies_no_file() {
+    use common::trees::{inode, write_recording};
+    let fake = Fake::start(&["bbb-secret-0", "bbb-secret-1"]);
+    fake.set_meeting(0, "plain-room", serde_json::json!({"participants": 3}))
+        .await;
+    let sl = scalelite(&fake, true).await;
+    let var = tempfile::tempdir().unwrap();
+    let (published, unpublished) = (var.path().join("published"), var.path().join("unpublished"));
+    let files = [
+        write_recording(&published, "rec-t1-a-1700000000000", "room-a"),
+        write_recording(&unpublished, "rec-t2-b-1700000100000", "room-b"),
+        write_recording(&unpublished, "rec-disk-only-1700000400000", "room-d"),
+    ];
+    let inodes: Vec<u64> = files.iter().map(|f| inode(f)).collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Lb::base_env(&dir);
+    for (k, v) in [
+        ("MULTITENANCY_ENABLED", "true".to_string()),
+        ("BASE_URL", "lb.example".to_string()),
+        ("PROTECTED_RECORDINGS_ENABLED", "true".to_string()),
+        ("RECORDING_IMPORT_UNPUBLISHED", "true".to_string()),
+        ("IMPORTER_ENABLED", "false".to_string()),
+        ("RECORDING_PUBLISH_DIR", published.display().to_string()),
+        ("RECORDING_UNPUBLISH_DIR", unpublished.display().to_string()),
+        (
+            "RECORDING_SPOOL_DIR",
+            var.path().join("spool").display().to_string(),
+        ),
+        (
+            "RECORDING_WORK_DIR",
+            var.path().join("work").display().to_string(),
+        ),
+    ] {
+        env.push((k.into(), v));
+    }
+    let lb = Lb::start_in(dir, env);
+    ok(&import(&lb, &sl, &[]));
+    for d in [&published, &unpublished] {
+        let out = lb.cli_ok(&["recordings", "import", &d.display().to_string()]);
+        assert!(
+            out.contains("0 format dir(s) renamed, none copied"),
+            "{out}"
+        );
+    }
+    let now: Vec<u64> = files.iter().map(|f| inode(f)).collect();
+    assert_eq!(now, inodes, "no file copied or moved");
+
+    let (_, bn, _) = lb
+        .get_as("bn.lb.example", "bn-secret-1", "getRecordings", "")
+        .await;
+    assert_eq!(count(&bn, "recording"), 1, "{bn}");
+    assert!(
+        bn.contains("Renamed by the front end") && bn.contains("<gl-listed>true</gl-listed>"),
+        "{bn}"
+    );
+    let (_, uni, _) = lb
+        .get_as("uni.lb.example", "uni-secret", "getRecordings", "")
+        .await;
+    assert_eq!(
+        xml_field(&uni, "published").as_deref(),
+        Some("false"),
+        "{uni}"
+    );
+    assert_eq!(
+        xml_field(&uni, "protected").as_deref(),
+        Some("true"),
+        "{uni}"
+    );
+    let listed = lb.cli_ok(&["recordings", "list", "--meeting", "room-d"]);
+    assert!(
+        listed.contains("rec-disk-only-1700000400000\troom-d\tunpublished\tunpublished"),
+        "{listed}"
+    );
+
+    // The running meeting keeps its server.
+    let (status, _, loc) = lb
+        .get_as(
+            "lb.example",
+            common::LB_SECRET,
+            "join",
+            "meetingID=plain-room&fullName=Ann&role=MODERATOR",
+        )
+        .await;
+    assert_eq!(status, 302);
+    let port = url::Url::parse(&fake.servers[0].url)
+        .unwrap()
+        .port()
+        .unwrap();
+    assert!(loc.contains(&format!(":{port}/")), "{loc}");
+    lb.cli_ok(&["poll"]);
+    assert!(lb.cli_ok(&["meetings"]).contains("plain-room"));
+}
