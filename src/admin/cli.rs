@@ -507,9 +507,7 @@ async fn tenants_command(app: &App, cmd: TenantsCommand, out: &mut impl Write) -
     match cmd {
         TenantsCommand::List { show_secrets } => {
             let list = tenants::list(app).await?;
-            if list.is_empty() {
-                eprintln!("No tenants exist");
-            }
+            let total = list.len();
             for t in list {
                 writeln!(out, "id: {}", t.id).map_err(io)?;
                 writeln!(out, "\tname: {}", t.name).map_err(io)?;
@@ -528,6 +526,8 @@ async fn tenants_command(app: &App, cmd: TenantsCommand, out: &mut impl Write) -
                     writeln!(out, "\tlrs: {} ({how})", l.endpoint).map_err(io)?;
                 }
             }
+            // Scalelite's last line, also for an empty list.
+            writeln!(out, "Total number of tenants: {total}").map_err(io)?;
         }
         TenantsCommand::UpdateLrsBasic {
             id,
