@@ -42,6 +42,7 @@ pub mod bbb;
 pub mod callbacks;
 pub mod config;
 pub mod dialin;
+pub mod envfile;
 pub mod fake;
 pub mod http;
 pub mod lease;

@@ -23,6 +23,10 @@ use crate::store::{Server, ServerState};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// As root: hand the database files back to their owner (the service user) instead of
+    /// refusing to create files it could not write.
+    #[arg(long, global = true)]
+    pub fix_ownership: bool,
 }
 
 #[derive(Subcommand, Debug)]
