@@ -69,6 +69,9 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantSettingsCommand,
     },
+    /// Check this host: settings, database, recording dirs, nginx, player, BBB servers,
+    /// clocks, certificate; each ok/warn/fail with what to do.
+    Doctor,
     /// Carry a Scalelite's state over (its Redis and PostgreSQL are only read).
     Scalelite {
         #[command(subcommand)]
@@ -373,6 +376,13 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<()> {
             .await?
         }
         Command::Scalelite { command } => crate::scalelite::cli::run(&app, command).await?,
+        Command::Doctor => {
+            let checks = super::doctor::run(&app).await;
+            write!(out, "{}", super::doctor::render(&checks)).map_err(io)?;
+            if checks.iter().any(|c| c.level == super::doctor::Level::Fail) {
+                return Err(AdminError::Invalid("some checks failed (see above)".into()));
+            }
+        }
     }
     Ok(())
 }

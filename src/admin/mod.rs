@@ -5,6 +5,7 @@
 //! `cli.rs` only parses arguments and prints.
 
 pub mod cli;
+pub mod doctor;
 pub mod ownership;
 pub mod recordings;
 pub mod servers;
