@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Ships recordings published before the hook was installed: runs the post_publish hook for
 # every recording with a `status/published/<recordID>*.done` file and no `-sender.done` yet.
-# Run on the BBB server as the bigbluebutton user:  sudo -u bigbluebutton ./ferrolite_batch_import.sh
+# Run on the BBB server (as root it switches to the bigbluebutton user itself, as
+# Scalelite's batch script does):  sudo ./ferrolite_batch_import.sh
 # Environment: RECORDING_DIR (default /var/bigbluebutton/recording),
 #              HOOK (default /usr/local/bigbluebutton/core/scripts/post_publish/ferrolite_post_publish.rb)
 set -uo pipefail
+if [ "$(id -u)" = 0 ] && id bigbluebutton >/dev/null 2>&1; then
+  exec runuser -u bigbluebutton -- env RECORDING_DIR="${RECORDING_DIR:-}" HOOK="${HOOK:-}" bash "$0" "$@"
+fi
 RECORDING_DIR=${RECORDING_DIR:-/var/bigbluebutton/recording}
 HOOK=${HOOK:-/usr/local/bigbluebutton/core/scripts/post_publish/ferrolite_post_publish.rb}
+[ -r "$HOOK" ] || { echo "no hook at $HOOK: install bbb-hooks/ferrolite_post_publish.rb there (or set HOOK)" >&2; exit 1; }
 status="$RECORDING_DIR/status/published"
 failed=0
 declare -A seen=()

@@ -56,10 +56,21 @@ def bbb_secret(config)
   nil
 end
 
+# Stops the hook with one clear line (exit 1) instead of a Ruby backtrace.
+class ConfigError < StandardError; end
+
 def load_config
   scripts = File.expand_path('..', __dir__)
   path = ENV['FERROLITE_HOOK_CONFIG'] || File.join(scripts, 'ferrolite.yml')
-  config = YAML.safe_load(File.read(path)) || {}
+  raise ConfigError, "#{path} is missing or unreadable: install bbb-hooks/ferrolite.yml there" unless File.readable?(path)
+
+  begin
+    config = YAML.safe_load(File.read(path)) || {}
+  rescue Psych::Exception => e
+    raise ConfigError, "#{path} is not valid YAML: #{e.message}"
+  end
+  raise ConfigError, "#{path} must be a mapping of settings" unless config.is_a?(Hash)
+
   bbb_yml = config['bigbluebutton_yml'] || File.join(scripts, 'bigbluebutton.yml')
   if (!config['published_dir'] || !config['recording_dir']) && File.readable?(bbb_yml)
     props = YAML.safe_load(File.read(bbb_yml)) || {}
@@ -69,7 +80,28 @@ def load_config
   config['published_dir'] ||= '/var/bigbluebutton/published'
   config['recording_dir'] ||= '/var/bigbluebutton/recording'
   config['work_dir'] ||= '/var/bigbluebutton/recording/ferrolite'
+  check_delivery(config, path)
   config
+end
+
+# Refuses, before anything is packed, a configuration that cannot deliver: no delivery
+# chosen, the shipped example host, or no secret to sign the upload with. (An unedited
+# host would otherwise retry for minutes and hold up BBB's publish queue.)
+def check_delivery(config, path)
+  url = config['upload_url'].to_s
+  if url.empty?
+    return unless config['spool_dir'].to_s.empty?
+
+    raise ConfigError, "#{path}: set upload_url (HTTPS push) or spool_dir (as Scalelite)"
+  end
+  host = (URI(url).host rescue nil).to_s
+  raise ConfigError, "#{path}: upload_url #{url.inspect} is not an http(s) URL" if host.empty?
+  if host == 'example.org' || host.end_with?('.example.org')
+    raise ConfigError, "#{path}: upload_url still names the example host #{host}; set your load balancer's"
+  end
+  return if bbb_secret(config)
+
+  raise ConfigError, "#{path}: no secret: set `secret` or make /etc/bigbluebutton/bbb-web.properties readable"
 end
 
 def pack(config, record_id)
@@ -152,7 +184,12 @@ def main
   abort 'Meeting ID was not provided (-m <recordID>)' if record_id.to_s.empty?
   abort "not a record id: #{record_id}" unless record_id =~ /\A[A-Za-z0-9_.-]+\z/
 
-  config = load_config
+  begin
+    config = load_config
+  rescue ConfigError => e
+    log "not delivered: #{e.message}"
+    return 1
+  end
   tar = pack(config, record_id)
   unless tar
     log "nothing published for #{record_id}"

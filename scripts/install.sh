@@ -8,7 +8,8 @@
 #                           [--root DIR] [--dry-run] [--no-nginx] [--no-systemd]
 #   --binary PATH     the ferrolite binary (default: target/release/ferrolite)
 #   --url-host HOST   URL_HOST for a new /etc/default/ferrolite (default: hostname -f)
-#   --from-scalelite  start /etc/default/ferrolite from /etc/default/scalelite (same names)
+#   --from-scalelite  start /etc/default/ferrolite from /etc/default/scalelite (same names;
+#                     stops when that file is missing rather than invent a new secret)
 #   --root DIR        install under DIR instead of / (for tests and packaging): no users,
 #                     no systemctl, no nginx reload
 #   --dry-run         print what would be done, change nothing
@@ -39,6 +40,26 @@ if [ -z "$ROOT" ] && [ "$DRY" = 0 ] && [ "$(id -u)" != 0 ]; then
   echo "run as root (or use --dry-run / --root DIR)" >&2; exit 1
 fi
 REAL=1; [ -n "$ROOT" ] && REAL=0
+. scripts/envfile.sh
+
+# Scalelite's settings, read as systemd reads them (never sourced).
+SCALELITE_ENV="$ROOT/etc/default/scalelite"
+# Scalelite variables Ferrolite has no use for (its own stores, Rails, docker, S3/CloudFront).
+SCALELITE_UNUSED="DATABASE_URL REDIS_URL REDIS_NAMESPACE REDIS_POOL DB_DISABLED DB_CONNECTION_RETRY_COUNT
+  PREPARED_STATEMENT RAILS_ENV RAILS_LOG_LEVEL RAILS_LOG_TO_STDOUT RAILS_MAX_THREADS RAILS_MIN_THREADS
+  RAILS_SERVE_STATIC_FILES WEB_CONCURRENCY DEFAULT_LOCALE DEFAULT_MEETING_TTL INTERVAL SCALELITE_TAG
+  SCALELITE_API_PORT SCALELITE_API_EXTRA_OPTS SCALELITE_NGINX_EXTRA_OPTS SCALELITE_RECORDING_DIR
+  S3_RECORDING S3_BUCKET_NAME CLOUDFRONT_URL CF_KEY_PAIR_ID CF_PRIVATE_KEY_B64"
+if [ "$FROM_SCALELITE" = 1 ]; then
+  if [ ! -r "$SCALELITE_ENV" ]; then
+    echo "--from-scalelite: $SCALELITE_ENV is missing or unreadable." >&2
+    echo "  It carries LOADBALANCER_SECRET, which every front end signs with; a new one would break" >&2
+    echo "  them all, so nothing was installed. On a docker (scalelite-run) host, copy the .env values" >&2
+    echo "  into $SCALELITE_ENV first; for a fresh install, run without --from-scalelite." >&2
+    exit 1
+  fi
+  envfile_load "$SCALELITE_ENV"
+fi
 
 run() { # prints the command; runs it unless --dry-run
   echo "+ $*"
@@ -88,10 +109,19 @@ else
     install -d -m 0755 "$ROOT/etc/default"
     umask 077
     {
-      if [ "$FROM_SCALELITE" = 1 ] && [ -r /etc/default/scalelite ]; then
+      if [ "$FROM_SCALELITE" = 1 ]; then
         echo "# Copied from /etc/default/scalelite by scripts/install.sh: Ferrolite reads the same names."
-        grep -Ev '^\s*(DATABASE_URL|REDIS_URL)=' /etc/default/scalelite || true
+        unused_re=$(echo $SCALELITE_UNUSED | tr ' ' '|')
+        grep -Ev "^[[:space:]]*($unused_re)[[:space:]]*=" "$SCALELITE_ENV" || true
         echo
+        srd=$(envfile_get SCALELITE_RECORDING_DIR)
+        if [ -n "$srd" ]; then
+          # The docker layout mounts SCALELITE_RECORDING_DIR as /var/bigbluebutton.
+          echo "# From SCALELITE_RECORDING_DIR=$srd (the docker layout's recording root)."
+          for pair in SPOOL:spool PUBLISH:published UNPUBLISH:unpublished; do
+            [ -n "$(envfile_get "RECORDING_${pair%%:*}_DIR")" ] || echo "RECORDING_${pair%%:*}_DIR=$srd/${pair#*:}"
+          done
+        fi
         echo "# Ferrolite keeps its state in one SQLite file instead of PostgreSQL + Redis."
       else
         echo "# Ferrolite settings (Scalelite's variable names). See /usr/local/share/doc/ferrolite/nginx.md."
@@ -111,6 +141,15 @@ else
     umask 022
     if [ "$REAL" = 1 ]; then chown root:ferrolite "$ENV_FILE"; chmod 0640 "$ENV_FILE"; fi
   fi
+fi
+
+if [ "$FROM_SCALELITE" = 1 ]; then
+  unused=()
+  for k in "${ENVFILE_KEYS[@]}"; do
+    case " $(echo $SCALELITE_UNUSED) " in *" $k "*) unused+=("$k") ;; esac
+  done
+  [ ${#unused[@]} -eq 0 ] || note "Scalelite settings Ferrolite does not use (left out): ${unused[*]}"
+  note "carry Scalelite's state over with: ferrolite scalelite import --redis-url <REDIS_URL> --database-url <DATABASE_URL>"
 fi
 
 # 5. systemd units.

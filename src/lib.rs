@@ -34,6 +34,7 @@
 //! - [`app`] ties configuration, store and client together; [`shutdown`] stops it cleanly.
 
 pub mod admin;
+pub mod adopt;
 pub mod api;
 pub mod app;
 pub mod autoscale;
@@ -42,6 +43,7 @@ pub mod bbb;
 pub mod callbacks;
 pub mod config;
 pub mod dialin;
+pub mod envfile;
 pub mod fake;
 pub mod http;
 pub mod lease;
@@ -50,6 +52,7 @@ pub mod metrics;
 pub mod playback;
 pub mod poller;
 pub mod recordings;
+pub mod scalelite;
 pub mod shutdown;
 pub mod store;
 pub mod tenant;

@@ -36,6 +36,15 @@ fn main() -> ExitCode {
         )
         .init();
 
+    // The CLI uses the service's settings (/etc/default/ferrolite or FERROLITE_ENV_FILE).
+    if !matches!(cli.command, Command::Serve) {
+        if let Some(path) = ferrolite::envfile::service_env_path() {
+            if let Err(e) = ferrolite::envfile::load(&path) {
+                eprintln!("ferrolite: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     if let Command::NginxConfig = cli.command {
         let rendered = Config::from_env(Purpose::Cli)
             .map_err(|e| e.to_string())
@@ -65,6 +74,17 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let owner = if purpose == Purpose::Cli {
+        match ferrolite::admin::ownership::guard(&config.database_path, cli.fix_ownership) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("ferrolite: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -86,8 +106,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        let db = config.database_path.clone();
         let app = App::new(config, store.clone(), store.clone(), store.clone(), store);
-        match cli.command {
+        let code = match cli.command {
             Command::Serve => serve(app).await,
             command => match ferrolite::admin::cli::run(app, command).await {
                 Ok(outcome) => outcome.into(),
@@ -96,7 +117,14 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             },
+        };
+        if let Some(owner) = owner {
+            if let Err(e) = ferrolite::admin::ownership::fix(&db, owner) {
+                eprintln!("ferrolite: {e}");
+                return ExitCode::from(1);
+            }
         }
+        code
     })
 }
 

@@ -201,6 +201,7 @@ async fn poll_server(
                     tracing::warn!(server = %server.id, error = %e, "could not reconcile meetings")
                 }
             }
+            crate::adopt::adopt_unknown(app, &server, &entries).await;
             // Participants per meeting, for the tenants' participant limits.
             let counts: Vec<(String, u32)> = entries
                 .iter()

@@ -25,6 +25,10 @@ use crate::store::{Server, ServerState};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// As root: hand the database files back to their owner (the service user) instead of
+    /// refusing to create files it could not write.
+    #[arg(long, global = true)]
+    pub fix_ownership: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,11 +94,20 @@ pub enum Command {
     },
     /// Usage per day (meetings, minutes, participants, recordings), per tenant and for the pool.
     Usage(crate::usage::UsageArgs),
+    /// Check this host: settings, database, recording dirs, nginx, player, BBB servers,
+    /// clocks, certificate; each ok/warn/fail with what to do.
+    Doctor,
+    /// Carry a Scalelite's state over (its Redis and PostgreSQL are only read).
+    Scalelite {
+        #[command(subcommand)]
+        command: crate::scalelite::cli::ScaleliteCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum RecordingsCommand {
-    /// Import a tarball, a directory of tarballs, or an extracted <format>/<recordID>/ tree.
+    /// Import a tarball, a directory of tarballs, or an extracted <format>/<recordID>/ tree
+    /// (indexed where it lies, e.g. Scalelite's published or unpublished dir; never copied).
     /// One import runs at a time (a lock next to the database): a second one exits 75 at
     /// once, or waits with --wait. Exits 0 when all went in, 3 when some did not, 1 when
     /// none did.
@@ -109,6 +122,9 @@ pub enum RecordingsCommand {
         /// Print the summary, imported recordings and problems as JSON.
         #[arg(long)]
         json: bool,
+        /// Trees only: print what would be indexed, change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// List recordings (newest first), all or one meeting's.
     List {
@@ -414,6 +430,14 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<Outcome> {
             )
             .await?
         }
+        Command::Scalelite { command } => crate::scalelite::cli::run(&app, command).await?,
+        Command::Doctor => {
+            let checks = super::doctor::run(&app).await;
+            write!(out, "{}", super::doctor::render(&checks)).map_err(io)?;
+            if checks.iter().any(|c| c.level == super::doctor::Level::Fail) {
+                return Err(AdminError::Invalid("some checks failed (see above)".into()));
+            }
+        }
     }
     Ok(Outcome::Ok)
 }
@@ -583,9 +607,7 @@ async fn tenants_command(app: &App, cmd: TenantsCommand, out: &mut impl Write) -
                 views::write_json(out, &views).map_err(io)?;
                 return Ok(());
             }
-            if list.is_empty() {
-                eprintln!("No tenants exist");
-            }
+            let total = list.len();
             for t in list {
                 writeln!(out, "id: {}", t.id).map_err(io)?;
                 writeln!(out, "\tname: {}", t.name).map_err(io)?;
@@ -604,6 +626,8 @@ async fn tenants_command(app: &App, cmd: TenantsCommand, out: &mut impl Write) -
                     writeln!(out, "\tlrs: {} ({how})", l.endpoint).map_err(io)?;
                 }
             }
+            // Scalelite's last line, also for an empty list.
+            writeln!(out, "Total number of tenants: {total}").map_err(io)?;
         }
         TenantsCommand::UpdateLrsBasic {
             id,
@@ -982,6 +1006,7 @@ async fn recordings_command(
             quiet,
             wait,
             json,
+            dry_run,
         } => {
             let lock_path = super::lock::lock_path(&app.config.database_path);
             let Some(_lock) = super::lock::acquire(&lock_path, wait)? else {
@@ -994,7 +1019,7 @@ async fn recordings_command(
                 return Ok(Outcome::Busy);
             };
             let display = Display::quiet_if(quiet || json);
-            let result = rec::import(app, &path, display).await?;
+            let result = rec::import(app, &path, dry_run, display).await?;
             let s = &result.summary;
             if json {
                 let doc = ImportJson {

@@ -5,8 +5,10 @@
 //! `cli.rs` only parses arguments and prints.
 
 pub mod cli;
+pub mod doctor;
 pub mod exit;
 pub mod lock;
+pub mod ownership;
 pub mod progress;
 pub mod recordings;
 pub mod servers;

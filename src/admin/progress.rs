@@ -54,6 +54,7 @@ pub struct Progress {
     done: u64,
     bar: Option<ProgressBar>,
     lines: bool,
+    quiet: bool,
     started: Instant,
     last_line: Instant,
 }
@@ -81,6 +82,7 @@ impl Progress {
             done: 0,
             bar,
             lines,
+            quiet: display == Display::Quiet,
             started: now,
             last_line: now,
         }
@@ -121,6 +123,13 @@ impl Progress {
         match &self.bar {
             Some(bar) => bar.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
+        }
+    }
+
+    /// Prints a progress note from inside one item (a long tree's recordings), unless quiet.
+    pub fn note(&self, line: &str) {
+        if !self.quiet {
+            self.problem(line);
         }
     }
 

@@ -1,7 +1,8 @@
 //! Recording administration: the actions behind `ferrolite recordings …`.
 //!
 //! `import` takes a tarball, a directory of tarballs, or an extracted
-//! `<format>/<recordID>/` tree (the source is never removed); `publish`, `unpublish` and
+//! `<format>/<recordID>/` tree (tarballs are kept; a tree is indexed where it lies, see
+//! `crate::recordings::in_place`); `publish`, `unpublish` and
 //! `delete` do what the API calls do (files first, then the index); `prune` deletes
 //! recordings older than a number of days (Scalelite had no retention job; operators wrote
 //! psql scripts).
@@ -12,7 +13,7 @@ use super::progress::{Display, Progress, Summary};
 use super::{AdminError, AdminResult};
 use crate::api::recordings::{remove_everywhere, set_published};
 use crate::app::App;
-use crate::recordings::{files, importer};
+use crate::recordings::{files, importer, in_place};
 use crate::store::now_ms;
 use crate::store::recordings::Recording;
 
@@ -53,19 +54,30 @@ fn work_items(path: &Path) -> AdminResult<(Vec<(PathBuf, bool)>, usize)> {
     Ok((tars, others.len()))
 }
 
-/// Imports `path` (the source is left alone), showing progress as `display` says and each
-/// problem as it happens.
-pub async fn import(app: &App, path: &Path, display: Display) -> AdminResult<ImportResult> {
+/// Imports `path` (tarballs are left alone, a tree is indexed where it lies), showing
+/// progress as `display` says and each problem as it happens. `dry_run` (trees only)
+/// changes nothing.
+pub async fn import(
+    app: &App,
+    path: &Path,
+    dry_run: bool,
+    display: Display,
+) -> AdminResult<ImportResult> {
     let (items, skipped) = work_items(path)?;
+    if dry_run && !items.iter().all(|(_, is_tree)| *is_tree) {
+        return Err(AdminError::Invalid(
+            "--dry-run applies to a <format>/<recordID>/ tree, not to tarballs".into(),
+        ));
+    }
     let mut result = ImportResult::default();
     result.summary.skipped = skipped;
     let mut progress = Progress::new("importing", items.len() as u64, display);
     for (item, is_tree) in items {
-        let outcome = if is_tree {
-            importer::import_tree(app, &item).await
-        } else {
-            importer::import_tarball(app, &item, None, importer::Origin::Cli).await
-        };
+        if is_tree {
+            import_in_place(app, &item, dry_run, &mut progress, &mut result).await?;
+            continue;
+        }
+        let outcome = { importer::import_tarball(app, &item, None, importer::Origin::Cli).await };
         let label = item.display();
         let mut problems = Vec::new();
         match outcome {
@@ -94,6 +106,47 @@ pub async fn import(app: &App, path: &Path, display: Display) -> AdminResult<Imp
     }
     result.summary.seconds = progress.finish().as_secs_f64();
     Ok(result)
+}
+
+/// A tree indexed where it lies (never copied): each recording counts as one item.
+async fn import_in_place(
+    app: &App,
+    tree: &Path,
+    dry_run: bool,
+    progress: &mut Progress,
+    result: &mut ImportResult,
+) -> AdminResult<()> {
+    let r = in_place::import(app, tree, dry_run, |line| progress.note(line))
+        .await
+        .map_err(AdminError::Invalid)?;
+    let verb = if dry_run { "would index" } else { "indexed" };
+    let state = if r.published {
+        "published"
+    } else {
+        "unpublished"
+    };
+    for (rid, formats) in &r.indexed {
+        result
+            .imported
+            .push(format!("{verb} {rid} ({}) as {state}", formats.join(", ")));
+    }
+    result.summary.imported += r.indexed.len();
+    result.summary.skipped += r.already.len();
+    result.summary.failed += r.failed.len();
+    for (label, why) in &r.failed {
+        let p = format!("{}: {label}: {why}", tree.display());
+        progress.problem(&format!("could not import {p}"));
+        result.problems.push(p);
+    }
+    result.imported.push(format!(
+        "{verb} {} recording(s) as {state}, {} already indexed, {} format dir(s) renamed, none copied{}",
+        r.indexed.len(),
+        r.already.len(),
+        r.moved,
+        if dry_run { "; dry run: nothing was changed" } else { "" }
+    ));
+    progress.inc();
+    Ok(())
 }
 
 pub async fn list(app: &App, meeting_id: Option<&str>) -> AdminResult<Vec<Recording>> {

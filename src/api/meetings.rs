@@ -555,9 +555,9 @@ async fn get_meetings(app: &App, call: Call) -> HttpResponse {
         Err(e) => return store_failed(e),
     };
     let limit = app.config.get_meetings_timeout;
-    // With multitenancy, a tenant sees only meetings tagged with its id, and the bare host
-    // only meetings without a tenant (Scalelite's filter on the `tenant-id` metadata).
-    let filter = app.config.tenancy.enabled;
+    // A tenant sees only meetings tagged with its id, and the bare host (or a load balancer
+    // without multitenancy) only meetings without a tenant: Scalelite's filter on the
+    // `tenant-id` metadata, which it applies in single-tenant mode too.
     let empty = &Params::new();
     let alg = call.alg;
     let asks = servers
@@ -576,7 +576,7 @@ async fn get_meetings(app: &App, call: Call) -> HttpResponse {
             Ok(reply) if reply.success() => match parse_meetings(&reply.body) {
                 Some(entries) => {
                     for e in entries {
-                        if !filter || belongs_to(&e.metadata, &call.tenant_id) {
+                        if belongs_to(&e.metadata, &call.tenant_id) {
                             merged.extend_from_slice(&reply.body[e.raw]);
                         }
                     }

@@ -98,6 +98,9 @@ pub struct MeetingEntry {
     pub load: MeetingLoad,
     /// Children of `<metadata>`.
     pub metadata: Vec<(String, String)>,
+    /// `voiceBridge` and `moderatorPW` (for adopting meetings the store does not know).
+    pub voice_bridge: String,
+    pub moderator_pw: String,
 }
 
 /// Every meeting in a successful `getMeetings` answer. `None` if the bytes are not a BBB
@@ -179,6 +182,8 @@ fn meeting_field(m: &mut MeetingEntry, path: &[String], text: &str) {
             "videoCount" => m.load.video = num(text),
             "createTime" => m.load.create_time_ms = text.trim().parse().unwrap_or(0),
             "isBreakout" => m.load.is_breakout = text.trim() == "true",
+            "voiceBridge" => m.voice_bridge.push_str(text.trim()),
+            "moderatorPW" => m.moderator_pw.push_str(text),
             _ => {}
         },
         5 if path[3] == "metadata" => m.metadata.push((path[4].clone(), text.to_string())),

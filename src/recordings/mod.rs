@@ -6,6 +6,7 @@
 //!   `serve` (spool watch, `importer` lease).
 //! - [`ioerr`] tells a machine failure (full or read-only disk, permissions) from a bad
 //!   tarball, by OS error (pure).
+//! - [`in_place`] indexes an extracted tree where it lies (migrations; never copies).
 //! - [`upload`] checks the token of a tarball pushed over HTTP by a BBB server's hook.
 //! - [`callback`] remembers recording-ready URLs at create and queues the callback after import.
 //!
@@ -15,6 +16,7 @@
 pub mod callback;
 pub mod files;
 pub mod importer;
+pub mod in_place;
 pub mod ioerr;
 pub mod metadata;
 pub mod upload;

@@ -11,6 +11,9 @@ use serde_json::Value;
 
 pub mod browser;
 pub mod nginx;
+pub mod postgres;
+pub mod redis;
+pub mod trees;
 
 pub const LB_SECRET: &str = "lb-secret-for-tests";
 
