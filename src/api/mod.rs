@@ -17,7 +17,7 @@ pub mod response;
 
 use bytes::Bytes;
 use http::{header, Method, StatusCode};
-use http_body_util::{BodyExt, Limited};
+
 use hyper::body::Incoming;
 use hyper::Request;
 
@@ -391,22 +391,32 @@ async fn dispatch(app: &App, call: Call) -> HttpResponse {
     }
 }
 
+/// Reads a request body into memory (one buffer, at most `limit` bytes, within the
+/// connection's body timeout: `crate::http::body`). A body that is too large is 413, one
+/// that does not arrive in time 408; both close the connection.
 pub(crate) async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, HttpResponse> {
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(response::with_status(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "text/xml; charset=utf-8",
-            ApiError::new(
-                "requestTooLarge",
-                format!("The request body is larger than {limit} bytes."),
-            )
-            .to_xml(),
-        )),
-        Err(_) => Err(response::with_status(
-            StatusCode::BAD_REQUEST,
-            "text/xml; charset=utf-8",
-            ApiError::new("badRequest", "The request body could not be read.").to_xml(),
-        )),
-    }
+    use crate::http::body::{read_bounded, BodyError};
+    let declared = hyper::body::Body::size_hint(&body).exact();
+    let (status, key) = match read_bounded(body, declared, limit).await {
+        Ok(bytes) => return Ok(bytes),
+        Err(BodyError::TooLarge(_)) => (StatusCode::PAYLOAD_TOO_LARGE, "requestTooLarge"),
+        Err(BodyError::TimedOut) => (StatusCode::REQUEST_TIMEOUT, "requestTimeout"),
+        Err(BodyError::Broken) => (StatusCode::BAD_REQUEST, "badRequest"),
+    };
+    let e = match key {
+        "requestTooLarge" => format!("The request body is larger than {limit} bytes."),
+        "requestTimeout" => "The request body did not arrive in time.".to_string(),
+        _ => "The request body could not be read.".to_string(),
+    };
+    let mut resp = response::with_status(
+        status,
+        "text/xml; charset=utf-8",
+        ApiError::new(key, e).to_xml(),
+    );
+    // The rest of the body is not read: the connection cannot carry another request.
+    resp.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    Err(resp)
 }

@@ -10,9 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
 use http::{header, Method, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::Request;
 use serde_json::json;
@@ -828,30 +826,32 @@ async fn receive(
     })?;
     let mut hasher = sha2::Sha256::new();
     let mut total: u64 = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
+    loop {
+        let data = match crate::http::body::next_chunk(&mut body).await {
+            Ok(Some(d)) => d,
+            Ok(None) => break,
+            Err(e) => {
+                let status = match e {
+                    crate::http::body::BodyError::TimedOut => StatusCode::REQUEST_TIMEOUT,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                return Err((status, format!("the upload was interrupted: {e}")));
+            }
+        };
+        total += data.len() as u64;
+        if total > max {
+            return Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The tarball is larger than RECORDING_MAX_SIZE.".into(),
+            ));
+        }
+        hasher.update(&data);
+        file.write_all(&data).await.map_err(|e| {
             (
-                StatusCode::BAD_REQUEST,
-                format!("the upload was interrupted: {e}"),
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot write to the spool: {e}"),
             )
         })?;
-        if let Ok(data) = frame.into_data() {
-            let data: Bytes = data;
-            total += data.len() as u64;
-            if total > max {
-                return Err((
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "The tarball is larger than RECORDING_MAX_SIZE.".into(),
-                ));
-            }
-            hasher.update(&data);
-            file.write_all(&data).await.map_err(|e| {
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("cannot write to the spool: {e}"),
-                )
-            })?;
-        }
     }
     file.sync_all().await.map_err(|e| {
         (
