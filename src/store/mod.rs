@@ -10,6 +10,7 @@ pub mod playback;
 pub mod recordings;
 pub mod sqlite;
 mod sqlite_playback;
+mod sqlite_reconcile;
 mod sqlite_recordings;
 
 use std::fmt;
