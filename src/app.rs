@@ -34,6 +34,8 @@ pub struct App {
     /// Woken when a callback is queued, so the delivery worker does not wait for its tick.
     pub callbacks_due: tokio::sync::Notify,
     pending_load: Mutex<HashMap<String, f64>>,
+    /// Failed creates in a row per server (`balancer::CreateHealth`).
+    pub create_health: crate::balancer::CreateHealth,
 }
 
 impl App {
@@ -43,8 +45,11 @@ impl App {
         recordings: Arc<dyn RecordingStore>,
         playback: Arc<dyn PlaybackStore>,
     ) -> Arc<App> {
-        let bbb = BbbClient::new(config.connect_timeout, config.response_timeout);
-        let poll_bbb = BbbClient::unpooled(config.connect_timeout, config.response_timeout);
+        let max_answer = config.backend.max_answer_bytes;
+        let bbb =
+            BbbClient::new(config.connect_timeout, config.response_timeout).max_answer(max_answer);
+        let poll_bbb = BbbClient::unpooled(config.connect_timeout, config.response_timeout)
+            .max_answer(max_answer);
         Arc::new(App {
             config,
             store,
@@ -56,6 +61,7 @@ impl App {
             callbacks_due: tokio::sync::Notify::new(),
             metrics: crate::metrics::Metrics::new(),
             pending_load: Mutex::new(HashMap::new()),
+            create_health: Default::default(),
         })
     }
 
