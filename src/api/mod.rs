@@ -100,7 +100,8 @@ pub enum CallBody {
 pub struct Call {
     pub name: &'static str,
     pub params: Params,
-    /// The algorithm of the request's checksum; calls forwarded to BBB use it too.
+    /// The algorithm of the request's checksum (calls forwarded to BBB are signed with
+    /// `Config::outbound_algorithm`, as Scalelite does).
     pub alg: Algorithm,
     /// Empty when multitenancy is off (or on the bare `BASE_URL` host).
     pub tenant_id: String,
