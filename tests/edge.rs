@@ -357,3 +357,26 @@ async fn oversize_headers_and_bodies_are_refused() {
     let (status, _) = lb.raw_get(&format!("{}/health_check", lb.base)).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn bodies_that_cannot_carry_the_checksum_are_not_read_for_a_bad_one() {
+    let lb = lb_with(&[("HTTP_IDLE_TIMEOUT", "120"), ("HTTP_HEADER_TIMEOUT", "120")]);
+    // Headers promise a large body that never comes: a handler that read it first would
+    // answer 408 after the body timeout; a checksum check first answers checksumError.
+    for (call, ctype) in [
+        ("putRecordingTextTrack", "multipart/form-data; boundary=B"),
+        ("create", "application/xml"),
+    ] {
+        let mut s = connect(&lb).await;
+        s.write_all(
+            format!("POST /bigbluebutton/api/{call}?recordID=r&checksum={} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nContent-Length: 3000000\r\n\r\n", "0".repeat(40))
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let out = read_until_closed(&mut s).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(status_of(&out), Some(200), "{call}: {text}");
+        assert!(text.contains("checksumError"), "{call}: {text}");
+    }
+}
