@@ -143,7 +143,14 @@ async fn ask(app: &App, server: &Server) -> Result<(Vec<MeetingEntry>, Option<St
             reply.head.message_key, reply.head.message
         ));
     }
-    let entries = parse_meetings(&reply.body).ok_or("the getMeetings answer could not be read")?;
+    // Tens of megabytes of XML for a large server: parsed on the blocking pool, so the
+    // API's worker threads keep answering meanwhile.
+    let body = reply.body.clone();
+    let entries = tokio::task::spawn_blocking(move || parse_meetings(&body))
+        .await
+        .ok()
+        .flatten()
+        .ok_or("the getMeetings answer could not be read")?;
     let version = app.poll_bbb.version(server).await;
     Ok((entries, version))
 }

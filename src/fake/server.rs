@@ -427,11 +427,14 @@ async fn bbb(sim: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>
             None => failed("notFound", "A meeting with that ID does not exist"),
         },
         "getMeetings" => {
-            if s.meetings.is_empty() {
+            // Formatted outside the lock, so a large answer does not hold up other calls.
+            let meetings: Vec<FakeMeeting> = s.meetings.values().cloned().collect();
+            drop(s);
+            if meetings.is_empty() {
                 xml("<response><returncode>SUCCESS</returncode><meetings/><messageKey>noMeetings</messageKey><message>no meetings were found on this server</message></response>".into())
             } else {
                 let mut b = String::from("<response><returncode>SUCCESS</returncode><meetings>");
-                for m in s.meetings.values() {
+                for m in &meetings {
                     b.push_str("<meeting>");
                     b.push_str(&meeting_xml(m));
                     b.push_str("</meeting>");

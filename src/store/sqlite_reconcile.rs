@@ -102,7 +102,11 @@ impl SqliteStore {
         created_before_ms: i64,
     ) -> StoreResult<Vec<Meeting>> {
         let rows = self.reconcile_rows(server_id).await?;
-        let candidates = to_forget(&rows, keep, created_before_ms);
+        let keep = keep.to_vec();
+        let candidates =
+            tokio::task::spawn_blocking(move || to_forget(&rows, &keep, created_before_ms))
+                .await
+                .map_err(|e| StoreError::Backend(format!("reconciliation failed: {e}")))?;
         let mut gone = Vec::with_capacity(candidates.len());
         for batch in candidates.chunks(BATCH) {
             {
@@ -121,7 +125,15 @@ impl SqliteStore {
         counts: &[(String, u32)],
     ) -> StoreResult<()> {
         let rows = self.reconcile_rows(server_id).await?;
-        let changes = participant_changes(&rows, counts);
+        let counts = counts.to_vec();
+        let changes: Vec<(Meeting, u32)> = tokio::task::spawn_blocking(move || {
+            participant_changes(&rows, &counts)
+                .into_iter()
+                .map(|(m, n)| (m.clone(), n))
+                .collect()
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("reconciliation failed: {e}")))?;
         for batch in changes.chunks(BATCH) {
             {
                 let mut conn = self.writer().await?;
@@ -164,7 +176,7 @@ fn delete_batch(
 fn update_batch(
     conn: &mut rusqlite::Connection,
     server_id: &str,
-    batch: &[(&Meeting, u32)],
+    batch: &[(Meeting, u32)],
 ) -> StoreResult<()> {
     let tx = conn.transaction().map_err(backend)?;
     {
