@@ -41,6 +41,8 @@ pub struct App {
     pending_load: Mutex<HashMap<String, f64>>,
     /// The client for tenants' LRS token requests at create (`crate::lrs`), built once.
     pub lrs_http: reqwest::Client,
+    /// Failed creates in a row per server (`balancer::CreateHealth`).
+    pub create_health: crate::balancer::CreateHealth,
 }
 
 impl App {
@@ -51,8 +53,11 @@ impl App {
         playback: Arc<dyn PlaybackStore>,
         ops: Arc<dyn crate::store::OpsStore>,
     ) -> Arc<App> {
-        let bbb = BbbClient::new(config.connect_timeout, config.response_timeout);
-        let poll_bbb = BbbClient::unpooled(config.connect_timeout, config.response_timeout);
+        let max_answer = config.backend.max_answer_bytes;
+        let bbb =
+            BbbClient::new(config.connect_timeout, config.response_timeout).max_answer(max_answer);
+        let poll_bbb = BbbClient::unpooled(config.connect_timeout, config.response_timeout)
+            .max_answer(max_answer);
         let config_timeouts = (config.connect_timeout, config.response_timeout);
         Arc::new(App {
             config,
@@ -68,6 +73,7 @@ impl App {
             autoscale: Mutex::new(Default::default()),
             pending_load: Mutex::new(HashMap::new()),
             lrs_http: crate::lrs::client(config_timeouts.0, config_timeouts.1),
+            create_health: Default::default(),
         })
     }
 

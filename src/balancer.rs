@@ -129,6 +129,100 @@ pub fn choose_server(
     lowest(&mut available.iter().filter(|s| s.tag.is_none())).ok_or(ChoiceError::NoServer)
 }
 
+/// A server's failed creates in a row, for placement (a server that answers FAILED to every
+/// create keeps the lowest load and would otherwise attract every create).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreateStreak {
+    pub failures: u32,
+    pub last_failure_ms: i64,
+}
+
+impl CreateStreak {
+    /// The streak after one create: a success ends it, a failure extends it.
+    pub fn after(self, failed: bool, now_ms: i64) -> CreateStreak {
+        if failed {
+            CreateStreak {
+                failures: self.failures.saturating_add(1),
+                last_failure_ms: now_ms,
+            }
+        } else {
+            CreateStreak::default()
+        }
+    }
+
+    /// Whether placement skips the server: `limit` failures in a row, the last one less
+    /// than `cooldown_ms` ago. After the cool-down one create may try it again; one more
+    /// failure takes it out for another cool-down. A limit of 0 disables the rule.
+    pub fn tripped(&self, now_ms: i64, limit: u32, cooldown_ms: i64) -> bool {
+        limit > 0 && self.failures >= limit && now_ms - self.last_failure_ms < cooldown_ms
+    }
+}
+
+/// Whether a create's outcome counts against the server: no usable answer, or FAILED for
+/// a reason that is not the request's own (a missing or invalid parameter says nothing
+/// about the server, and must not let a client take servers out one by one).
+pub fn counts_against_server(failed_key: Option<&str>) -> bool {
+    match failed_key {
+        None => true,
+        Some(k) => {
+            let k = k.to_ascii_lowercase();
+            !(k.starts_with("missingparam")
+                || k.starts_with("invalid")
+                || k == "paramerror"
+                || k == "idnotunique"
+                || k == "duplicatewarning"
+                || k == "sizeerror")
+        }
+    }
+}
+
+/// [`choose_server`] that avoids `tripped` servers while any other can take the meeting.
+pub fn choose_healthy_server(
+    servers: &[Server],
+    spec: &TagSpec,
+    exclude: &[String],
+    tripped: &[String],
+) -> Result<String, ChoiceError> {
+    if !tripped.is_empty() {
+        let all: Vec<String> = exclude.iter().chain(tripped).cloned().collect();
+        if let Ok(id) = choose_server(servers, spec, &all) {
+            return Ok(id);
+        }
+    }
+    choose_server(servers, spec, exclude)
+}
+
+/// The create streaks of this process's servers (placement state, not I/O).
+#[derive(Default)]
+pub struct CreateHealth {
+    streaks: std::sync::Mutex<std::collections::HashMap<String, CreateStreak>>,
+}
+
+impl CreateHealth {
+    pub fn record(&self, server_id: &str, failed: bool, now_ms: i64) {
+        let mut s = self.streaks.lock().unwrap_or_else(|p| p.into_inner());
+        let next = s
+            .get(server_id)
+            .copied()
+            .unwrap_or_default()
+            .after(failed, now_ms);
+        if next == CreateStreak::default() {
+            s.remove(server_id);
+        } else {
+            s.insert(server_id.to_string(), next);
+        }
+    }
+
+    /// The servers placement should skip now.
+    pub fn tripped(&self, now_ms: i64, limit: u32, cooldown_ms: i64) -> Vec<String> {
+        let s = self.streaks.lock().unwrap_or_else(|p| p.into_inner());
+        s.iter()
+            .filter(|(_, st)| st.tripped(now_ms, limit, cooldown_ms))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
 /// Candidate conference PINs for a meeting, in order of preference: the client's own when
 /// allowed, then digits drawn from a generator seeded with the meeting ID, so the same room
 /// tends to get the same PIN again. The first digit is never 0; BBB's test bridge is skipped.
@@ -321,6 +415,58 @@ mod tests {
         assert_eq!(
             voice_bridge_candidates("room-1", 9, Some("12a"), 3)[0].len(),
             9
+        );
+    }
+
+    #[test]
+    fn a_failing_streak_takes_a_server_out_for_the_cooldown_then_one_try() {
+        let mut st = CreateStreak::default();
+        for t in 0..2 {
+            st = st.after(true, t);
+            assert!(!st.tripped(t, 3, 60_000));
+        }
+        st = st.after(true, 10);
+        assert!(st.tripped(10, 3, 60_000));
+        assert!(st.tripped(60_009, 3, 60_000));
+        assert!(
+            !st.tripped(60_010, 3, 60_000),
+            "after the cool-down it may be tried"
+        );
+        assert!(st.after(true, 60_010).tripped(60_011, 3, 60_000));
+        assert_eq!(st.after(false, 60_010), CreateStreak::default());
+        assert!(!st.tripped(10, 0, 60_000), "limit 0 disables the rule");
+    }
+
+    #[test]
+    fn only_server_side_failures_count() {
+        assert!(counts_against_server(None));
+        assert!(counts_against_server(Some("createFailed")));
+        assert!(counts_against_server(Some("checksumError")));
+        for k in [
+            "missingParamMeetingID",
+            "invalidMeetingIdentifier",
+            "paramError",
+            "idNotUnique",
+        ] {
+            assert!(!counts_against_server(Some(k)), "{k}");
+        }
+    }
+
+    #[test]
+    fn tripped_servers_are_avoided_unless_nothing_else_can_take_it() {
+        let servers = vec![server("a", Some(1.0), None), server("b", Some(5.0), None)];
+        let spec = TagSpec::default();
+        assert_eq!(
+            choose_healthy_server(&servers, &spec, &[], &["a".into()]).unwrap(),
+            "b"
+        );
+        assert_eq!(
+            choose_healthy_server(&servers, &spec, &[], &["a".into(), "b".into()]).unwrap(),
+            "a"
+        );
+        assert_eq!(
+            choose_healthy_server(&servers, &spec, &["b".into()], &["a".into()]).unwrap(),
+            "a"
         );
     }
 }

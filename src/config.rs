@@ -115,6 +115,10 @@ pub struct Config {
     pub ops: OpsConfig,
     /// The nginx site `ferrolite nginx-config` renders (see [`NginxConfig`]).
     pub nginx: NginxConfig,
+    /// Limits of the HTTP listener (see [`HttpLimits`]).
+    pub http: HttpLimits,
+    /// Limits on what BBB servers send back (see [`BackendLimits`]).
+    pub backend: BackendLimits,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -590,6 +594,8 @@ impl Config {
                 .map(str::to_string),
             recordings: RecordingConfig::from_vars(&v)?,
             ops: OpsConfig::from_vars(&v)?,
+            http: HttpLimits::from_vars(&v)?,
+            backend: BackendLimits::from_vars(&v)?,
         })
     }
 }
@@ -881,6 +887,97 @@ fn parse_database_url(url: &str) -> Result<PathBuf, ConfigError> {
     Ok(PathBuf::from(path))
 }
 
+// ---------------------------------------------------------------------------------------
+// The HTTP edge and the BBB answers (issue 9).
+// ---------------------------------------------------------------------------------------
+
+/// What one client may hold of the HTTP listener (`crate::http`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpLimits {
+    /// `HTTP_MAX_CONNECTIONS` (default 4096, capped by the file-descriptor limit): open
+    /// connections; at the limit, idle ones are closed to make room, then new ones wait.
+    pub max_connections: usize,
+    /// `HTTP_HEADER_TIMEOUT` (seconds, default 10): a request's headers must arrive within it.
+    pub header_timeout: Duration,
+    /// `HTTP_IDLE_TIMEOUT` (seconds, default 75): a kept-alive connection with no request is
+    /// closed after it (longer than nginx's 60 s upstream keep-alive, so nginx closes first).
+    pub idle_timeout: Duration,
+    /// `HTTP_BODY_TIMEOUT` (seconds, default 30): a buffered request body must arrive within
+    /// it; a streamed upload may not pause longer than it between reads.
+    pub body_timeout: Duration,
+    /// `HTTP_MAX_HEADER_SIZE` (bytes, default 32768): request line and headers together.
+    pub max_header_bytes: usize,
+}
+
+impl HttpLimits {
+    fn from_vars(v: &Vars<'_>) -> Result<HttpLimits, ConfigError> {
+        let positive = |k: &str, d: f64| -> Result<Duration, ConfigError> {
+            let t = v.secs(k, d)?;
+            if t.is_zero() {
+                return Err(Vars::err(k, "must be more than 0 seconds"));
+            }
+            Ok(t)
+        };
+        let max_connections: usize = v.num("HTTP_MAX_CONNECTIONS", 4096)?;
+        if max_connections == 0 {
+            return Err(Vars::err("HTTP_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        let max_header_bytes: usize = v.num("HTTP_MAX_HEADER_SIZE", 32 * 1024)?;
+        if max_header_bytes < 8192 {
+            return Err(Vars::err(
+                "HTTP_MAX_HEADER_SIZE",
+                "must be at least 8192 bytes",
+            ));
+        }
+        Ok(HttpLimits {
+            max_connections,
+            header_timeout: positive("HTTP_HEADER_TIMEOUT", 10.0)?,
+            idle_timeout: positive("HTTP_IDLE_TIMEOUT", 75.0)?,
+            body_timeout: positive("HTTP_BODY_TIMEOUT", 30.0)?,
+            max_header_bytes,
+        })
+    }
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            body_timeout: Duration::from_secs(30),
+            max_header_bytes: 32 * 1024,
+        }
+    }
+}
+
+/// What a BBB server may send back (`crate::bbb`) and how create failures count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendLimits {
+    /// `BBB_MAX_ANSWER_SIZE` (MiB, default 64): a longer answer is a failed call.
+    pub max_answer_bytes: usize,
+    /// `CREATE_FAILURE_LIMIT` (default 3): failed creates in a row that take a server out
+    /// of placement until its next successful poll or `CREATE_FAILURE_COOLDOWN`.
+    pub create_failure_limit: u32,
+    /// `CREATE_FAILURE_COOLDOWN` (seconds, default 60).
+    pub create_failure_cooldown: Duration,
+}
+
+impl BackendLimits {
+    fn from_vars(v: &Vars<'_>) -> Result<BackendLimits, ConfigError> {
+        let mib: usize = v.num("BBB_MAX_ANSWER_SIZE", 64)?;
+        if mib == 0 {
+            return Err(Vars::err("BBB_MAX_ANSWER_SIZE", "must be at least 1 (MiB)"));
+        }
+        Ok(BackendLimits {
+            max_answer_bytes: mib.saturating_mul(1024 * 1024),
+            create_failure_limit: v.num("CREATE_FAILURE_LIMIT", 3)?,
+            create_failure_cooldown: v.secs("CREATE_FAILURE_COOLDOWN", 60.0)?,
+        })
+    }
+}
+
+/// `RECORDING_PLAYBACK_FORMATS` (`:`-separated), or Scalelite's default list.
 #[cfg(test)]
 mod tests {
     use super::*;

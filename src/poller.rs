@@ -143,7 +143,14 @@ async fn ask(app: &App, server: &Server) -> Result<(Vec<MeetingEntry>, Option<St
             reply.head.message_key, reply.head.message
         ));
     }
-    let entries = parse_meetings(&reply.body).ok_or("the getMeetings answer could not be read")?;
+    // Tens of megabytes of XML for a large server: parsed on the blocking pool, so the
+    // API's worker threads keep answering meanwhile.
+    let body = reply.body.clone();
+    let entries = tokio::task::spawn_blocking(move || parse_meetings(&body))
+        .await
+        .ok()
+        .flatten()
+        .ok_or("the getMeetings answer could not be read")?;
     let version = app.poll_bbb.version(server).await;
     Ok((entries, version))
 }
@@ -282,31 +289,41 @@ async fn end_meetings(app: &App, server: &Server, meetings: &[crate::store::Meet
     futures_util::future::join_all(calls).await;
 }
 
-/// One poll cycle over every enabled and cordoned server.
-pub async fn poll_once(app: &Arc<App>) -> Result<Vec<ServerReport>, crate::store::StoreError> {
-    let started_at = std::time::Instant::now();
-    let started = now_ms();
-    let servers: Vec<Server> = app
+/// The servers a cycle polls: enabled and cordoned ones.
+async fn pollable(app: &App) -> Result<Vec<Server>, crate::store::StoreError> {
+    Ok(app
         .store
         .servers()
         .await?
         .into_iter()
         .filter(|s| s.state != ServerState::Disabled)
-        .collect();
+        .collect())
+}
+
+/// Asks one server (bounded by `POLLER_WAIT_TIMEOUT`) and writes the outcome.
+async fn poll_one(app: Arc<App>, server: Server) -> ServerReport {
+    let started = now_ms();
     let wait = app.config.poller_wait_timeout;
-    let reports = stream::iter(servers.into_iter().map(|server| {
-        let app = app.clone();
-        async move {
-            let outcome = match tokio::time::timeout(wait, ask(&app, &server)).await {
-                Ok(o) => o,
-                Err(_) => Err(format!(
-                    "no answer within POLLER_WAIT_TIMEOUT ({}s)",
-                    wait.as_secs_f64()
-                )),
-            };
-            poll_server(&app, server, outcome, started).await
-        }
-    }))
+    let outcome = match tokio::time::timeout(wait, ask(&app, &server)).await {
+        Ok(o) => o,
+        Err(_) => Err(format!(
+            "no answer within POLLER_WAIT_TIMEOUT ({}s)",
+            wait.as_secs_f64()
+        )),
+    };
+    poll_server(&app, server, outcome, started).await
+}
+
+/// One poll cycle over every enabled and cordoned server, waiting for all of them
+/// (`ferrolite poll`).
+pub async fn poll_once(app: &Arc<App>) -> Result<Vec<ServerReport>, crate::store::StoreError> {
+    let started_at = std::time::Instant::now();
+    let servers = pollable(app).await?;
+    let reports = stream::iter(
+        servers
+            .into_iter()
+            .map(|server| poll_one(app.clone(), server)),
+    )
     .buffer_unordered(app.config.poller_threads)
     .collect::<Vec<_>>()
     .await;
@@ -316,14 +333,71 @@ pub async fn poll_once(app: &Arc<App>) -> Result<Vec<ServerReport>, crate::store
     Ok(reports)
 }
 
-/// The poller role of `serve`: polls every `POLL_INTERVAL` while holding the lease.
+/// Polls that outlive their cycle: a slow server keeps its poll running in the background
+/// while the others are polled again on time; it is not asked again until that poll ends.
+#[derive(Default)]
+pub struct InFlight {
+    polls: std::collections::HashMap<String, tokio::task::JoinHandle<ServerReport>>,
+}
+
+impl InFlight {
+    /// Forgets the polls that finished; true when `id` is still being polled.
+    fn busy(&mut self, id: &str) -> bool {
+        self.polls.retain(|_, p| !p.is_finished());
+        self.polls.contains_key(id)
+    }
+}
+
+/// One cycle of the `serve` poller: starts a poll of every server not still being polled
+/// (at most `POLLER_THREADS` at a time) and waits for them at most `within`; polls still
+/// running then carry on into the next cycle.
+pub async fn poll_cycle(
+    app: &Arc<App>,
+    inflight: &mut InFlight,
+    within: Duration,
+) -> Result<usize, crate::store::StoreError> {
+    let started_at = std::time::Instant::now();
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        app.config.poller_threads.max(1),
+    ));
+    let mut started = Vec::new();
+    for server in pollable(app).await? {
+        if inflight.busy(&server.id) {
+            tracing::debug!(server = %server.id, "previous poll still running; skipped this cycle");
+            continue;
+        }
+        let (app, slots, id) = (app.clone(), slots.clone(), server.id.clone());
+        let poll = tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            poll_one(app, server).await
+        });
+        started.push(id.clone());
+        inflight.polls.insert(id, poll);
+    }
+    let deadline = tokio::time::Instant::now() + within;
+    for id in &started {
+        if let Some(p) = inflight.polls.get_mut(id) {
+            if tokio::time::timeout_at(deadline, p).await.is_err() {
+                break;
+            }
+        }
+    }
+    app.metrics
+        .poll_cycle
+        .observe(started_at.elapsed().as_secs_f64());
+    Ok(started.len())
+}
+
+/// The poller role of `serve`: polls every `POLL_INTERVAL` while holding the lease. Each
+/// server is polled on its own: one that answers slowly does not delay the others' polls.
 pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     let interval = app.config.poll_interval;
     let ttl = (interval * 3).max(Duration::from_secs(3)) + app.config.poller_wait_timeout;
     let mut lease = crate::lease::Lease::new(app.clone(), "poller", ttl);
+    let mut inflight = InFlight::default();
     loop {
         if lease.acquire().await {
-            if let Err(e) = poll_once(&app).await {
+            if let Err(e) = poll_cycle(&app, &mut inflight, interval).await {
                 tracing::warn!(error = %e, "poll cycle failed");
             }
         }
@@ -331,6 +405,9 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
             _ = shutdown.recv() => break,
             _ = tokio::time::sleep(interval) => {}
         }
+    }
+    for (_, p) in inflight.polls.drain() {
+        p.abort();
     }
     lease.release().await;
 }

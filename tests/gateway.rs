@@ -70,11 +70,13 @@ async fn every_checksum_algorithm_is_accepted_and_bad_ones_are_refused() {
             Some("SUCCESS"),
             "{alg}: {body}"
         );
-        // The forwarded call is signed with the same algorithm, with the server's secret.
+        // The forwarded call is signed with the server's secret and, as Scalelite does, the
+        // strongest configured algorithm (SHA-256 when none is configured), whatever the
+        // request used.
         let calls = fake.calls_to(0, "create").await;
         let last = calls.last().unwrap();
         assert_eq!(last["checksum_ok"], true);
-        assert_eq!(last["algorithm"], alg.to_uppercase());
+        assert_eq!(last["algorithm"], "SHA256");
     }
     let wrong = format!(
         "{}/bigbluebutton/api/create?{}",
@@ -382,7 +384,7 @@ async fn join_redirects_to_the_owning_server_signed_with_its_secret() {
     let query = location.split_once('?').unwrap().1;
     let (unsigned, checksum) = query.rsplit_once("&checksum=").unwrap();
     assert_eq!(
-        sign("join", unsigned, &fake.servers[holder].secret, "sha1"),
+        sign("join", unsigned, &fake.servers[holder].secret, "sha256"),
         query
     );
     assert!(!checksum.is_empty());

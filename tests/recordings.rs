@@ -825,3 +825,55 @@ async fn cli_imports_publishes_deletes_and_prunes() {
     let out = r.lb.cli_ok(&["recordings", "list"]);
     assert!(out.contains("deleted"), "{out}");
 }
+
+#[tokio::test]
+async fn text_track_uploads_take_the_part_named_file_only() {
+    let r = Rec::start(&[]);
+    r.drop_in("presentation.tar");
+    r.wait_for("", 1).await;
+    let url = r.lb.api_url(
+        "putRecordingTextTrack",
+        &format!("recordID={PRES}&kind=captions&lang=de&label=Deutsch"),
+    );
+    let send = |body: Vec<u8>| {
+        let (http, url) = (r.lb.http.clone(), url.clone());
+        async move {
+            http.post(url)
+                .header("content-type", "multipart/form-data; boundary=BOUNDARY")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    // A decoy whose filename is `file` comes first; the real part is named `file`.
+    let body = b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"notes\"; filename=\"file\"\r\n\r\nWEBVTT\n\nDECOY\r\n--BOUNDARY\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.vtt\"\r\n\r\nWEBVTT\n\n00:00.000 --> 00:01.000\nreal\r\n--BOUNDARY--\r\n".to_vec();
+    let v = send(body).await;
+    assert_eq!(v["response"]["returncode"], "SUCCESS", "{v}");
+    let (_, body) =
+        r.lb.get("getRecordingTextTracks", &format!("recordID={PRES}"))
+            .await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let (_, vtt) =
+        r.lb.raw_get(v["response"]["tracks"][0]["href"].as_str().unwrap())
+            .await;
+    assert!(vtt.contains("real") && !vtt.contains("DECOY"), "{vtt}");
+    // Only decoys: nothing named `file` is an empty track, refused.
+    let v = send(b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"x\"; filename=\"file\"\r\n\r\nWEBVTT\r\n--BOUNDARY--\r\n".to_vec()).await;
+    assert_eq!(
+        v["response"]["messageKey"], "empty_uploaded_text_track",
+        "{v}"
+    );
+    // A file part over the text-track limit is refused.
+    let mut big = b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 3 * 1024 * 1024));
+    big.extend_from_slice(b"\r\n--BOUNDARY--\r\n");
+    let v = send(big).await;
+    assert_eq!(
+        v["response"]["messageKey"], "upload_text_track_failed",
+        "{v}"
+    );
+}

@@ -80,7 +80,10 @@ async fn scalelite_dirs_are_indexed_where_they_lie_and_the_directory_decides_the
         "{two}"
     );
     let listed = lb.cli_ok(&["recordings", "list"]);
-    let rows = listed.lines().filter(|l| !l.starts_with("RECORD ID")).count();
+    let rows = listed
+        .lines()
+        .filter(|l| !l.starts_with("RECORD ID"))
+        .count();
     assert_eq!(rows, 2, "{listed}");
 
     // Again: already indexed, nothing changes.

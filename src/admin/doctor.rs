@@ -11,8 +11,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::api::params::Params;
 use crate::app::App;
+use crate::bbb::params::Params;
 use crate::config::{Config, NginxVariant};
 use crate::store::now_ms;
 

@@ -16,7 +16,9 @@ use rand::Rng;
 
 use super::call::{Call, CallBody};
 use crate::app::App;
-use crate::balancer::{choose_server, voice_bridge_candidates, TagSpec};
+use crate::balancer::{
+    choose_healthy_server, counts_against_server, voice_bridge_candidates, TagSpec,
+};
 use crate::bbb::calls::ApiCall;
 use crate::bbb::params::{cap_duration, Params, Policy};
 use crate::bbb::{parse_meetings, CallError, Reply, Upload};
@@ -54,13 +56,15 @@ fn store_failed(e: impl std::fmt::Display) -> HttpResponse {
     ApiError::internal("The load balancer's store is unavailable.").into_response()
 }
 
-/// Passes a BBB answer on: verbatim on SUCCESS, as a minimal FAILED document otherwise
+/// Passes a BBB answer on: its `<response>` element on SUCCESS, as a minimal FAILED document otherwise
 /// (as Scalelite does), falling back to `generic` when BBB gave no key. The tenant's
 /// meeting IDs are unscoped first (`crate::tenant`).
 fn relay(tenant_id: &str, reply: Reply, generic: &str) -> HttpResponse {
     if reply.success() {
-        return match unscope_text(tenant_id, &reply.body) {
-            std::borrow::Cow::Borrowed(_) => response::xml(reply.body),
+        // The `<response>` element under our own declaration: never the backend's prolog.
+        let body = reply.relayable();
+        return match unscope_text(tenant_id, &body) {
+            std::borrow::Cow::Borrowed(_) => response::xml(body),
             std::borrow::Cow::Owned(unscoped) => response::xml(unscoped),
         };
     }
@@ -154,7 +158,14 @@ async fn place(
         .non_empty("moderatorPW")
         .map(str::to_string)
         .unwrap_or_else(random_password);
-    let choose = |servers: &[Server]| choose_server(servers, spec, exclude);
+    // Servers that failed their last creates sit out a cool-down (`balancer::CreateStreak`).
+    let limits = &cfg.backend;
+    let tripped = app.create_health.tripped(
+        now_ms(),
+        limits.create_failure_limit,
+        limits.create_failure_cooldown.as_millis() as i64,
+    );
+    let choose = |servers: &[Server]| choose_healthy_server(servers, spec, exclude, &tripped);
     for _ in 0..3 {
         let req = PlaceRequest {
             tenant_id: &call.tenant_id,
@@ -194,7 +205,7 @@ async fn place(
                     None => false,
                     Some(s) if !s.online => false,
                     Some(s) if s.state == ServerState::Enabled => true,
-                    Some(s) => still_running(app, s, &m, call).await,
+                    Some(s) => still_running(app, s, &m).await,
                 };
                 match server {
                     Some(s) if keep => return Ok(Placement::Existing(m, s)),
@@ -213,7 +224,7 @@ async fn place(
 }
 
 /// Whether a cordoned or disabled server still runs the meeting.
-async fn still_running(app: &App, server: &Server, m: &Meeting, call: &Call) -> bool {
+async fn still_running(app: &App, server: &Server, m: &Meeting) -> bool {
     let bbb_id = scope(&m.tenant_id, &m.meeting_id);
     let p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
     match app
@@ -222,7 +233,7 @@ async fn still_running(app: &App, server: &Server, m: &Meeting, call: &Call) -> 
             server,
             "isMeetingRunning",
             &p,
-            call.alg,
+            app.config.outbound_algorithm,
             None,
             limit_for(server),
         )
@@ -341,13 +352,18 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
                 &server,
                 "create",
                 &forwarded,
-                call.alg,
+                app.config.outbound_algorithm,
                 upload,
                 limit_for(&server),
             )
             .await
         {
             Ok(reply) => {
+                let failed_key = (!reply.success()).then_some(reply.head.message_key.as_str());
+                if new {
+                    let against = failed_key.is_some_and(|k| counts_against_server(Some(k)));
+                    app.create_health.record(&server.id, against, now_ms());
+                }
                 if new && !reply.success() {
                     // BBB refused it (e.g. a validation error): do not keep a mapping to nothing.
                     let _ = app
@@ -364,10 +380,15 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
             }
             Err(e) if new => {
                 tracing::warn!(meeting = %meeting_id, server = %server.id, error = %e, "create failed; trying another server");
+                app.create_health
+                    .record(&server.id, counts_against_server(None), now_ms());
                 let _ = app
                     .store
                     .delete_meeting_on(&meeting.tenant_id, &meeting.meeting_id, &server.id)
                     .await;
+                if outcome_unknown(&e) {
+                    end_ghost(app, &server, &meeting);
+                }
                 failed.push(server.id.clone());
             }
             Err(e) => {
@@ -375,6 +396,34 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
             }
         }
     }
+}
+
+/// Whether a failed call may still have reached the server (the request was sent, the
+/// answer was lost): anything but a refused connection.
+fn outcome_unknown(e: &CallError) -> bool {
+    !matches!(e, CallError::Connect(_))
+}
+
+/// A create whose outcome is unknown may have left a copy of the meeting on `server` while
+/// the next server gets it: end that copy, in the background (best effort).
+fn end_ghost(app: &App, server: &Server, meeting: &Meeting) {
+    let bbb = app.bbb.clone();
+    let alg = app.config.outbound_algorithm;
+    let server = server.clone();
+    let bbb_id = scope(&meeting.tenant_id, &meeting.meeting_id);
+    let mut p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
+    p.set("password", meeting.moderator_pw.clone());
+    let limit = Some(app.config.response_timeout);
+    tokio::spawn(async move {
+        match bbb.call(&server, "end", &p, alg, None, limit).await {
+            Ok(r) => {
+                tracing::info!(server = %server.id, meeting = %bbb_id, ended = r.success(), "ended a possible ghost copy after a lost create answer")
+            }
+            Err(e) => {
+                tracing::warn!(server = %server.id, meeting = %bbb_id, error = %e, "could not end a possible ghost copy")
+            }
+        }
+    });
 }
 
 /// Looks up the meeting named by `meetingID`; the error answer when it is missing.
@@ -437,7 +486,7 @@ async fn join(app: &App, call: Call) -> HttpResponse {
         &server.secret,
         "join",
         &forwarded,
-        call.alg,
+        app.config.outbound_algorithm,
     ))
 }
 
@@ -462,7 +511,14 @@ async fn end(app: &App, call: Call) -> HttpResponse {
     }
     match app
         .bbb
-        .call(&server, "end", &p, call.alg, None, limit_for(&server))
+        .call(
+            &server,
+            "end",
+            &p,
+            app.config.outbound_algorithm,
+            None,
+            limit_for(&server),
+        )
         .await
     {
         Ok(reply) => relay(
@@ -490,7 +546,14 @@ async fn proxy(app: &App, call: Call, keep: &[&str]) -> HttpResponse {
     }
     match app
         .bbb
-        .call(&server, call.name, &p, call.alg, None, limit_for(&server))
+        .call(
+            &server,
+            call.name,
+            &p,
+            app.config.outbound_algorithm,
+            None,
+            limit_for(&server),
+        )
         .await
     {
         Ok(reply) => relay(
@@ -531,7 +594,7 @@ async fn insert_document(app: &App, call: Call) -> HttpResponse {
             &server,
             "insertDocument",
             &p,
-            call.alg,
+            app.config.outbound_algorithm,
             upload,
             limit_for(&server),
         )
@@ -559,7 +622,7 @@ async fn get_meetings(app: &App, call: Call) -> HttpResponse {
     // without multitenancy) only meetings without a tenant: Scalelite's filter on the
     // `tenant-id` metadata, which it applies in single-tenant mode too.
     let empty = &Params::new();
-    let alg = call.alg;
+    let alg = app.config.outbound_algorithm;
     let asks = servers
         .iter()
         .filter(|s| s.online && s.state != ServerState::Disabled)

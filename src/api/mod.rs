@@ -184,12 +184,23 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
     let incoming = req.into_body();
     let body = match body_kind {
         None => CallBody::None,
+        Some(Bodies::Form) if multipart => {
+            // Multipart fields are not parameters: the checksum is in the query, so it is
+            // checked before the body is read.
+            verified = verify(&params);
+            if verified.is_none() {
+                return ApiError::checksum().into_response();
+            }
+            match read_limited(incoming, MAX_FORM_BODY).await {
+                Ok(body) => CallBody::Multipart { body, content_type },
+                Err(resp) => return resp,
+            }
+        }
         Some(Bodies::Form) => match read_limited(incoming, MAX_FORM_BODY).await {
-            Ok(bytes) if !multipart => {
+            Ok(bytes) => {
                 params.merge_missing(Params::parse(&bytes));
                 CallBody::None
             }
-            Ok(body) => CallBody::Multipart { body, content_type },
             Err(resp) => return resp,
         },
         Some(_) if kind == ApiCall::InsertDocument => CallBody::Stream(incoming),

@@ -91,7 +91,7 @@ fn is_https<B>(req: &Request<B>) -> bool {
 }
 
 async fn form(req: Request<Incoming>) -> Result<Vec<(String, String)>, HttpResponse> {
-    let body = super::read_limited(req.into_body(), MAX_FORM).await?;
+    let body = crate::http::body::read_limited(req.into_body(), MAX_FORM).await?;
     Ok(form_urlencoded::parse(&body).into_owned().collect())
 }
 

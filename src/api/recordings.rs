@@ -10,9 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
 use http::{header, Method, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::Request;
 use serde_json::json;
@@ -565,38 +563,52 @@ pub fn valid_lang(lang: &str) -> bool {
         && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
-/// The content of the `file` part of a multipart body.
-pub fn multipart_file(body: &[u8], content_type: &str) -> Option<Vec<u8>> {
-    let boundary = content_type
-        .split(';')
-        .filter_map(|p| p.trim().strip_prefix("boundary="))
-        .next()?
-        .trim_matches('"');
-    let delim = format!("--{boundary}");
-    let delim = delim.as_bytes();
-    let mut parts = Vec::new();
-    let mut rest = body;
-    while let Some(i) = find(rest, delim) {
-        parts.push(&rest[..i]);
-        rest = &rest[i + delim.len()..];
-    }
-    for part in parts.into_iter().skip(1) {
-        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
-        let Some(h) = find(part, b"\r\n\r\n") else {
-            continue;
-        };
-        let headers = String::from_utf8_lossy(&part[..h]).to_ascii_lowercase();
-        if headers.contains("name=\"file\"") {
-            let content = &part[h + 4..];
-            let content = content.strip_suffix(b"\r\n").unwrap_or(content);
-            return Some(content.to_vec());
-        }
-    }
-    None
+/// The largest text track accepted (a caption file of a long recording is a few hundred KB).
+pub const MAX_TEXT_TRACK: u64 = 2 * 1024 * 1024;
+
+/// Why the `file` part of a multipart body could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartError {
+    /// No part is named `file` (by its `name` parameter, not its `filename`).
+    Missing,
+    TooLarge,
+    /// Not a multipart body (no boundary, broken framing).
+    Malformed,
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// The content of the part named `file` of a multipart body (parsed by `multer`: the part's
+/// `name` parameter exactly, never a `filename` that happens to read `file`), at most `max`
+/// bytes.
+pub async fn multipart_file(
+    body: bytes::Bytes,
+    content_type: &str,
+    max: u64,
+) -> Result<Vec<u8>, PartError> {
+    let boundary = multer::parse_boundary(content_type).map_err(|_| PartError::Malformed)?;
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().for_field("file", max));
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut parts = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let refused = |e: multer::Error| match e {
+        multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
+            PartError::TooLarge
+        }
+        _ => PartError::Malformed,
+    };
+    while let Some(mut field) = parts.next_field().await.map_err(refused)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let mut content = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(refused)? {
+            if content.len() as u64 + chunk.len() as u64 > max {
+                return Err(PartError::TooLarge);
+            }
+            content.extend_from_slice(&chunk);
+        }
+        return Ok(content);
+    }
+    Err(PartError::Missing)
 }
 
 async fn put_text_track(app: &App, mut call: Call) -> HttpResponse {
@@ -636,10 +648,21 @@ async fn put_text_track(app: &App, mut call: Call) -> HttpResponse {
         Err(e) => return store_failed(e),
     }
     let content = match std::mem::replace(&mut call.body, CallBody::None) {
-        CallBody::Multipart { body, content_type } => multipart_file(&body, &content_type),
-        _ => None,
-    }
-    .unwrap_or_default();
+        CallBody::Multipart { body, content_type } => {
+            multipart_file(body, &content_type, MAX_TEXT_TRACK).await
+        }
+        _ => Err(PartError::Missing),
+    };
+    let content = match content {
+        Ok(c) => c,
+        Err(PartError::TooLarge) => {
+            return json_failed(
+                "upload_text_track_failed",
+                format!("The text track is larger than {MAX_TEXT_TRACK} bytes."),
+            )
+        }
+        Err(_) => Vec::new(),
+    };
     if content.iter().all(|b| b.is_ascii_whitespace()) {
         return json_failed("empty_uploaded_text_track", "Empty uploaded text track.");
     }
@@ -861,30 +884,32 @@ async fn receive(
     })?;
     let mut hasher = sha2::Sha256::new();
     let mut total: u64 = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
+    loop {
+        let data = match crate::http::body::next_chunk(&mut body).await {
+            Ok(Some(d)) => d,
+            Ok(None) => break,
+            Err(e) => {
+                let status = match e {
+                    crate::http::body::BodyError::TimedOut => StatusCode::REQUEST_TIMEOUT,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                return Err((status, format!("the upload was interrupted: {e}")));
+            }
+        };
+        total += data.len() as u64;
+        if total > max {
+            return Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The tarball is larger than RECORDING_MAX_SIZE.".into(),
+            ));
+        }
+        hasher.update(&data);
+        file.write_all(&data).await.map_err(|e| {
             (
-                StatusCode::BAD_REQUEST,
-                format!("the upload was interrupted: {e}"),
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot write to the spool: {e}"),
             )
         })?;
-        if let Ok(data) = frame.into_data() {
-            let data: Bytes = data;
-            total += data.len() as u64;
-            if total > max {
-                return Err((
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "The tarball is larger than RECORDING_MAX_SIZE.".into(),
-                ));
-            }
-            hasher.update(&data);
-            file.write_all(&data).await.map_err(|e| {
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("cannot write to the spool: {e}"),
-                )
-            })?;
-        }
     }
     file.sync_all().await.map_err(|e| {
         (
@@ -973,13 +998,46 @@ mod tests {
         );
     }
 
+    fn part(body: &[u8], max: u64) -> Result<Vec<u8>, PartError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(multipart_file(
+            bytes::Bytes::copy_from_slice(body),
+            "multipart/form-data; boundary=XX",
+            max,
+        ))
+    }
+
     #[test]
-    fn multipart_file_part_is_found() {
+    fn multipart_file_part_is_found_by_its_name_only() {
         let body = b"--XX\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nv\r\n--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.vtt\"\r\nContent-Type: text/vtt\r\n\r\nWEBVTT\n\n1\r\n--XX--\r\n";
-        assert_eq!(
-            multipart_file(body, "multipart/form-data; boundary=XX").unwrap(),
-            b"WEBVTT\n\n1"
+        assert_eq!(part(body, 1024).unwrap(), b"WEBVTT\n\n1");
+        // Parts whose headers contain `name="file"` without being named `file`.
+        for decoy in [
+            "name=\"notes\"; filename=\"file\"",
+            "name=\"decoy\"; filename=\"x\"; x-name=\"file\"",
+            "name=\"file2\"",
+            "name=\"FILE\"",
+            "name=\"decoy\"; filename=\"name=\\\"file\\\"\"",
+        ] {
+            let body = format!("--XX\r\nContent-Disposition: form-data; {decoy}\r\n\r\nWRONG\r\n--XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.vtt\"\r\n\r\nRIGHT\r\n--XX--\r\n");
+            assert_eq!(part(body.as_bytes(), 1024).unwrap(), b"RIGHT", "{decoy}");
+            let only = format!(
+                "--XX\r\nContent-Disposition: form-data; {decoy}\r\n\r\nWRONG\r\n--XX--\r\n"
+            );
+            assert_eq!(
+                part(only.as_bytes(), 1024),
+                Err(PartError::Missing),
+                "{decoy}"
+            );
+        }
+        let big = format!(
+            "--XX\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n{}\r\n--XX--\r\n",
+            "a".repeat(5000)
         );
+        assert_eq!(part(big.as_bytes(), 4096), Err(PartError::TooLarge));
+        assert_eq!(part(b"no boundary here", 10), Err(PartError::Malformed));
         assert!(
             valid_lang("en-US") && valid_lang("pt") && !valid_lang("english!") && !valid_lang("e")
         );

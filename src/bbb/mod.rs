@@ -3,7 +3,9 @@
 //! Every call has `CONNECT_TIMEOUT` and `RESPONSE_TIMEOUT` (or a tighter per-call limit), so
 //! a slow or dead server never holds the API. Answers are classified into a [`Reply`]
 //! (a BBB document with its returncode) or a [`CallError`] (no usable answer: refused,
-//! timed out, 5xx, or not a BBB document).
+//! timed out, 5xx, or not a BBB document). An answer is read into one buffer of at most
+//! `BBB_MAX_ANSWER_SIZE` bytes; one carrying a DTD (`<!DOCTYPE`, entity declarations) is
+//! not a BBB document (`xml`).
 
 pub mod calls;
 pub mod checksum;
@@ -34,10 +36,28 @@ impl Reply {
     pub fn success(&self) -> bool {
         self.head.returncode == "SUCCESS"
     }
+
+    /// The answer as the load balancer relays it: the `<response>` element only, behind its
+    /// own XML declaration (never the backend's prolog, nor anything after the element).
+    pub fn relayable(&self) -> Bytes {
+        let root = &self.body[self.head.root.clone()];
+        let mut out = Vec::with_capacity(root.len() + XML_DECL.len());
+        out.extend_from_slice(XML_DECL);
+        out.extend_from_slice(root);
+        out.into()
+    }
 }
+
+/// The declaration in front of every relayed answer.
+pub const XML_DECL: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+/// Default cap on one answer (`BBB_MAX_ANSWER_SIZE`).
+pub const DEFAULT_MAX_ANSWER: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(usize),
     #[error("cannot connect: {0}")]
     Connect(String),
     #[error("timed out")]
@@ -58,6 +78,7 @@ pub struct Upload {
 #[derive(Clone)]
 pub struct BbbClient {
     http: reqwest::Client,
+    max_answer: usize,
 }
 
 /// `<server url>/<call>?<params>&checksum=<…>`, signed with the server's secret.
@@ -113,7 +134,16 @@ impl BbbClient {
             .user_agent(concat!("ferrolite/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client configuration is valid");
-        BbbClient { http }
+        BbbClient {
+            http,
+            max_answer: DEFAULT_MAX_ANSWER,
+        }
+    }
+
+    /// The same client with answers capped at `max` bytes (`BBB_MAX_ANSWER_SIZE`).
+    pub fn max_answer(mut self, max: usize) -> BbbClient {
+        self.max_answer = max;
+        self
     }
 
     /// Calls `call` on `server`. `limit` tightens the overall time for this call.
@@ -156,7 +186,7 @@ impl BbbClient {
         }
         let resp = req.send().await.map_err(classify)?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(classify)?;
+        let body = read_capped(resp, self.max_answer).await?;
         if status.is_server_error() {
             return Err(CallError::Status(status.as_u16()));
         }
@@ -166,6 +196,23 @@ impl BbbClient {
             None => Err(CallError::Garbage),
         }
     }
+}
+
+/// Reads an answer into one buffer, refusing it once it passes `max` bytes (declared or
+/// received), so one server cannot make the process hold an arbitrarily large body.
+async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Bytes, CallError> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(CallError::TooLarge(max));
+    }
+    let hint = resp.content_length().unwrap_or(0).min(max as u64) as usize;
+    let mut buf = bytes::BytesMut::with_capacity(hint);
+    while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+        if buf.len() + chunk.len() > max {
+            return Err(CallError::TooLarge(max));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 fn classify(e: reqwest::Error) -> CallError {
@@ -192,7 +239,7 @@ impl BbbClient {
             .send()
             .await
             .ok()?;
-        let body = resp.bytes().await.ok()?;
+        let body = read_capped(resp, 64 * 1024).await.ok()?;
         let text = String::from_utf8_lossy(&body);
         let start = text.find("<bbbVersion>")? + "<bbbVersion>".len();
         let end = text[start..].find("</bbbVersion>")? + start;

@@ -27,18 +27,25 @@ pub struct ReplyHead {
     pub returncode: String,
     pub message_key: String,
     pub message: String,
+    /// Byte range of the `<response>` element in the answer.
+    pub root: Range<usize>,
 }
 
-/// The head of a BBB `<response>`, or `None` if the bytes are not one.
+/// The head of a BBB `<response>`, or `None` if the bytes are not one. A document with a
+/// DTD (`<!DOCTYPE …>`, which is where entities are declared) is not one: BBB never sends
+/// one, and relaying it would hand entity declarations to the front end's parser.
 pub fn parse_reply(body: &[u8]) -> Option<ReplyHead> {
     let mut reader = Reader::from_reader(body);
     let mut head = ReplyHead::default();
+    let mut root_start = 0usize;
     let mut depth = 0usize;
     let mut saw_response = false;
     let mut closed = false;
     let mut current: Option<String> = None;
     loop {
+        let before = reader.buffer_position() as usize;
         match reader.read_event() {
+            Ok(Event::DocType(_)) => return None,
             Ok(Event::Start(e)) => {
                 depth += 1;
                 if depth == 1 {
@@ -46,6 +53,8 @@ pub fn parse_reply(body: &[u8]) -> Option<ReplyHead> {
                         return None;
                     }
                     saw_response = true;
+                    root_start =
+                        before + body[before..].iter().position(|&b| b == b'<').unwrap_or(0);
                 } else if depth == 2 {
                     current = Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
                 }
@@ -58,6 +67,7 @@ pub fn parse_reply(body: &[u8]) -> Option<ReplyHead> {
                 }
                 if depth == 0 && saw_response {
                     closed = true;
+                    head.root = root_start..reader.buffer_position() as usize;
                     break;
                 }
             }
@@ -115,6 +125,7 @@ pub fn parse_meetings(body: &[u8]) -> Option<Vec<MeetingEntry>> {
     loop {
         let before = reader.buffer_position() as usize;
         match reader.read_event() {
+            Ok(Event::DocType(_)) => return None,
             Ok(Event::Start(e)) => {
                 let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
                 if path.is_empty() && name != "response" {
@@ -207,6 +218,38 @@ mod tests {
             ("FAILED", "notFound", "A & B")
         );
         assert_eq!(parse_reply(b"<response><returncode>SUCCESS</returncode><meetings><meeting><message>x</message></meeting></meetings></response>").unwrap().message, "");
+    }
+
+    #[test]
+    fn a_dtd_anywhere_makes_it_not_a_reply() {
+        for dtd in [
+            "<!DOCTYPE response>",
+            "<!DOCTYPE response [<!ENTITY x \"y\">]>",
+            "<!DOCTYPE response SYSTEM \"http://evil/x.dtd\">",
+            "<!DOCTYPE response [<!ENTITY % p SYSTEM \"file:///etc/passwd\"> %p;]>",
+        ] {
+            for at in [
+                "",
+                "<?xml version=\"1.0\"?>",
+                "<?xml version=\"1.0\"?><!-- c -->\n",
+            ] {
+                let doc = format!(
+                    "{at}{dtd}<response><returncode>SUCCESS</returncode><meetings/></response>"
+                );
+                assert_eq!(parse_reply(doc.as_bytes()), None, "{doc}");
+                assert_eq!(parse_meetings(doc.as_bytes()), None, "{doc}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_root_range_leaves_out_the_prolog_and_trailers() {
+        let doc = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<?xml-stylesheet href=\"x\"?><!-- c --> <response><returncode>SUCCESS</returncode></response><!-- after --><?pi?>";
+        let h = parse_reply(doc).unwrap();
+        assert_eq!(
+            &doc[h.root.clone()],
+            b"<response><returncode>SUCCESS</returncode></response>"
+        );
     }
 
     #[test]

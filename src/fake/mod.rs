@@ -8,7 +8,12 @@
 //!
 //! Control API (`http://127.0.0.1:<control>`):
 //! - `GET /servers` — every server: index, url, secret, mode.
-//! - `POST /servers/<i>/mode` — `{"mode":"normal|slow|error|garbage|down","delay_ms":…,"status":…}`.
+//! - `POST /servers/<i>/mode` — `{"mode":"normal|slow|error|garbage|down","delay_ms":…,"status":…}`;
+//!   hostile answers: `{"mode":"drip","delay_ms":…,"chunk_bytes":…}` (every answer trickles
+//!   out), `{"mode":"huge","bytes":…}` (getMeetings streams a valid answer of that size),
+//!   `{"mode":"dtd"}` (a DTD with entity declarations before `<response>`),
+//!   `{"mode":"fail_creates"}` (create answers FAILED), `{"mode":"drop_after_create"}` (create
+//!   records the meeting, then drops the connection unanswered).
 //! - `POST /servers/<i>/secret` — `{"secret":"…"}`.
 //! - `GET|DELETE /servers/<i>/calls` — the calls received (api, method, query, params,
 //!   content_type, body, checksum_ok), or clear them.

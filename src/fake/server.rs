@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Method, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::Request;
@@ -37,10 +39,29 @@ pub struct FakeConfig {
 #[serde(rename_all = "snake_case", tag = "mode")]
 pub enum Mode {
     Normal,
-    Slow { delay_ms: u64 },
-    Error { status: u16 },
+    Slow {
+        delay_ms: u64,
+    },
+    Error {
+        status: u16,
+    },
     Garbage,
     Down,
+    /// Every answer trickles out `chunk_bytes` at a time, one chunk every `delay_ms`.
+    Drip {
+        delay_ms: u64,
+        chunk_bytes: usize,
+    },
+    /// getMeetings answers a valid document of about `bytes` bytes (streamed, not built).
+    Huge {
+        bytes: usize,
+    },
+    /// Every XML answer carries a DTD with entity declarations before `<response>`.
+    Dtd,
+    /// create answers FAILED (and creates nothing); other calls are normal.
+    FailCreates,
+    /// create records the meeting, then drops the connection without an answer.
+    DropAfterCreate,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -161,6 +182,97 @@ fn new_meeting(id: &str, p: &Params) -> FakeMeeting {
     }
 }
 
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// The prolog `Mode::Dtd` puts in front of every XML answer.
+pub const HOSTILE_PROLOG: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE response [\n  <!ENTITY xxe SYSTEM \"file:///etc/passwd\">\n  <!ENTITY boom \"boom\">\n]>\n";
+
+/// Answers one BBB API request, then shapes the answer as the server's mode says.
+async fn answer(sim: Shared, req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
+    let mode = sim.lock().unwrap().mode.clone();
+    let get_meetings = req
+        .uri()
+        .path()
+        .trim_end_matches('/')
+        .ends_with("/getMeetings");
+    let full = |r: Response<Full<Bytes>>| r.map(|b| b.map_err(|never| match never {}).boxed());
+    let resp = bbb(sim, req).await?;
+    Ok(match mode {
+        Mode::Huge { bytes } if get_meetings => {
+            full(xml(String::new())).map(|_| huge_meetings(bytes))
+        }
+        Mode::Drip {
+            delay_ms,
+            chunk_bytes,
+        } => {
+            let (parts, body) = resp.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            Response::from_parts(parts, drip(bytes, delay_ms, chunk_bytes.max(1)))
+        }
+        Mode::Dtd => {
+            let (mut parts, body) = resp.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            let bytes = if bytes.starts_with(b"<response") {
+                parts.headers.remove(header::CONTENT_LENGTH);
+                let mut b = HOSTILE_PROLOG.as_bytes().to_vec();
+                b.extend_from_slice(&bytes);
+                Bytes::from(b)
+            } else {
+                bytes
+            };
+            full(Response::from_parts(parts, Full::new(bytes)))
+        }
+        _ => full(resp),
+    })
+}
+
+fn drip(bytes: Bytes, delay_ms: u64, chunk: usize) -> Body {
+    let chunks = futures_util::stream::unfold(bytes, move |mut rest| async move {
+        if rest.is_empty() {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        let piece = rest.split_to(chunk.min(rest.len()));
+        Some((Ok(Frame::data(piece)), rest))
+    });
+    StreamBody::new(chunks).boxed()
+}
+
+/// A getMeetings answer of about `total` bytes, generated as it is sent.
+fn huge_meetings(total: usize) -> Body {
+    let pad = "x".repeat(60 * 1024);
+    let head = Bytes::from_static(b"<response><returncode>SUCCESS</returncode><meetings>");
+    let tail = Bytes::from_static(b"</meetings></response>");
+    let chunks = futures_util::stream::unfold((0usize, 0usize), move |(sent, n)| {
+        let pad = pad.clone();
+        let (head, tail) = (head.clone(), tail.clone());
+        async move {
+            let piece = if n == 0 {
+                head
+            } else if sent >= total {
+                if n == usize::MAX {
+                    return None;
+                }
+                let out: Result<Frame<Bytes>, std::io::Error> = Ok(Frame::data(tail));
+                return Some((out, (sent, usize::MAX)));
+            } else {
+                Bytes::from(format!("<meeting><meetingID>huge-{n}</meetingID><running>true</running><participantCount>1</participantCount><metadata><pad>{pad}</pad></metadata></meeting>"))
+            };
+            let len = piece.len();
+            Some((Ok(Frame::data(piece)), (sent + len, n + 1)))
+        }
+    });
+    StreamBody::new(chunks).boxed()
+}
+
 /// Answers one BBB API request on a simulated server.
 async fn bbb(sim: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let (mode, secret) = {
@@ -250,6 +362,14 @@ async fn bbb(sim: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>
             if meeting_id.is_empty() {
                 return Ok(failed("missingParamMeetingID", "You must provide a meeting ID"));
             }
+            if mode == Mode::FailCreates {
+                return Ok(failed("createFailed", "The meeting could not be created on this server."));
+            }
+            if mode == Mode::DropAfterCreate {
+                let m = new_meeting(&meeting_id, &params);
+                s.meetings.insert(meeting_id.clone(), m);
+                return Err(std::io::Error::other("connection dropped after create"));
+            }
             let (m, dup) = match s.meetings.get(&meeting_id) {
                 Some(m) => (m.clone(), true),
                 None => {
@@ -301,11 +421,14 @@ async fn bbb(sim: Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>
             None => failed("notFound", "A meeting with that ID does not exist"),
         },
         "getMeetings" => {
-            if s.meetings.is_empty() {
+            // Formatted outside the lock, so a large answer does not hold up other calls.
+            let meetings: Vec<FakeMeeting> = s.meetings.values().cloned().collect();
+            drop(s);
+            if meetings.is_empty() {
                 xml("<response><returncode>SUCCESS</returncode><meetings/><messageKey>noMeetings</messageKey><message>no meetings were found on this server</message></response>".into())
             } else {
                 let mut b = String::from("<response><returncode>SUCCESS</returncode><meetings>");
-                for m in s.meetings.values() {
+                for m in &meetings {
                     b.push_str("<meeting>");
                     b.push_str(&meeting_xml(m));
                     b.push_str("</meeting>");
@@ -532,7 +655,7 @@ async fn run_server(
                     let _ = stream.set_nodelay(true);
                     let sim = sim.clone();
                     tokio::spawn(async move {
-                        let svc = service_fn(move |req| bbb(sim.clone(), req));
+                        let svc = service_fn(move |req| answer(sim.clone(), req));
                         let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                     });
                 }

@@ -2,8 +2,12 @@
 //!
 //! Each connection is served by hyper (HTTP/1.1, keep-alive). On shutdown the listener
 //! stops accepting and open connections finish their in-flight request before closing.
+//! The edge is bounded ([`HttpLimits`]): open connections, time to send headers, idle
+//! keep-alive, header size, body time (`body`), and methods (only GET, HEAD and POST; any
+//! other is 405 before a handler runs).
 
 pub mod body;
+pub mod conn;
 pub mod request;
 pub mod response;
 
@@ -13,17 +17,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use http::{header, Method, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::Request;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::app::App;
-use crate::config::Bind;
-use crate::http::response::{ApiError, HttpResponse};
+use crate::config::{Bind, HttpLimits};
 use crate::shutdown::Shutdown;
+use response::{ApiError, HttpResponse};
 
 pub enum Listener {
     Tcp(TcpListener),
@@ -63,43 +69,142 @@ impl Listener {
     }
 }
 
-/// Serves until `shutdown`, then lets in-flight requests finish (up to 30 s).
-pub async fn serve<H, F>(listener: Listener, mut shutdown: Shutdown, handler: H)
+/// Serves until `shutdown` with the default [`HttpLimits`].
+pub async fn serve<H, F>(listener: Listener, shutdown: Shutdown, handler: H)
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = HttpResponse> + Send + 'static,
 {
+    serve_with(listener, shutdown, HttpLimits::default(), handler).await
+}
+
+/// Methods the API, playback and admin routes use; anything else is 405 at the edge.
+fn method_allowed(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::POST)
+}
+
+fn method_not_allowed() -> HttpResponse {
+    let mut r = response::text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method Not Allowed: use GET, HEAD or POST.",
+    );
+    r.headers_mut().insert(
+        header::ALLOW,
+        header::HeaderValue::from_static("GET, HEAD, POST"),
+    );
+    r
+}
+
+/// Serves until `shutdown`, then lets in-flight requests finish (up to 30 s).
+///
+/// At most `limits.max_connections` connections are open; when a new one arrives at the
+/// limit, connections with nothing in flight are closed to make room, and the new one waits
+/// up to a second for a free slot before it is dropped.
+pub async fn serve_with<H, F>(
+    listener: Listener,
+    mut shutdown: Shutdown,
+    limits: HttpLimits,
+    handler: H,
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = HttpResponse> + Send + 'static,
+{
     let graceful = GracefulShutdown::new();
-    let http = hyper::server::conn::http1::Builder::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        // hyper starts this timer whenever it waits for a request head, so it is the idle
+        // timeout; slow heads are cut shorter by the watcher (`conn::Activity`).
+        .header_read_timeout(limits.idle_timeout)
+        .max_header_size(limits.max_header_bytes)
+        .max_headers(100);
+    let max = conn::connection_limit(limits.max_connections, conn::raise_fd_limit());
+    let slots = Arc::new(Semaphore::new(max));
+    let shedding = watch::channel(0u64).0;
+    let tick = (limits.header_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     loop {
+        let accepted = tokio::select! {
+            _ = shutdown.recv() => break,
+            accepted = accept(&listener) => accepted,
+        };
+        let stream = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(permit) = slot(&slots, &shedding).await else {
+            tracing::warn!(
+                limit = max,
+                "connection limit reached and nothing to shed; dropped a connection"
+            );
+            continue;
+        };
+        let activity = conn::Activity::new();
         let handler = handler.clone();
+        let in_service = activity.clone();
+        let body_timeout = limits.body_timeout;
         let service = service_fn(move |req: Request<Incoming>| {
-            let fut = std::panic::AssertUnwindSafe(handler(req)).catch_unwind();
+            let guard = in_service.request_started();
+            let fut = (!method_allowed(req.method()))
+                .then(method_not_allowed)
+                .ok_or(req)
+                .map_err(|req| {
+                    std::panic::AssertUnwindSafe(body::with_body_timeout(
+                        body_timeout,
+                        handler(req),
+                    ))
+                    .catch_unwind()
+                });
             async move {
-                Ok::<_, Infallible>(fut.await.unwrap_or_else(|_| {
-                    tracing::error!("a request handler panicked; answered internalError");
-                    ApiError::internal("An unexpected error occurred.").into_response()
-                }))
+                let resp = match fut {
+                    Ok(refused) => refused,
+                    Err(fut) => fut.await.unwrap_or_else(|_| {
+                        tracing::error!("a request handler panicked; answered internalError");
+                        ApiError::internal("An unexpected error occurred.").into_response()
+                    }),
+                };
+                drop(guard);
+                Ok::<_, Infallible>(resp)
             }
         });
-        tokio::select! {
-            _ = shutdown.recv() => break,
-            accepted = accept(&listener) => match accepted {
-                Ok(Conn::Tcp(s)) => {
-                    let _ = s.set_nodelay(true);
-                    let conn = graceful.watch(http.serve_connection(TokioIo::new(s), service));
-                    tokio::spawn(async move { let _ = conn.await; });
-                }
-                Ok(Conn::Unix(s)) => {
-                    let conn = graceful.watch(http.serve_connection(TokioIo::new(s), service));
-                    tokio::spawn(async move { let _ = conn.await; });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        let served: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match stream {
+            Conn::Tcp(s) => {
+                let _ = s.set_nodelay(true);
+                let io = TokioIo::new(conn::Tracked::new(s, activity.clone()));
+                let c = graceful.watch(http.serve_connection(io, service));
+                Box::pin(async move {
+                    let _ = c.await;
+                })
+            }
+            Conn::Unix(s) => {
+                let io = TokioIo::new(conn::Tracked::new(s, activity.clone()));
+                let c = graceful.watch(http.serve_connection(io, service));
+                Box::pin(async move {
+                    let _ = c.await;
+                })
+            }
+        };
+        let mut shed = shedding.subscribe();
+        let header_timeout = limits.header_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            tokio::pin!(served);
+            let mut ticks = tokio::time::interval(tick);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let shedding = tokio::select! {
+                    _ = &mut served => return,
+                    _ = ticks.tick() => false,
+                    changed = shed.changed() => changed.is_ok(),
+                };
+                if let Some(why) = activity.verdict(header_timeout, shedding) {
+                    tracing::debug!(?why, "closing a connection");
+                    return;
                 }
             }
-        }
+        });
     }
     if let Listener::Unix(_, path) = &listener {
         let _ = std::fs::remove_file(path);
@@ -111,6 +216,26 @@ where
     {
         tracing::warn!("some connections did not finish within 30 s");
     }
+}
+
+/// A free connection slot: at once, or after asking idle connections to close (for up to
+/// a second, asking again every 100 ms as connections age past their grace period).
+async fn slot(
+    slots: &Arc<Semaphore>,
+    shedding: &watch::Sender<u64>,
+) -> Option<OwnedSemaphorePermit> {
+    if let Ok(p) = slots.clone().try_acquire_owned() {
+        return Some(p);
+    }
+    for _ in 0..10 {
+        shedding.send_modify(|n| *n += 1);
+        if let Ok(Ok(p)) =
+            tokio::time::timeout(Duration::from_millis(100), slots.clone().acquire_owned()).await
+        {
+            return Some(p);
+        }
+    }
+    None
 }
 
 enum Conn {
@@ -127,7 +252,8 @@ async fn accept(l: &Listener) -> std::io::Result<Conn> {
 
 /// Serves the BBB API for `app`.
 pub async fn serve_app(app: Arc<App>, listener: Listener, shutdown: Shutdown) {
-    serve(listener, shutdown, move |req| {
+    let limits = app.config.http.clone();
+    serve_with(listener, shutdown, limits, move |req| {
         let app = app.clone();
         async move { crate::api::handle(&app, req).await }
     })

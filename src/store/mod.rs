@@ -12,6 +12,7 @@ pub mod recordings;
 pub mod sqlite;
 mod sqlite_ops;
 mod sqlite_playback;
+mod sqlite_reconcile;
 mod sqlite_recordings;
 
 use std::fmt;

@@ -715,37 +715,9 @@ impl Store for SqliteStore {
         keep: &[String],
         created_before_ms: i64,
     ) -> StoreResult<Vec<Meeting>> {
-        let mut conn = self.writer().await?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let mut gone = Vec::new();
-        {
-            let mut stmt = tx
-                .prepare_cached(&format!(
-                    "SELECT {MEETING_COLUMNS} FROM meetings WHERE server_id = ?1"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([server_id], meeting_from_row)
-                .map_err(backend)?;
-            for m in rows {
-                let m = m.map_err(backend)?;
-                let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
-                if m.created_at < created_before_ms && !keep.contains(&bbb_id) {
-                    gone.push(m);
-                }
-            }
-            let mut del = tx
-                .prepare_cached("DELETE FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2 AND server_id = ?3")
-                .map_err(backend)?;
-            for m in &gone {
-                del.execute([&m.tenant_id, &m.meeting_id, server_id])
-                    .map_err(backend)?;
-            }
-        }
-        tx.commit().map_err(backend)?;
-        Ok(gone)
+        // In bounded batches, off the write path (`sqlite_reconcile`).
+        self.reconcile_forget(server_id, keep, created_before_ms)
+            .await
     }
 
     async fn meeting_by_voice_bridge(&self, voice_bridge: &str) -> StoreResult<Option<Meeting>> {
@@ -941,30 +913,8 @@ impl Store for SqliteStore {
     }
 
     async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()> {
-        let mut conn = self.writer().await?;
-        let tx = conn.transaction().map_err(backend)?;
-        {
-            let mut stmt = tx
-                .prepare_cached("SELECT tenant_id, meeting_id FROM meetings WHERE server_id = ?1")
-                .map_err(backend)?;
-            let ids: Vec<(String, String)> = stmt
-                .query_map([server_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(backend)?
-                .collect::<Result<_, _>>()
-                .map_err(backend)?;
-            let mut upd = tx
-                .prepare_cached(
-                    "UPDATE meetings SET participants = ?3 WHERE tenant_id = ?1 AND meeting_id = ?2",
-                )
-                .map_err(backend)?;
-            for (t, m) in ids {
-                let bbb_id = crate::tenant::scope(&t, &m);
-                if let Some((_, n)) = counts.iter().find(|(id, _)| *id == bbb_id) {
-                    upd.execute(params![t, m, n]).map_err(backend)?;
-                }
-            }
-        }
-        tx.commit().map_err(backend)
+        // Only the counts that changed, in bounded batches (`sqlite_reconcile`).
+        self.reconcile_participants(server_id, counts).await
     }
 
     async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<bool> {
