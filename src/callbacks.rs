@@ -121,7 +121,7 @@ async fn queue(
         status: "pending".into(),
         last_error: String::new(),
     };
-    if !app.store.enqueue_callback(&cb).await? {
+    if !app.outbox.enqueue_callback(&cb).await? {
         return Ok(false);
     }
     app.callbacks_due.notify_one();
@@ -249,7 +249,7 @@ async fn deliver(app: &App, cb: OutgoingCallback) {
         })
         .inc();
     if let Err(e) = app
-        .store
+        .outbox
         .update_callback(&cb.id, status, attempts, next, &error)
         .await
     {
@@ -259,7 +259,7 @@ async fn deliver(app: &App, cb: OutgoingCallback) {
 
 /// Sends every due callback once.
 pub async fn deliver_due(app: &App) -> Result<usize, StoreError> {
-    let due = app.store.due_callbacks(now_ms(), 64).await?;
+    let due = app.outbox.due_callbacks(now_ms(), 64).await?;
     let n = due.len();
     stream::iter(due)
         .for_each_concurrent(8, |cb| deliver(app, cb))

@@ -35,7 +35,7 @@ impl Lease {
     pub async fn acquire(&mut self) -> bool {
         match self
             .app
-            .store
+            .leases
             .take_lease(self.name, &self.holder, now_ms(), self.ttl_ms)
             .await
         {
@@ -67,7 +67,7 @@ impl Lease {
         if self.held {
             let _ = self
                 .app
-                .store
+                .leases
                 .take_lease(self.name, &self.holder, now_ms(), self.ttl_ms)
                 .await;
         }
@@ -86,7 +86,7 @@ impl Lease {
     /// Gives the lease up on shutdown, so another process need not wait for the TTL.
     pub async fn release(self) {
         if self.held {
-            let _ = self.app.store.release_lease(self.name, &self.holder).await;
+            let _ = self.app.leases.release_lease(self.name, &self.holder).await;
         }
     }
 }
@@ -113,7 +113,7 @@ impl Renewer {
     pub async fn renew(&self) {
         let _ = self
             .app
-            .store
+            .leases
             .take_lease(self.name, &self.holder, now_ms(), self.ttl_ms)
             .await;
     }

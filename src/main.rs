@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         let store = match SqliteStore::open(&config.database_path) {
-            Ok(s) => Arc::new(s),
+            Ok(s) => s,
             Err(e) => {
                 eprintln!(
                     "ferrolite: cannot open the database {} (DATABASE_URL): {e}",
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let app = App::new(config, store.clone(), store.clone(), store);
+        let app = App::new(config, ferrolite::store::Stores::all(store));
         match cli.command {
             Command::Serve => serve(app).await,
             command => match ferrolite::admin::cli::run(app, command).await {

@@ -64,7 +64,7 @@ pub async fn mint_links(app: &App, recs: &[Recording]) -> Result<Links, StoreErr
         }
     }
     let expires = now_ms() + app.config.playback.token_timeout.as_millis() as i64;
-    app.playback.mint_playback_tokens(&new, expires).await?;
+    app.tokens.mint_playback_tokens(&new, expires).await?;
     Ok(links)
 }
 
@@ -87,7 +87,7 @@ async fn access(app: &App, rid: &str) -> Result<Option<PlaybackAccess>, ()> {
     if let Some(hit) = app.playback_cache.get(rid, now) {
         return Ok(hit);
     }
-    let a = app.playback.playback_access(rid).await.map_err(|e| {
+    let a = app.recordings.playback_access(rid).await.map_err(|e| {
         tracing::error!(error = %e, "store error during a playback check");
     })?;
     app.playback_cache.put(rid, a.clone(), now);
@@ -192,7 +192,7 @@ pub async fn play(app: &App, req: Request<Incoming>) -> HttpResponse {
             return not_found();
         }
         match app
-            .playback
+            .tokens
             .consume_playback_token(&protect::token_hash(&token), now_ms())
             .await
         {
@@ -227,7 +227,7 @@ pub async fn play(app: &App, req: Request<Incoming>) -> HttpResponse {
 /// a protect change or a delete). Errors are logged: the farm fails closed.
 pub async fn refresh(app: &App, rid: &str) {
     app.playback_cache.invalidate(rid);
-    let a = match app.playback.playback_access(rid).await {
+    let a = match app.recordings.playback_access(rid).await {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(record = %rid, error = %e, "could not read a recording to update its playback links");
@@ -251,7 +251,7 @@ pub fn unlink(app: &App, rid: &str) {
 /// Reconciles the link farm with the store now and every [`RECONCILE_INTERVAL`].
 pub async fn run_links(app: std::sync::Arc<App>, mut shutdown: crate::shutdown::Shutdown) {
     loop {
-        match app.playback.playback_all().await {
+        match app.recordings.playback_all().await {
             Ok(all) => {
                 let cfg = app.config.clone();
                 match tokio::task::spawn_blocking(move || links::reconcile(&cfg, &all)).await {

@@ -1,10 +1,17 @@
-//! The state store: servers, meetings and leases behind one trait.
+//! The state store, as one trait per concern so a backend can implement each where it fits:
 //!
-//! The API, poller and CLI only see [`Store`]; SQL lives in `sqlite.rs`. Operations that
-//! must be atomic across processes (placing a meeting, taking a lease) are single store
-//! calls, so every backend can make them atomic its own way (a SQLite `IMMEDIATE`
-//! transaction here; `WATCH`/`MULTI` in Redis). Decisions stay pure: placement hands the
-//! store a chooser function from `balancer.rs` and the store calls it inside the transaction.
+//! - [`PoolStore`]: servers, meetings, tenants and their settings (the live pool state);
+//! - [`Outbox`]: queued outgoing callbacks;
+//! - [`LeaseStore`]: the named leases of the roles that run once (poller, importer, …);
+//! - [`TokenStore`]: one-time playback tokens;
+//! - [`RecordingStore`]: the recordings index, with the playback access lookup.
+//!
+//! The API, poller and CLI only see these traits (held separately by `App`, built from
+//! [`Stores`]); SQL lives in `sqlite*.rs`, and [`SqliteStore`] implements them all.
+//! Operations that must be atomic across processes (placing a meeting, taking a lease) are
+//! single store calls, so every backend can make them atomic its own way (a SQLite
+//! `IMMEDIATE` transaction here; a Lua script in Redis). `contract.rs` is the behaviour
+//! every backend must show.
 
 pub mod playback;
 pub mod recordings;
@@ -16,7 +23,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-pub use playback::PlaybackStore;
+pub use playback::TokenStore;
 pub use recordings::RecordingStore;
 pub use sqlite::SqliteStore;
 
@@ -278,8 +285,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Pool state: servers, meetings, tenants, their settings and LRS, and participant counts.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait PoolStore: Send + Sync + 'static {
     async fn add_server(&self, server: &Server) -> StoreResult<()>;
     async fn server(&self, id: &str) -> StoreResult<Option<Server>>;
     async fn servers(&self) -> StoreResult<Vec<Server>>;
@@ -347,7 +355,11 @@ pub trait Store: Send + Sync + 'static {
     async fn add_participant(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<()>;
     /// Records the participants a poll saw per meeting, by the meeting ID BBB knows.
     async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()>;
+}
 
+/// The callback outbox: queued outgoing callbacks and their delivery state.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
     /// Queues a callback for delivery.
     /// False (and nothing changes) when a callback with this id already exists.
     async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<bool>;
@@ -363,7 +375,11 @@ pub trait Store: Send + Sync + 'static {
         last_error: &str,
     ) -> StoreResult<()>;
     async fn callbacks(&self) -> StoreResult<Vec<OutgoingCallback>>;
+}
 
+/// Named leases for the roles only one process may run at a time.
+#[async_trait]
+pub trait LeaseStore: Send + Sync + 'static {
     /// Takes or renews the named lease for `holder` until `now_ms + ttl_ms`. True if held.
     async fn take_lease(
         &self,
@@ -373,6 +389,34 @@ pub trait Store: Send + Sync + 'static {
         ttl_ms: i64,
     ) -> StoreResult<bool>;
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
+}
+
+/// Every store a running process uses, one per concern (see the module doc). A backend
+/// that implements them all fills every field with itself ([`Stores::all`]).
+#[derive(Clone)]
+pub struct Stores {
+    pub pool: std::sync::Arc<dyn PoolStore>,
+    pub outbox: std::sync::Arc<dyn Outbox>,
+    pub leases: std::sync::Arc<dyn LeaseStore>,
+    pub tokens: std::sync::Arc<dyn TokenStore>,
+    pub recordings: std::sync::Arc<dyn RecordingStore>,
+}
+
+impl Stores {
+    /// One backend for every concern (the embedded SQLite default).
+    pub fn all<S>(store: S) -> Stores
+    where
+        S: PoolStore + Outbox + LeaseStore + TokenStore + RecordingStore,
+    {
+        let s = std::sync::Arc::new(store);
+        Stores {
+            pool: s.clone(),
+            outbox: s.clone(),
+            leases: s.clone(),
+            tokens: s.clone(),
+            recordings: s,
+        }
+    }
 }
 
 /// Unix time in milliseconds.

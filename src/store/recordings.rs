@@ -8,6 +8,7 @@
 
 use async_trait::async_trait;
 
+use super::playback::PlaybackAccess;
 use super::StoreResult;
 
 /// The states BBB and Scalelite know.
@@ -157,4 +158,10 @@ pub trait RecordingStore: Send + Sync + 'static {
     /// Remembers the recording-ready URL given at create (replacing an earlier one).
     async fn set_ready_url(&self, tenant_id: &str, meeting_id: &str, url: &str) -> StoreResult<()>;
     async fn ready_url(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<Option<String>>;
+
+    /// The recording's publish and protect flags, tenant and formats; `None` if unknown
+    /// (or deleted).
+    async fn playback_access(&self, record_id: &str) -> StoreResult<Option<PlaybackAccess>>;
+    /// Every recording id with its access facts (for the public-link farm's reconciliation).
+    async fn playback_all(&self) -> StoreResult<Vec<(String, PlaybackAccess)>>;
 }

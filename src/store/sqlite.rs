@@ -383,7 +383,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl PoolStore for SqliteStore {
     async fn add_server(&self, s: &Server) -> StoreResult<()> {
         let conn = self.writer().await?;
         let n = conn
@@ -911,7 +911,10 @@ impl Store for SqliteStore {
         }
         tx.commit().map_err(backend)
     }
+}
 
+#[async_trait]
+impl Outbox for SqliteStore {
     async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<bool> {
         let variants = serde_json::to_string(&cb.variants).map_err(backend)?;
         let n = self
@@ -953,7 +956,10 @@ impl Store for SqliteStore {
     async fn callbacks(&self) -> StoreResult<Vec<OutgoingCallback>> {
         self.callbacks_where("ORDER BY created_at", &[])
     }
+}
 
+#[async_trait]
+impl LeaseStore for SqliteStore {
     async fn take_lease(
         &self,
         name: &str,

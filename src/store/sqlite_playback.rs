@@ -1,5 +1,6 @@
-//! [`PlaybackStore`] on the embedded SQLite file: the schema step `0300-playback-tokens`,
-//! token mint/consume, and the one-query access lookup behind `auth_request`.
+//! [`TokenStore`] on the embedded SQLite file: the schema step `0300-playback-tokens`,
+//! token mint/consume, and the one-query access lookup behind `auth_request` (served by the
+//! recordings index, `sqlite_recordings.rs`).
 
 use std::collections::BTreeMap;
 
@@ -68,7 +69,7 @@ fn fold(rows: Vec<AccessRow>) -> BTreeMap<String, PlaybackAccess> {
 }
 
 #[async_trait]
-impl PlaybackStore for SqliteStore {
+impl TokenStore for SqliteStore {
     async fn mint_playback_tokens(
         &self,
         tokens: &[NewToken],
@@ -119,25 +120,30 @@ impl PlaybackStore for SqliteStore {
             .filter(|(_, _, exp)| *exp > now_ms)
             .map(|(r, f, _)| (r, f)))
     }
+}
 
-    async fn playback_access(&self, record_id: &str) -> StoreResult<Option<PlaybackAccess>> {
-        let sql = format!("{ACCESS_SQL} WHERE r.record_id = ?1");
-        let rows: Vec<AccessRow> =
-            SqliteStore::query_all(&*self.conn()?, &sql, [record_id], access_row)?;
-        Ok(fold(rows).into_values().next())
-    }
+/// The access facts of one recording (`None` if unknown or deleted), in one query.
+pub(super) fn access_of(
+    conn: &rusqlite::Connection,
+    record_id: &str,
+) -> StoreResult<Option<PlaybackAccess>> {
+    let sql = format!("{ACCESS_SQL} WHERE r.record_id = ?1");
+    let rows: Vec<AccessRow> = SqliteStore::query_all(conn, &sql, [record_id], access_row)?;
+    Ok(fold(rows).into_values().next())
+}
 
-    async fn playback_all(&self) -> StoreResult<Vec<(String, PlaybackAccess)>> {
-        let rows: Vec<AccessRow> =
-            SqliteStore::query_all(&*self.conn()?, ACCESS_SQL, [], access_row)?;
-        Ok(fold(rows).into_iter().collect())
-    }
+/// Every recording's access facts.
+pub(super) fn access_all(
+    conn: &rusqlite::Connection,
+) -> StoreResult<Vec<(String, PlaybackAccess)>> {
+    let rows: Vec<AccessRow> = SqliteStore::query_all(conn, ACCESS_SQL, [], access_row)?;
+    Ok(fold(rows).into_iter().collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::now_ms;
+    use crate::store::{now_ms, RecordingStore};
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
         crate::store::sqlite::test_store()

@@ -658,6 +658,17 @@ impl RecordingStore for SqliteStore {
             })
             .map_err(backend)
     }
+
+    async fn playback_access(
+        &self,
+        record_id: &str,
+    ) -> StoreResult<Option<super::playback::PlaybackAccess>> {
+        super::sqlite_playback::access_of(&*self.conn()?, record_id)
+    }
+
+    async fn playback_all(&self) -> StoreResult<Vec<(String, super::playback::PlaybackAccess)>> {
+        super::sqlite_playback::access_all(&*self.conn()?)
+    }
 }
 
 #[cfg(test)]
