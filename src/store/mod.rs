@@ -13,6 +13,7 @@
 //! `IMMEDIATE` transaction here; a Lua script in Redis). `contract.rs` is the behaviour
 //! every backend must show.
 
+pub mod claim;
 pub mod contract;
 pub mod placement;
 pub mod playback;
