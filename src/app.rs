@@ -15,17 +15,25 @@ use crate::bbb::params::Params;
 use crate::bbb::{BbbClient, CallError, Reply};
 use crate::config::Config;
 use crate::http::response::ApiError;
-use crate::store::{Meeting, PlaybackStore, RecordingStore, Server, ServerState, Store};
+use crate::store::{
+    LeaseStore, Meeting, Outbox, PoolStore, RecordingStore, Server, ServerState, Stores, TokenStore,
+};
 
 pub const LOAD_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 
 pub struct App {
     pub config: Config,
-    pub store: Arc<dyn Store>,
-    /// The recordings index (same SQLite file by default; PostgreSQL later).
+    /// Pool state: servers, meetings, tenants (`crate::store::PoolStore`).
+    pub store: Arc<dyn PoolStore>,
+    /// The callback outbox.
+    pub outbox: Arc<dyn Outbox>,
+    /// The roles' leases.
+    pub leases: Arc<dyn LeaseStore>,
+    /// The recordings index with the playback access lookup (same SQLite file by default;
+    /// PostgreSQL later).
     pub recordings: Arc<dyn RecordingStore>,
-    /// Playback tokens and access lookups (same SQLite file by default).
-    pub playback: Arc<dyn PlaybackStore>,
+    /// One-time playback tokens (same SQLite file by default).
+    pub tokens: Arc<dyn TokenStore>,
     /// Recently read playback access facts (`playback::cache`).
     pub playback_cache: crate::playback::cache::AccessCache,
     pub bbb: BbbClient,
@@ -46,13 +54,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(
-        config: Config,
-        store: Arc<dyn Store>,
-        recordings: Arc<dyn RecordingStore>,
-        playback: Arc<dyn PlaybackStore>,
-        ops: Arc<dyn crate::store::OpsStore>,
-    ) -> Arc<App> {
+    pub fn new(config: Config, stores: Stores) -> Arc<App> {
         let max_answer = config.backend.max_answer_bytes;
         let bbb =
             BbbClient::new(config.connect_timeout, config.response_timeout).max_answer(max_answer);
@@ -61,15 +63,17 @@ impl App {
         let config_timeouts = (config.connect_timeout, config.response_timeout);
         Arc::new(App {
             config,
-            store,
-            recordings,
-            playback,
+            store: stores.pool,
+            outbox: stores.outbox,
+            leases: stores.leases,
+            recordings: stores.recordings,
+            tokens: stores.tokens,
             playback_cache: Default::default(),
             bbb,
             poll_bbb,
             callbacks_due: tokio::sync::Notify::new(),
             metrics: crate::metrics::Metrics::new(),
-            ops,
+            ops: stores.ops,
             autoscale: Mutex::new(Default::default()),
             pending_load: Mutex::new(HashMap::new()),
             lrs_http: crate::lrs::client(config_timeouts.0, config_timeouts.1),

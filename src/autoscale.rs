@@ -319,7 +319,7 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     }
     let interval = app.config.poll_interval.max(Duration::from_millis(200));
     let ttl = (interval * 3).max(Duration::from_secs(3));
-    let mut lease = crate::lease::Lease::new(app.clone(), "autoscaler", ttl);
+    let mut lease = crate::lease::Lease::new(app.clone(), crate::store::LeaseRole::Autoscaler, ttl);
     loop {
         if lease.acquire().await {
             evaluate(&app).await;

@@ -28,7 +28,7 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::app::App;
 use crate::shutdown::Shutdown;
-use crate::store::{now_ms, CallbackVariant, OutgoingCallback, StoreError};
+use crate::store::{now_ms, CallbackStatus, CallbackVariant, OutgoingCallback, StoreError};
 
 /// Whether `ip` is a public unicast address (not loopback, private, link-local, unique-local,
 /// CGNAT, multicast, broadcast, documentation, reserved or unspecified). An IPv6 address that
@@ -148,10 +148,10 @@ async fn queue(
         attempts: 0,
         next_attempt_at: now,
         created_at: now,
-        status: "pending".into(),
+        status: CallbackStatus::Pending,
         last_error: String::new(),
     };
-    if !app.store.enqueue_callback(&cb).await? {
+    if !app.outbox.enqueue_callback(&cb).await? {
         return Ok(false);
     }
     app.callbacks_due.notify_one();
@@ -266,14 +266,18 @@ async fn deliver(app: &App, claimer: &str, claim: Duration, cb: OutgoingCallback
         Err(_) => Outcome::Retry("the attempt outlasted its claim".into()),
     };
     let (status, next, error) = match &outcome {
-        Outcome::Delivered => ("delivered", 0, String::new()),
-        Outcome::Gone(code) => ("gone", 0, format!("the receiver answered {code}")),
-        Outcome::Refused(e) => ("failed", 0, e.clone()),
+        Outcome::Delivered => (CallbackStatus::Delivered, 0, String::new()),
+        Outcome::Gone(code) => (
+            CallbackStatus::Gone,
+            0,
+            format!("the receiver answered {code}"),
+        ),
+        Outcome::Refused(e) => (CallbackStatus::Failed, 0, e.clone()),
         Outcome::Retry(e) if attempts >= app.config.callback_max_attempts => {
-            ("failed", 0, e.clone())
+            (CallbackStatus::Failed, 0, e.clone())
         }
         Outcome::Retry(e) => (
-            "pending",
+            CallbackStatus::Pending,
             now_ms() + backoff(app.config.callback_retry_base, cb.attempts).as_millis() as i64,
             e.clone(),
         ),
@@ -283,7 +287,7 @@ async fn deliver(app: &App, claimer: &str, claim: Duration, cb: OutgoingCallback
             tracing::info!(kind = %cb.kind, id = %cb.id, attempts, "callback delivered")
         }
         _ => {
-            tracing::warn!(kind = %cb.kind, id = %cb.id, attempts, status, error = %error, "callback not delivered")
+            tracing::warn!(kind = %cb.kind, id = %cb.id, attempts, status = %status, error = %error, "callback not delivered")
         }
     }
     app.metrics
@@ -294,7 +298,7 @@ async fn deliver(app: &App, claimer: &str, claim: Duration, cb: OutgoingCallback
         })
         .inc();
     match app
-        .store
+        .outbox
         .finish_callback(claimer, &cb.id, status, attempts, next, &error)
         .await
     {
@@ -318,7 +322,7 @@ pub async fn deliver_due(app: &App, claimer: &str) -> Result<usize, StoreError> 
     loop {
         let now = now_ms();
         let due = app
-            .store
+            .outbox
             .claim_callbacks(now, CONCURRENCY, claimer, now + claim.as_millis() as i64)
             .await?;
         if due.is_empty() {
@@ -334,7 +338,7 @@ pub async fn deliver_due(app: &App, claimer: &str) -> Result<usize, StoreError> 
 /// Deletes finished callbacks and recording-ready URLs older than `CALLBACK_RETENTION`.
 pub async fn prune(app: &App) {
     let before = now_ms() - app.config.callback_retention.as_millis() as i64;
-    match app.store.prune_callbacks(before).await {
+    match app.outbox.prune_callbacks(before).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(n, "pruned finished callbacks"),
         Err(e) => tracing::warn!(error = %e, "could not prune finished callbacks"),
@@ -351,7 +355,11 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The delivery role of `serve`: one process at a time (the `callbacks` lease).
 pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
-    let mut lease = crate::lease::Lease::new(app.clone(), "callbacks", Duration::from_secs(30));
+    let mut lease = crate::lease::Lease::new(
+        app.clone(),
+        crate::store::LeaseRole::Callbacks,
+        Duration::from_secs(30),
+    );
     let mut last_prune: Option<std::time::Instant> = None;
     loop {
         if lease.acquire().await {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::app::App;
 use crate::config::Config;
-use crate::store::now_ms;
+use crate::store::LeaseRole;
 
 /// This node's id: `NODE_ID`, else the host name, else `node`.
 pub fn node_id(config: &Config) -> String {
@@ -88,6 +88,7 @@ pub fn reclaimable(
 
 pub struct Lease {
     app: Arc<App>,
+    role: LeaseRole,
     name: &'static str,
     /// `<node>:<pid>`: says which process on which node holds it.
     holder: String,
@@ -97,13 +98,14 @@ pub struct Lease {
 }
 
 impl Lease {
-    pub fn new(app: Arc<App>, name: &'static str, ttl: Duration) -> Lease {
+    pub fn new(app: Arc<App>, role: LeaseRole, ttl: Duration) -> Lease {
         let node = node_id(&app.config);
         Lease {
             holder: holder_name(&node, std::process::id()),
             node,
             app,
-            name,
+            role,
+            name: role.name(),
             ttl_ms: ttl.as_millis() as i64,
             held: false,
         }
@@ -116,9 +118,10 @@ impl Lease {
 
     /// Takes or renews the lease; true while this process holds it.
     pub async fn acquire(&mut self) -> bool {
-        let store = &self.app.store;
-        let mut result = store
-            .take_lease(self.name, &self.holder, now_ms(), self.ttl_ms)
+        let mut result = self
+            .app
+            .leases
+            .take_lease(self.name, &self.holder, self.ttl_ms)
             .await;
         if let Ok(false) = result {
             result = self.take_back().await;
@@ -126,7 +129,7 @@ impl Lease {
         match result {
             Ok(held) => {
                 if held != self.held {
-                    let role = role_label(self.name);
+                    let role = self.role.label();
                     if held {
                         tracing::info!(holder = %self.holder, "this process is now the {role}");
                     } else {
@@ -144,7 +147,7 @@ impl Lease {
 
     /// Takes the lease from a gone predecessor on this node (a crashed `serve` restarted).
     async fn take_back(&self) -> Result<bool, crate::store::StoreError> {
-        let Some((previous, _)) = self.app.store.lease_holder(self.name).await? else {
+        let Some((previous, _)) = self.app.leases.lease_holder(self.name).await? else {
             return Ok(false);
         };
         if !reclaimable(&previous, &self.node, std::process::id(), process_alive) {
@@ -152,8 +155,8 @@ impl Lease {
         }
         let taken = self
             .app
-            .store
-            .replace_lease(self.name, &previous, &self.holder, now_ms(), self.ttl_ms)
+            .leases
+            .replace_lease(self.name, &previous, &self.holder, self.ttl_ms)
             .await?;
         if taken {
             tracing::info!(previous = %previous, "took the {} lease back from a process of this node that is gone", self.name);
@@ -207,7 +210,7 @@ impl Lease {
     /// Gives the lease up on shutdown, so another process need not wait for the TTL.
     pub async fn release(self) {
         if self.held {
-            let _ = self.app.store.release_lease(self.name, &self.holder).await;
+            let _ = self.app.leases.release_lease(self.name, &self.holder).await;
         }
     }
 }
@@ -235,15 +238,6 @@ impl Drop for Heartbeat {
     }
 }
 
-/// How the logs name the role a lease stands for.
-fn role_label(name: &str) -> &str {
-    match name {
-        "importer" => "recording importer",
-        "callbacks" => "callback sender",
-        other => other,
-    }
-}
-
 /// Renews a lease from another task; see [`Lease::renewer`].
 #[derive(Clone)]
 pub struct Renewer {
@@ -258,8 +252,8 @@ impl Renewer {
     /// the lease is only lost when another holder is seen).
     pub async fn renew(&self) -> bool {
         self.app
-            .store
-            .take_lease(self.name, &self.holder, now_ms(), self.ttl_ms)
+            .leases
+            .take_lease(self.name, &self.holder, self.ttl_ms)
             .await
             .unwrap_or(true)
     }

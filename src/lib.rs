@@ -8,9 +8,10 @@
 //!   and runs the handlers ([`api::meetings`]); [`api::params`] holds the parameter
 //!   rewrite policy and [`api::response`] the XML answers and error catalogue.
 //! - [`balancer`] is pure: the load models, the choice of server, voice bridges.
-//! - [`store`] is the state (servers, meetings, leases) behind the [`store::Store`] trait;
-//!   [`store::SqliteStore`] is the embedded default. Recordings are behind
-//!   [`store::RecordingStore`], playback tokens and access lookups behind [`store::PlaybackStore`].
+//! - [`store`] is the state behind one trait per concern: [`store::PoolStore`] (servers,
+//!   meetings, tenants), [`store::Outbox`], [`store::LeaseStore`], [`store::TokenStore`]
+//!   (playback tokens) and [`store::RecordingStore`] (recordings and the playback access
+//!   lookup); [`store::SqliteStore`] is the embedded default and implements them all.
 //! - [`recordings`] brings recordings in: [`recordings::importer`] (spool watch, safe
 //!   extraction in [`recordings::files`], [`recordings::metadata`] parsing), tarballs pushed
 //!   over HTTP ([`recordings::upload`]), and the recording-ready callback
@@ -40,6 +41,7 @@ pub mod app;
 pub mod autoscale;
 pub mod balancer;
 pub mod bbb;
+pub mod blocking;
 pub mod callbacks;
 pub mod config;
 pub mod dialin;

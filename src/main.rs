@@ -97,7 +97,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         let store = match SqliteStore::open(&config.database_path) {
-            Ok(s) => Arc::new(s),
+            Ok(s) => s,
             Err(e) => {
                 eprintln!(
                     "ferrolite: cannot open the database {} (DATABASE_URL): {e}",
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
             }
         };
         let db = config.database_path.clone();
-        let app = App::new(config, store.clone(), store.clone(), store.clone(), store);
+        let app = App::new(config, ferrolite::store::Stores::all(store));
         let code = match cli.command {
             Command::Serve => serve(app).await,
             command => match ferrolite::admin::cli::run(app, command).await {

@@ -393,7 +393,7 @@ pub async fn poll_cycle(
 pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     let interval = app.config.poll_interval;
     let ttl = (interval * 3).max(Duration::from_secs(3)) + app.config.poller_wait_timeout;
-    let mut lease = crate::lease::Lease::new(app.clone(), "poller", ttl);
+    let mut lease = crate::lease::Lease::new(app.clone(), crate::store::LeaseRole::Poller, ttl);
     let mut inflight = InFlight::default();
     loop {
         if lease.acquire().await {

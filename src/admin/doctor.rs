@@ -14,7 +14,6 @@ use std::time::{Duration, SystemTime};
 use crate::app::App;
 use crate::bbb::params::Params;
 use crate::config::{Config, NginxVariant};
-use crate::store::now_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -287,9 +286,9 @@ async fn server_checks(app: &App, out: &mut Vec<Check>) {
 pub async fn run(app: &App) -> Vec<Check> {
     let mut out = vec![check(Level::Ok, "settings", "parse")];
     let db = app.config.database_path.display().to_string();
-    match app.store.take_lease("doctor", "doctor", now_ms(), 1).await {
+    match app.leases.take_lease("doctor", "doctor", 1).await {
         Ok(_) => {
-            let _ = app.store.release_lease("doctor", "doctor").await;
+            let _ = app.leases.release_lease("doctor", "doctor").await;
             out.push(check(Level::Ok, format!("database {db}"), "takes a write"));
         }
         Err(e) => out.push(check(

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 
 use super::progress::{Display, Progress, Summary};
 use super::{AdminError, AdminResult};
-use crate::api::recordings::{remove_everywhere, set_published};
+use crate::api::recordings::{publish_one, remove_everywhere};
 use crate::app::App;
 use crate::recordings::{files, importer, in_place};
 use crate::store::now_ms;
-use crate::store::recordings::Recording;
+use crate::store::recordings::{Recording, RecordingState};
 
 /// What an import did: one line per imported recording, one per problem, and the counts.
 #[derive(Debug, Default)]
@@ -164,25 +164,30 @@ async fn existing(app: &App, id: &str) -> AdminResult<Recording> {
 
 pub async fn publish(app: &App, id: &str, publish: bool) -> AdminResult<()> {
     let rec = existing(app, id).await?;
-    if !matches!(rec.state.as_deref(), Some("published" | "unpublished")) {
+    if !rec.state.is_some_and(RecordingState::is_settled) {
         return Err(AdminError::Invalid(format!(
             "recording {id} is {}; only published or unpublished recordings can be (un)published",
-            rec.state.as_deref().unwrap_or("in no state")
+            rec.state.map_or("in no state", RecordingState::as_str)
         )));
     }
     if rec.published == publish {
         return Ok(());
     }
-    set_published(app, &rec, publish)
+    publish_one(app, id, publish)
         .await
         .map_err(|e| AdminError::Invalid(format!("could not move the files of {id}: {e}")))
 }
 
 pub async fn delete(app: &App, id: &str) -> AdminResult<()> {
     let rec = existing(app, id).await?;
+    let claim = crate::store::claim::RecordingClaim::take(&app.leases, &rec.record_id).await?;
     app.recordings.tombstone_recording(&rec.record_id).await?;
     let cfg = &app.config.recordings;
-    remove_everywhere(&[cfg.publish_dir.clone(), cfg.unpublish_dir.clone()], id).map_err(|e| {
+    let removed = crate::blocking::run(|| {
+        remove_everywhere(&[cfg.publish_dir.clone(), cfg.unpublish_dir.clone()], id)
+    });
+    claim.release().await;
+    removed.map_err(|e| {
         AdminError::Invalid(format!(
             "{id} is deleted from the index, but files remain: {e}"
         ))

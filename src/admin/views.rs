@@ -177,7 +177,7 @@ impl RecordingView {
             record_id: r.record_id.clone(),
             meeting_id: r.meeting_id.clone(),
             name: r.name.clone(),
-            state: r.state.clone(),
+            state: r.state.map(|s| s.as_str().to_string()),
             published: r.published,
             start_time: r.start_time,
             end_time: r.end_time,

@@ -20,16 +20,17 @@ use super::call::{Call, CallBody};
 use crate::app::App;
 use crate::bbb::calls::ApiCall;
 use crate::bbb::params::Params;
-use crate::http::response::{self, ApiError, HttpResponse};
+use crate::http::response::{self, answer, ApiError, ApiResult, HttpResponse};
 use crate::recordings::{files, importer, upload};
-use crate::store::recordings::{Recording, RecordingQuery, TextTrack};
+use crate::store::claim::RecordingClaim;
+use crate::store::recordings::{Recording, RecordingQuery, RecordingState, TextTrack};
 
 pub async fn dispatch(app: &App, call: Call) -> HttpResponse {
     match call.kind {
-        ApiCall::GetRecordings => get_recordings(app, call).await,
-        ApiCall::PublishRecordings => publish_recordings(app, call).await,
-        ApiCall::UpdateRecordings => update_recordings(app, call).await,
-        ApiCall::DeleteRecordings => delete_recordings(app, call).await,
+        ApiCall::GetRecordings => answer(get_recordings(app, call).await),
+        ApiCall::PublishRecordings => answer(publish_recordings(app, call).await),
+        ApiCall::UpdateRecordings => answer(update_recordings(app, call).await),
+        ApiCall::DeleteRecordings => answer(delete_recordings(app, call).await),
         ApiCall::GetRecordingTextTracks => get_text_tracks(app, call).await,
         ApiCall::PutRecordingTextTrack => put_text_track(app, call).await,
         _ => ApiError::unsupported_request().into_response(),
@@ -58,9 +59,8 @@ fn missing_record_id() -> ApiError {
     ApiError::new("missingParamRecordID", "You must specify a recordID.")
 }
 
-fn store_failed(e: impl std::fmt::Display) -> HttpResponse {
-    tracing::error!(error = %e, "recording store error");
-    ApiError::internal("The recordings index is unavailable.").into_response()
+fn store_failed(e: crate::store::StoreError) -> HttpResponse {
+    ApiError::from(e).into_response()
 }
 
 fn tenant(call: &Call) -> Option<&str> {
@@ -262,15 +262,12 @@ fn url_prefix(call: &Call) -> String {
     format!("{}://{}", call.scheme, call.host)
 }
 
-async fn get_recordings(app: &App, call: Call) -> HttpResponse {
-    let q = match query_from(
+async fn get_recordings(app: &App, call: Call) -> ApiResult {
+    let q = query_from(
         &call.params,
         tenant(&call),
         app.config.recordings.api_filtered,
-    ) {
-        Ok(q) => q,
-        Err(e) => return e.into_response(),
-    };
+    )?;
     let prefix = url_prefix(&call);
     let mut out = String::with_capacity(4096);
     out.push_str("<response><returncode>SUCCESS</returncode><recordings>");
@@ -286,32 +283,17 @@ async fn get_recordings(app: &App, call: Call) -> HttpResponse {
         }
     };
     let (empty, total) = if q.limit.is_some() {
-        let page = match app.recordings.find_recordings(&q).await {
-            Ok(p) => p,
-            Err(e) => return store_failed(e),
-        };
-        let links = match crate::playback::mint_links(app, &page.recordings).await {
-            Ok(l) => l,
-            Err(e) => return store_failed(e),
-        };
+        let page = app.recordings.find_recordings(&q).await?;
+        let links = crate::playback::mint_links(app, &page.recordings).await?;
         render(&mut out, &page.recordings, &links);
         (page.recordings.is_empty(), page.total)
     } else {
         // Every match: read and render a chunk at a time, so only one chunk of recordings is
         // in memory besides the answer being written.
-        let ids = match app.recordings.find_recording_row_ids(&q).await {
-            Ok(ids) => ids,
-            Err(e) => return store_failed(e),
-        };
+        let ids = app.recordings.find_recording_row_ids(&q).await?;
         for chunk in ids.chunks(GET_RECORDINGS_CHUNK) {
-            let recs = match app.recordings.recordings_by_row_ids(chunk).await {
-                Ok(r) => r,
-                Err(e) => return store_failed(e),
-            };
-            let links = match crate::playback::mint_links(app, &recs).await {
-                Ok(l) => l,
-                Err(e) => return store_failed(e),
-            };
+            let recs = app.recordings.recordings_by_row_ids(chunk).await?;
+            let links = crate::playback::mint_links(app, &recs).await?;
             render(&mut out, &recs, &links);
         }
         (ids.is_empty(), None)
@@ -324,48 +306,68 @@ async fn get_recordings(app: &App, call: Call) -> HttpResponse {
         el(&mut out, "totalElements", total);
     }
     out.push_str("</response>");
-    response::xml(out)
+    Ok(response::xml(out))
 }
 
-async fn publish_recordings(app: &App, call: Call) -> HttpResponse {
+async fn publish_recordings(app: &App, call: Call) -> ApiResult {
     let ids = list(call.params.get("recordID"));
     if ids.is_empty() {
-        return missing_record_id().into_response();
+        return Err(missing_record_id());
     }
     let Some(publish) = call.params.get("publish") else {
-        return ApiError::new(
+        return Err(ApiError::new(
             "missingParamPublish",
             "You must specify a publish value true or false.",
-        )
-        .into_response();
+        ));
     };
     let publish = publish.eq_ignore_ascii_case("true");
-    let recs = match app.recordings.recordings_by_ids(&ids, tenant(&call)).await {
-        Ok(r) => r,
-        Err(e) => return store_failed(e),
-    };
+    let recs = app
+        .recordings
+        .recordings_by_ids(&ids, tenant(&call))
+        .await?;
     let recs: Vec<Recording> = recs
         .into_iter()
-        .filter(|r| matches!(r.state.as_deref(), Some("published" | "unpublished")))
+        .filter(|r| r.state.is_some_and(RecordingState::is_settled))
         .collect();
     if recs.is_empty() {
-        return not_found().into_response();
+        return Err(not_found());
     }
     for rec in recs.iter().filter(|r| r.published != publish) {
-        if let Err(e) = set_published(app, rec, publish).await {
+        if let Err(e) = publish_one(app, &rec.record_id, publish).await {
             tracing::warn!(record = %rec.record_id, error = %e, "publish/unpublish failed");
-            return ApiError::internal("Unable to publish/unpublish recording.").into_response();
+            return Err(ApiError::internal("Unable to publish/unpublish recording."));
         }
         crate::playback::refresh(app, &rec.record_id).await;
     }
-    response::xml(response::success(&[(
+    Ok(response::xml(response::success(&[(
         "published",
         if publish { "true" } else { "false" },
-    )]))
+    )])))
+}
+
+/// Publishes or unpublishes one recording under its claim: re-read, then (if it still
+/// needs it) its files moved and its index row changed together.
+pub async fn publish_one(app: &App, record_id: &str, publish: bool) -> Result<(), String> {
+    let claim = RecordingClaim::take(&app.leases, record_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = match app.recordings.recording(record_id).await {
+        Ok(Some(rec)) if rec.state.is_some_and(RecordingState::is_settled) => {
+            if rec.published == publish {
+                Ok(())
+            } else {
+                set_published(app, &rec, publish).await
+            }
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    };
+    claim.release().await;
+    result
 }
 
 /// Moves every format, then updates the index; a failed move puts back the ones already
-/// moved, so files and index always agree.
+/// moved, so files and index always agree. The caller holds the recording's claim.
 pub async fn set_published(app: &App, rec: &Recording, publish: bool) -> Result<(), String> {
     let cfg = &app.config.recordings;
     let (from, to) = if publish {
@@ -420,10 +422,10 @@ pub fn rails_bool(v: &str) -> Option<bool> {
     }
 }
 
-async fn update_recordings(app: &App, call: Call) -> HttpResponse {
+async fn update_recordings(app: &App, call: Call) -> ApiResult {
     let ids = list(call.params.get("recordID"));
     if ids.is_empty() {
-        return missing_record_id().into_response();
+        return Err(missing_record_id());
     }
     let changes = meta_changes(&call.params);
     let protect = call.params.get("protect").and_then(rails_bool);
@@ -440,35 +442,29 @@ async fn update_recordings(app: &App, call: Call) -> HttpResponse {
     for id in &ids {
         crate::playback::refresh(app, id).await;
     }
-    match result {
-        Ok(r) => {
-            let updated = r.unwrap_or(false);
-            response::xml(response::success(&[(
-                "updated",
-                if updated { "true" } else { "false" },
-            )]))
-        }
-        Err(e) => store_failed(e),
-    }
+    let updated = result?.unwrap_or(false);
+    Ok(response::xml(response::success(&[(
+        "updated",
+        if updated { "true" } else { "false" },
+    )])))
 }
 
-async fn delete_recordings(app: &App, call: Call) -> HttpResponse {
+async fn delete_recordings(app: &App, call: Call) -> ApiResult {
     let ids = list(call.params.get("recordID"));
     if ids.is_empty() {
-        return missing_record_id().into_response();
+        return Err(missing_record_id());
     }
-    let recs = match app.recordings.recordings_by_ids(&ids, tenant(&call)).await {
-        Ok(r) => r,
-        Err(e) => return store_failed(e),
-    };
+    let recs = app
+        .recordings
+        .recordings_by_ids(&ids, tenant(&call))
+        .await?;
     if recs.is_empty() {
-        return not_found().into_response();
+        return Err(not_found());
     }
     for rec in &recs {
+        let claim = RecordingClaim::take(&app.leases, &rec.record_id).await?;
         crate::playback::unlink(app, &rec.record_id);
-        if let Err(e) = app.recordings.tombstone_recording(&rec.record_id).await {
-            return store_failed(e);
-        }
+        app.recordings.tombstone_recording(&rec.record_id).await?;
         crate::playback::unlink(app, &rec.record_id);
         let (a, b, rid) = (
             app.config.recordings.publish_dir.clone(),
@@ -476,11 +472,12 @@ async fn delete_recordings(app: &App, call: Call) -> HttpResponse {
             rec.record_id.clone(),
         );
         let removed = tokio::task::spawn_blocking(move || remove_everywhere(&[a, b], &rid)).await;
+        claim.release().await;
         if let Ok(Err(e)) = removed {
             tracing::warn!(record = %rec.record_id, error = %e, "recording deleted from the index, but some files remain");
         }
     }
-    response::xml(response::success(&[("deleted", "true")]))
+    Ok(response::xml(response::success(&[("deleted", "true")])))
 }
 
 /// Removes `<root>/<any format>/<record_id>` under each root.
@@ -532,7 +529,7 @@ async fn get_text_tracks(app: &App, call: Call) -> HttpResponse {
         .recordings_by_ids(std::slice::from_ref(&rid), tenant(&call))
         .await
     {
-        Ok(r) if r.iter().any(|r| r.state.as_deref() != Some("deleted")) => {}
+        Ok(r) if r.iter().any(|r| r.state != Some(RecordingState::Deleted)) => {}
         Ok(_) => return json_failed("noRecordings", format!("No recording found for {rid}")),
         Err(e) => return store_failed(e),
     }
@@ -643,7 +640,7 @@ async fn put_text_track(app: &App, mut call: Call) -> HttpResponse {
         .recordings_by_ids(std::slice::from_ref(&rid), tenant(&call))
         .await
     {
-        Ok(r) if r.iter().any(|r| r.state.as_deref() != Some("deleted")) => {}
+        Ok(r) if r.iter().any(|r| r.state != Some(RecordingState::Deleted)) => {}
         Ok(_) => return json_failed("noRecordings", format!("No recording was found for {rid}")),
         Err(e) => return store_failed(e),
     }
@@ -787,7 +784,7 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> HttpResponse {
             ),
         );
     }
-    if let Err(e) = std::fs::create_dir_all(&cfg.spool_dir) {
+    if let Err(e) = crate::blocking::run(|| std::fs::create_dir_all(&cfg.spool_dir)) {
         return upload_failed(
             StatusCode::SERVICE_UNAVAILABLE,
             "spoolUnavailable",
@@ -802,12 +799,12 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> HttpResponse {
     let digest = match receive(req.into_body(), &tmp, cfg.max_size_bytes).await {
         Ok(d) => d,
         Err((status, msg)) => {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = crate::blocking::run(|| std::fs::remove_file(&tmp));
             return upload_failed(status, "uploadFailed", msg);
         }
     };
     if !digest.eq_ignore_ascii_case(claims.sha256.trim()) {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = crate::blocking::run(|| std::fs::remove_file(&tmp));
         return upload_failed(
             StatusCode::UNPROCESSABLE_ENTITY,
             "checksumMismatch",
@@ -817,7 +814,7 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> HttpResponse {
     let name = format!("{}.tar", claims.sub);
     match importer::import_tarball(app, &tmp, Some(&claims.sub), importer::Origin::Upload).await {
         Ok(report) if report.failed.is_empty() => {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = crate::blocking::run(|| std::fs::remove_file(&tmp));
             tracing::info!(record = %claims.sub, server = %server, "recording uploaded");
             let formats: Vec<&String> = report.imported.iter().flat_map(|(_, f)| f).collect();
             upload_answer(
@@ -827,13 +824,13 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> HttpResponse {
         }
         Ok(report) => {
             let reason = importer::failed_reason(&report);
-            if let Err(e) = set_aside(app, &tmp, &name, &reason) {
+            if let Err(e) = crate::blocking::run(|| set_aside(app, &tmp, &name, &reason)) {
                 importer::aside_failed(app, &tmp, &reason, &e);
             }
             upload_failed(StatusCode::UNPROCESSABLE_ENTITY, "importFailed", format!("Some formats could not be imported (kept in the spool's failed/ folder): {reason}"))
         }
         Err(importer::ImportError::Refused(reason)) => {
-            if let Err(e) = set_aside(app, &tmp, &name, &reason) {
+            if let Err(e) = crate::blocking::run(|| set_aside(app, &tmp, &name, &reason)) {
                 importer::aside_failed(app, &tmp, &reason, &e);
             }
             upload_failed(
@@ -843,7 +840,7 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> HttpResponse {
             )
         }
         Err(importer::ImportError::Retry(reason)) => {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = crate::blocking::run(|| std::fs::remove_file(&tmp));
             upload_failed(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "importUnavailable",

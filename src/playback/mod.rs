@@ -63,8 +63,8 @@ pub async fn mint_links(app: &App, recs: &[Recording]) -> Result<Links, StoreErr
             links.insert((r.record_id.clone(), f.format.clone()), t);
         }
     }
-    let expires = now_ms() + app.config.playback.token_timeout.as_millis() as i64;
-    app.playback.mint_playback_tokens(&new, expires).await?;
+    let ttl = app.config.playback.token_timeout.as_millis() as i64;
+    app.tokens.mint_playback_tokens(&new, ttl).await?;
     Ok(links)
 }
 
@@ -91,7 +91,7 @@ async fn access(app: &App, rid: &str) -> Result<Option<PlaybackAccess>, ()> {
     if let Some(hit) = app.playback_cache.get(rid, now) {
         return Ok(hit);
     }
-    let a = app.playback.playback_access(rid).await.map_err(|e| {
+    let a = app.recordings.playback_access(rid).await.map_err(|e| {
         tracing::error!(error = %e, "store error during a playback check");
     })?;
     app.playback_cache.put(rid, a.clone(), now);
@@ -196,8 +196,8 @@ pub async fn play(app: &App, req: Request<Incoming>) -> HttpResponse {
             return not_found();
         }
         match app
-            .playback
-            .consume_playback_token(&protect::token_hash(&token), now_ms())
+            .tokens
+            .consume_playback_token(&protect::token_hash(&token))
             .await
         {
             Ok(Some((r, f))) if r == rid && f == format => {}
@@ -231,7 +231,7 @@ pub async fn play(app: &App, req: Request<Incoming>) -> HttpResponse {
 /// a protect change or a delete). Errors are logged: the farm fails closed.
 pub async fn refresh(app: &App, rid: &str) {
     app.playback_cache.invalidate(rid);
-    let a = match app.playback.playback_access(rid).await {
+    let a = match app.recordings.playback_access(rid).await {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(record = %rid, error = %e, "could not read a recording to update its playback links");
@@ -255,7 +255,7 @@ pub fn unlink(app: &App, rid: &str) {
 /// Reconciles the link farm with the store now and every [`RECONCILE_INTERVAL`].
 pub async fn run_links(app: std::sync::Arc<App>, mut shutdown: crate::shutdown::Shutdown) {
     loop {
-        match app.playback.playback_all().await {
+        match app.recordings.playback_all().await {
             Ok(all) => {
                 let cfg = app.config.clone();
                 match tokio::task::spawn_blocking(move || links::reconcile(&cfg, &all)).await {

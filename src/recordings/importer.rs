@@ -204,7 +204,7 @@ pub async fn import_tarball(
     origin: Origin,
 ) -> Result<ImportReport, ImportError> {
     let work = work_dir(app, origin);
-    std::fs::create_dir_all(&work).map_err(|e| {
+    crate::blocking::run(|| std::fs::create_dir_all(&work)).map_err(|e| {
         machine_failure(app, "extract", &work, &e).unwrap_or_else(|| {
             app.metrics.import_failed("extract", "system");
             retry(format!(
@@ -316,9 +316,11 @@ async fn import_extracted(
                 .push((label, "not the recording named in the upload token".into()));
             continue;
         }
-        let md = match std::fs::read(work.join(&format).join(&rid).join("metadata.xml"))
-            .map_err(|e| e.to_string())
-            .and_then(|b| metadata::parse(&b).map_err(|e| e.to_string()))
+        let md = match crate::blocking::run(|| {
+            std::fs::read(work.join(&format).join(&rid).join("metadata.xml"))
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|b| metadata::parse(&b).map_err(|e| e.to_string()))
         {
             Ok(md) => md,
             Err(e) => {
@@ -451,7 +453,9 @@ pub(crate) fn recording_from(
         internal_meeting_id: md.internal_meeting_id.clone(),
         name: md.name.clone(),
         published,
-        state,
+        state: state
+            .as_deref()
+            .and_then(crate::store::RecordingState::parse),
         start_time: md.start_time_ms,
         end_time: md.end_time_ms,
         participants: placed.iter().find_map(|(_, m)| m.participants),
@@ -530,7 +534,7 @@ pub async fn import_spool_file(app: &App, path: &Path) -> Result<ImportReport, I
     app.metrics.observe_import(&result);
     let reason = match &result {
         Ok(report) if report.failed.is_empty() => {
-            if let Err(e) = std::fs::remove_file(path) {
+            if let Err(e) = crate::blocking::run(|| std::fs::remove_file(path)) {
                 let cause = ioerr::machine_cause(&e).map_or("system", |c| c.label());
                 app.metrics.import_failed("remove", cause);
                 tracing::error!(file = %path.display(), error = %ioerr::describe("remove", &e), "imported, but the tarball could not be removed; it will be imported again");
@@ -547,7 +551,7 @@ pub async fn import_spool_file(app: &App, path: &Path) -> Result<ImportReport, I
             return result;
         }
     };
-    match set_aside(app, path, &reason) {
+    match crate::blocking::run(|| set_aside(app, path, &reason)) {
         Ok(_) => result,
         // The tarball stays in the spool and is retried with back-off.
         Err(e) => Err(aside_failed(app, path, &reason, &e)),
@@ -686,7 +690,7 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     if cfg.disabled {
         return;
     }
-    if let Err(e) = std::fs::create_dir_all(&cfg.spool_dir) {
+    if let Err(e) = crate::blocking::run(|| std::fs::create_dir_all(&cfg.spool_dir)) {
         tracing::warn!(dir = %cfg.spool_dir.display(), error = %e, "cannot create RECORDING_SPOOL_DIR; the importer waits for it");
     }
     let wake = Arc::new(tokio::sync::Notify::new());
@@ -695,7 +699,8 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     } else {
         watch(&cfg.spool_dir, wake.clone())
     };
-    let mut lease = crate::lease::Lease::new(app.clone(), "importer", LEASE_TTL);
+    let mut lease =
+        crate::lease::Lease::new(app.clone(), crate::store::LeaseRole::Importer, LEASE_TTL);
     let mut backoff = Backoff::default();
     loop {
         let mut settling = false;
@@ -704,9 +709,10 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
             // Renewed from now until the batch ends, so a long first import keeps the lease.
             let heartbeat = lease.heartbeat();
             if !was_held {
-                recover(&app);
+                crate::blocking::run(|| recover(&app));
             }
-            let (ready, s) = ready_files(&cfg.spool_dir, cfg.import_settle);
+            let (ready, s) =
+                crate::blocking::run(|| ready_files(&cfg.spool_dir, cfg.import_settle));
             settling = s;
             backoff.retain(&ready);
             for path in ready {

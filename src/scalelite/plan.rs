@@ -268,7 +268,10 @@ pub fn recording_of(r: &SlRecording, record_id: &str) -> Recording {
         internal_meeting_id: record_id.to_string(),
         name: r.name.clone().unwrap_or_default(),
         published: r.published.unwrap_or(false),
-        state: r.state.clone(),
+        state: r
+            .state
+            .as_deref()
+            .and_then(crate::store::RecordingState::parse),
         start_time: r.start_ms.unwrap_or(0),
         end_time: r.end_ms.unwrap_or(0),
         participants: r.participants,

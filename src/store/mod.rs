@@ -1,12 +1,22 @@
-//! The state store: servers, meetings and leases behind one trait.
+//! The state store, as one trait per concern so a backend can implement each where it fits:
 //!
-//! The API, poller and CLI only see [`Store`]; SQL lives in `sqlite.rs`. Operations that
-//! must be atomic across processes (placing a meeting, taking a lease) are single store
-//! calls, so every backend can make them atomic its own way (a SQLite `IMMEDIATE`
-//! transaction here; `WATCH`/`MULTI` in Redis). Decisions stay pure: placement hands the
-//! store a chooser function from `balancer.rs` and the store calls it inside the transaction.
+//! - [`PoolStore`]: servers, meetings, tenants and their settings (the live pool state);
+//! - [`Outbox`]: queued outgoing callbacks;
+//! - [`LeaseStore`]: the named leases of the roles that run once (poller, importer, …);
+//! - [`TokenStore`]: one-time playback tokens;
+//! - [`RecordingStore`]: the recordings index, with the playback access lookup.
+//!
+//! The API, poller and CLI only see these traits (held separately by `App`, built from
+//! [`Stores`]); SQL lives in `sqlite*.rs`, and [`SqliteStore`] implements them all.
+//! Operations that must be atomic across processes (placing a meeting, taking a lease) are
+//! single store calls, so every backend can make them atomic its own way (a SQLite
+//! `IMMEDIATE` transaction here; a Lua script in Redis). `contract.rs` is the behaviour
+//! every backend must show.
 
+pub mod claim;
+pub mod contract;
 pub mod ops;
+pub mod placement;
 pub mod playback;
 pub mod recordings;
 pub mod sqlite;
@@ -20,8 +30,9 @@ use std::fmt;
 use async_trait::async_trait;
 
 pub use ops::OpsStore;
-pub use playback::PlaybackStore;
-pub use recordings::RecordingStore;
+pub use placement::{CommitOutcome, PlacementCommit, PlacementSnapshot};
+pub use playback::TokenStore;
+pub use recordings::{RecordingState, RecordingStore};
 pub use sqlite::SqliteStore;
 
 /// Administrative state of a BBB server, as in Scalelite.
@@ -160,10 +171,14 @@ pub struct PollUpdate {
     pub state: Option<ServerState>,
 }
 
+/// The tenant id of meetings, settings and ready URLs when multitenancy is off (or a request
+/// came to the bare host): no tenant.
+pub const NO_TENANT: &str = "";
+
 /// A meeting known to the load balancer: which server holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Meeting {
-    /// Empty when multitenancy is off.
+    /// [`NO_TENANT`] when multitenancy is off.
     pub tenant_id: String,
     /// The meeting ID as the front end knows it.
     pub meeting_id: String,
@@ -181,7 +196,7 @@ pub enum ChoiceError {
     TagUnavailable(String),
 }
 
-/// What [`Store::place_meeting`] needs: the meeting, candidate voice bridges in order of
+/// What [`PoolStore::place_meeting`] needs: the meeting, candidate voice bridges in order of
 /// preference, and the pure function that picks a server from the current pool.
 pub struct PlaceRequest<'a> {
     pub tenant_id: &'a str,
@@ -276,9 +291,92 @@ pub struct OutgoingCallback {
     /// Unix ms of the next attempt.
     pub next_attempt_at: i64,
     pub created_at: i64,
-    /// `pending`, `delivered`, `gone` (the receiver answered 404/410) or `failed` (gave up).
-    pub status: String,
+    pub status: CallbackStatus,
     pub last_error: String,
+}
+
+/// Where a queued callback stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    Delivered,
+    /// The receiver answered 404/410: it does not want it.
+    Gone,
+    /// Given up (refused, or out of attempts).
+    Failed,
+}
+
+impl CallbackStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackStatus::Pending => "pending",
+            CallbackStatus::Delivered => "delivered",
+            CallbackStatus::Gone => "gone",
+            CallbackStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CallbackStatus> {
+        [
+            CallbackStatus::Pending,
+            CallbackStatus::Delivered,
+            CallbackStatus::Gone,
+            CallbackStatus::Failed,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for CallbackStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The roles that run once per cluster, each under the lease of its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseRole {
+    Poller,
+    Importer,
+    Callbacks,
+    Autoscaler,
+}
+
+impl LeaseRole {
+    pub const ALL: [LeaseRole; 4] = [
+        LeaseRole::Poller,
+        LeaseRole::Importer,
+        LeaseRole::Callbacks,
+        LeaseRole::Autoscaler,
+    ];
+
+    /// The lease's name in the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            LeaseRole::Poller => "poller",
+            LeaseRole::Importer => "importer",
+            LeaseRole::Callbacks => "callbacks",
+            LeaseRole::Autoscaler => "autoscaler",
+        }
+    }
+
+    /// How logs name the role.
+    pub fn label(self) -> &'static str {
+        match self {
+            LeaseRole::Poller => "poller",
+            LeaseRole::Importer => "recording importer",
+            LeaseRole::Callbacks => "callback sender",
+            LeaseRole::Autoscaler => "autoscaler",
+        }
+    }
+}
+
+/// The lease that claims one recording for a publish, unpublish or delete (files and index
+/// change together under it).
+pub fn recording_claim(record_id: &str) -> String {
+    format!("recording:{record_id}")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -287,12 +385,16 @@ pub enum StoreError {
     Backend(String),
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// An optimistic operation kept conflicting with concurrent writers; try again later.
+    #[error("the store is busy: {0}")]
+    Busy(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Pool state: servers, meetings, tenants, their settings and LRS, and participant counts.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait PoolStore: Send + Sync + 'static {
     async fn add_server(&self, server: &Server) -> StoreResult<()>;
     async fn server(&self, id: &str) -> StoreResult<Option<Server>>;
     async fn servers(&self) -> StoreResult<Vec<Server>>;
@@ -310,9 +412,29 @@ pub trait Store: Send + Sync + 'static {
         tenant_id: &str,
         meeting_id: &str,
     ) -> StoreResult<Option<(Meeting, Option<Server>)>>;
-    /// Atomically returns the existing mapping or chooses a server, raises its load and
-    /// records the meeting with a unique voice bridge.
-    async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome>;
+    /// Returns the existing mapping or chooses a server, raises its load and records the
+    /// meeting with a unique voice bridge, as one atomic outcome: a snapshot, the pure
+    /// decision, and a checked commit, retried on conflict (see [`placement`]). Backends
+    /// implement the two steps below, not this.
+    async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome> {
+        placement::place(self, req).await
+    }
+    /// Placement's read, as one consistent view: the meeting's mapping, every server, the
+    /// tenant's meeting count (when `count_tenant`), and which of `voice_bridges` are free.
+    async fn placement_snapshot(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+        count_tenant: bool,
+        voice_bridges: &[String],
+    ) -> StoreResult<PlacementSnapshot>;
+    /// Placement's write, atomic: records `commit.meeting` and raises its server's load by
+    /// the server's multiplier (if it has a load) only if the meeting is still absent
+    /// ([`CommitOutcome::Existing`] otherwise), the server still matches `commit.guard`, the
+    /// tenant runs fewer than `commit.max_tenant_meetings`, and the voice bridge is free
+    /// ([`CommitOutcome::Conflict`] otherwise; nothing written). One SQLite or PostgreSQL
+    /// transaction, or one Redis Lua script.
+    async fn commit_placement(&self, commit: &PlacementCommit) -> StoreResult<CommitOutcome>;
     async fn delete_meeting(
         &self,
         tenant_id: &str,
@@ -358,9 +480,22 @@ pub trait Store: Send + Sync + 'static {
     async fn tenant_usage(&self, tenant_id: &str) -> StoreResult<(u32, u32)>;
     /// Counts one join into a meeting until the next poll sets the true number.
     async fn add_participant(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<()>;
+    /// The join's participant limit as one step: counts one join into the meeting if the
+    /// tenant has fewer than `limit` participants over all its meetings. False (nothing
+    /// counted) at the limit or when the meeting is unknown.
+    async fn admit_participant(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+        limit: u32,
+    ) -> StoreResult<bool>;
     /// Records the participants a poll saw per meeting, by the meeting ID BBB knows.
     async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()>;
+}
 
+/// The callback outbox: queued outgoing callbacks and their delivery state.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
     /// Queues a callback for delivery.
     /// False (and nothing changes) when a callback with this id already exists.
     async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<bool>;
@@ -370,21 +505,48 @@ pub trait Store: Send + Sync + 'static {
     async fn update_callback(
         &self,
         id: &str,
-        status: &str,
+        status: CallbackStatus,
         attempts: u32,
         next_attempt_at: i64,
         last_error: &str,
     ) -> StoreResult<()>;
     async fn callbacks(&self) -> StoreResult<Vec<OutgoingCallback>>;
-
-    /// Takes or renews the named lease for `holder` until `now_ms + ttl_ms`. True if held.
-    async fn take_lease(
+    /// Claims up to `limit` due pending callbacks for `claimer` until `claim_until` (Unix ms),
+    /// in one atomic statement: a callback claimed by a live claim is not returned to anyone
+    /// else; an expired claim (its claimer died) is claimed again.
+    async fn claim_callbacks(
         &self,
-        name: &str,
-        holder: &str,
         now_ms: i64,
-        ttl_ms: i64,
+        limit: usize,
+        claimer: &str,
+        claim_until: i64,
+    ) -> StoreResult<Vec<OutgoingCallback>>;
+    /// [`Outbox::update_callback`] for a claimed callback, releasing the claim; false (and
+    /// nothing changes) when `claimer` no longer holds it.
+    async fn finish_callback(
+        &self,
+        claimer: &str,
+        id: &str,
+        status: CallbackStatus,
+        attempts: u32,
+        next_attempt_at: i64,
+        last_error: &str,
     ) -> StoreResult<bool>;
+    /// Deletes finished (not pending) callbacks created before `before_ms`; returns how many.
+    async fn prune_callbacks(&self, before_ms: i64) -> StoreResult<usize>;
+}
+
+/// Named leases for the roles only one process may run at a time (see [`LeaseRole`]) and for
+/// short claims ([`recording_claim`]). Expiry is judged by the store's own clock, so nodes
+/// with skewed clocks still agree on who holds a lease.
+#[async_trait]
+pub trait LeaseStore: Send + Sync + 'static {
+    /// The store's clock, Unix ms (the database's or Redis's time): the one clock nodes
+    /// compare lease, token and claim times against.
+    async fn now(&self) -> StoreResult<i64>;
+    /// Takes the named lease for `holder` if it is free, expired or already `holder`'s, until
+    /// the store's now + `ttl_ms`. True if held.
+    async fn take_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool>;
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
 
     /// The named lease's holder and expiry (Unix ms), if anyone holds or held it.
@@ -396,32 +558,38 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         previous: &str,
         holder: &str,
-        now_ms: i64,
         ttl_ms: i64,
     ) -> StoreResult<bool>;
-    /// Claims up to `limit` due pending callbacks for `claimer` until `claim_until` (Unix ms),
-    /// in one atomic statement: a callback claimed by a live claim is not returned to anyone
-    /// else; an expired claim (its claimer died) is claimed again.
-    async fn claim_callbacks(
-        &self,
-        now_ms: i64,
-        limit: usize,
-        claimer: &str,
-        claim_until: i64,
-    ) -> StoreResult<Vec<OutgoingCallback>>;
-    /// [`Store::update_callback`] for a claimed callback, releasing the claim; false (and
-    /// nothing changes) when `claimer` no longer holds it.
-    async fn finish_callback(
-        &self,
-        claimer: &str,
-        id: &str,
-        status: &str,
-        attempts: u32,
-        next_attempt_at: i64,
-        last_error: &str,
-    ) -> StoreResult<bool>;
-    /// Deletes finished (not pending) callbacks created before `before_ms`; returns how many.
-    async fn prune_callbacks(&self, before_ms: i64) -> StoreResult<usize>;
+}
+
+/// Every store a running process uses, one per concern (see the module doc). A backend
+/// that implements them all fills every field with itself ([`Stores::all`]).
+#[derive(Clone)]
+pub struct Stores {
+    pub pool: std::sync::Arc<dyn PoolStore>,
+    pub outbox: std::sync::Arc<dyn Outbox>,
+    pub leases: std::sync::Arc<dyn LeaseStore>,
+    pub tokens: std::sync::Arc<dyn TokenStore>,
+    pub recordings: std::sync::Arc<dyn RecordingStore>,
+    pub ops: std::sync::Arc<dyn OpsStore>,
+}
+
+impl Stores {
+    /// One backend for every concern (the embedded SQLite default).
+    pub fn all<S>(store: S) -> Stores
+    where
+        S: PoolStore + Outbox + LeaseStore + TokenStore + RecordingStore + OpsStore,
+    {
+        let s = std::sync::Arc::new(store);
+        Stores {
+            pool: s.clone(),
+            outbox: s.clone(),
+            leases: s.clone(),
+            tokens: s.clone(),
+            recordings: s.clone(),
+            ops: s,
+        }
+    }
 }
 
 /// Unix time in milliseconds.

@@ -1,6 +1,7 @@
 //! What playback needs from the store: one-time playback tokens (minted by getRecordings,
-//! consumed by `/recording/<id>/<format>`) and a lean access lookup for nginx's
-//! `auth_request`, behind the [`PlaybackStore`] trait.
+//! consumed by `/recording/<id>/<format>`) behind the [`TokenStore`] trait, and the facts of
+//! the lean access lookup for nginx's `auth_request` (served by
+//! [`RecordingStore::playback_access`](super::RecordingStore::playback_access)).
 //!
 //! Tokens live in the store, not in memory, so a link handed out before a worker restart
 //! (or by another node) still works once. Only a SHA-256 of each token is stored: a copy of
@@ -31,23 +32,11 @@ pub struct PlaybackAccess {
 }
 
 #[async_trait]
-pub trait PlaybackStore: Send + Sync + 'static {
-    /// Stores tokens valid until `expires_at_ms`, in one write; also forgets expired ones.
-    async fn mint_playback_tokens(
-        &self,
-        tokens: &[NewToken],
-        expires_at_ms: i64,
-    ) -> StoreResult<()>;
+pub trait TokenStore: Send + Sync + 'static {
+    /// Stores tokens valid for `ttl_ms` from the store's now, in one write; also forgets
+    /// expired ones.
+    async fn mint_playback_tokens(&self, tokens: &[NewToken], ttl_ms: i64) -> StoreResult<()>;
     /// Deletes the token and returns `(record_id, format)` if it existed and had not
-    /// expired at `now_ms`. Atomic: two concurrent uses never both succeed.
-    async fn consume_playback_token(
-        &self,
-        hash: &str,
-        now_ms: i64,
-    ) -> StoreResult<Option<(String, String)>>;
-    /// The recording's publish and protect flags, tenant and formats; `None` if unknown
-    /// (or deleted).
-    async fn playback_access(&self, record_id: &str) -> StoreResult<Option<PlaybackAccess>>;
-    /// Every recording id with its access facts (for the public-link farm's reconciliation).
-    async fn playback_all(&self) -> StoreResult<Vec<(String, PlaybackAccess)>>;
+    /// expired by the store's clock. Atomic: two concurrent uses never both succeed.
+    async fn consume_playback_token(&self, hash: &str) -> StoreResult<Option<(String, String)>>;
 }

@@ -54,8 +54,9 @@ impl OpsStore for SqliteStore {
     }
 
     async fn save_poll_result(&self, p: &PollResult) -> StoreResult<()> {
-        self.writer()
-            .await?
+        let p = p.clone();
+        self.blocking(move |this| {
+        this.writer()?
             .execute(
                 "INSERT INTO poll_results (server_id, at, ok, error) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(server_id) DO UPDATE SET at = excluded.at, ok = excluded.ok, error = excluded.error",
@@ -63,6 +64,8 @@ impl OpsStore for SqliteStore {
             )
             .map_err(backend)?;
         Ok(())
+        })
+        .await
     }
 
     async fn poll_results(&self) -> StoreResult<Vec<PollResult>> {
@@ -215,10 +218,13 @@ impl OpsStore for SqliteStore {
     }
 
     async fn prune_usage(&self, before_day: &str) -> StoreResult<usize> {
-        self.writer()
-            .await?
-            .execute("DELETE FROM usage_meetings WHERE day < ?1", [before_day])
-            .map_err(backend)
+        let before_day = before_day.to_owned();
+        self.blocking(move |this| {
+            this.writer()?
+                .execute("DELETE FROM usage_meetings WHERE day < ?1", [&before_day])
+                .map_err(backend)
+        })
+        .await
     }
 }
 
@@ -227,7 +233,13 @@ const USAGE_BATCH: usize = 500;
 
 impl SqliteStore {
     async fn record_usage_batch(&self, sightings: &[UsageSighting]) -> StoreResult<()> {
-        let mut conn = self.writer().await?;
+        let sightings = sightings.to_vec();
+        self.blocking(move |this| this.write_usage_batch(&sightings))
+            .await
+    }
+
+    fn write_usage_batch(&self, sightings: &[UsageSighting]) -> StoreResult<()> {
+        let mut conn = self.writer()?;
         let tx = conn.transaction().map_err(backend)?;
         {
             let sql = format!(
@@ -329,7 +341,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_callback_summary_counts_and_lists_failures() {
-        use crate::store::{OutgoingCallback, Store};
+        use crate::store::{Outbox, OutgoingCallback};
         let (_d, st) = test_store();
         for (i, status, error) in [
             (0, "pending", ""),
@@ -346,13 +358,19 @@ mod tests {
                 attempts: 0,
                 next_attempt_at: 0,
                 created_at: i,
-                status: "pending".into(),
+                status: crate::store::CallbackStatus::Pending,
                 last_error: String::new(),
             };
             st.enqueue_callback(&cb).await.unwrap();
-            st.update_callback(&cb.id, status, 1, 0, error)
-                .await
-                .unwrap();
+            st.update_callback(
+                &cb.id,
+                crate::store::CallbackStatus::parse(status).unwrap(),
+                1,
+                0,
+                error,
+            )
+            .await
+            .unwrap();
         }
         let s = st.callback_summary(10).await.unwrap();
         assert_eq!((s.pending, s.failed), (2, 1));

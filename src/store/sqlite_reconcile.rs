@@ -109,10 +109,14 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Backend(format!("reconciliation failed: {e}")))?;
         let mut gone = Vec::with_capacity(candidates.len());
         for batch in candidates.chunks(BATCH) {
-            {
-                let mut conn = self.writer().await?;
-                gone.extend(delete_batch(&mut conn, server_id, batch)?);
-            }
+            let (sid, batch) = (server_id.to_owned(), batch.to_vec());
+            gone.extend(
+                self.blocking(move |this| {
+                    let mut w = this.writer()?;
+                    delete_batch(&mut w, &sid, &batch)
+                })
+                .await?,
+            );
             tokio::task::yield_now().await;
         }
         Ok(gone)
@@ -135,10 +139,12 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Backend(format!("reconciliation failed: {e}")))?;
         for batch in changes.chunks(BATCH) {
-            {
-                let mut conn = self.writer().await?;
-                update_batch(&mut conn, server_id, batch)?;
-            }
+            let (sid, batch) = (server_id.to_owned(), batch.to_vec());
+            self.blocking(move |this| {
+                let mut w = this.writer()?;
+                update_batch(&mut w, &sid, &batch)
+            })
+            .await?;
             tokio::task::yield_now().await;
         }
         Ok(())
