@@ -27,7 +27,7 @@ async fn answers_over_the_size_cap_are_refused_by_the_poller_and_get_meetings() 
         .await;
     for bytes in [2 << 20, 20 << 20] {
         fake.mode(0, json!({"mode": "huge", "bytes": bytes})).await;
-        let out = lb.cli_ok(&["poll"]);
+        let out = lb.cli_ok(&["poll", "--allow-offline"]);
         let line = out.lines().find(|l| l.contains(&ids[0])).unwrap_or("");
         assert!(out.contains("larger than 1048576 bytes"), "{out}");
         assert!(
@@ -42,7 +42,7 @@ async fn answers_over_the_size_cap_are_refused_by_the_poller_and_get_meetings() 
     // Under the cap the same kind of answer is read.
     fake.mode(0, json!({"mode": "huge", "bytes": 200 << 10}))
         .await;
-    let out = lb.cli_ok(&["poll"]);
+    let out = lb.cli_ok(&["poll", "--allow-offline"]);
     assert!(!out.contains("larger than"), "{out}");
     let (_, body) = lb.get("getMeetings", "").await;
     assert!(body.contains("huge-1"), "an answer under the cap is merged");
@@ -84,7 +84,7 @@ async fn dtds_and_backend_prologs_never_reach_the_front_end() {
         );
     }
     // The poller does not take a DTD-carrying answer as a health report either.
-    let out = lb.cli_ok(&["poll"]);
+    let out = lb.cli_ok(&["poll", "--allow-offline"]);
     assert!(out.contains("not a BBB document"), "{out}");
 }
 

@@ -689,8 +689,14 @@ async fn the_documented_switch_keeps_everything_and_copies_no_file() {
         "{uni}"
     );
     let listed = lb.cli_ok(&["recordings", "list", "--meeting", "room-d"]);
-    assert!(
-        listed.contains("rec-disk-only-1700000400000\troom-d\tunpublished\tunpublished"),
+    let row: Vec<&str> = listed
+        .lines()
+        .find(|l| l.starts_with("rec-disk-only-1700000400000 "))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        row.get(1..4),
+        Some(&["room-d", "unpublished", "no"][..]),
         "{listed}"
     );
 
