@@ -39,6 +39,7 @@ pub mod adopt;
 pub mod api;
 pub mod app;
 pub mod autoscale;
+pub mod autoscaler;
 pub mod balancer;
 pub mod bbb;
 pub mod blocking;

@@ -129,7 +129,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(app: Arc<App>) -> ExitCode {
-    use ferrolite::http::{serve_app, Listener};
+    use ferrolite::http::Listener;
     let listener = match Listener::bind(&app.config.bind).await {
         Ok(l) => l,
         Err(e) => {
@@ -177,7 +177,7 @@ async fn serve(app: Arc<App>) -> ExitCode {
             }
         }));
     }
-    tasks.push(tokio::spawn(ferrolite::autoscale::run(
+    tasks.push(tokio::spawn(ferrolite::autoscaler::run(
         app.clone(),
         shutdown.clone(),
     )));
@@ -197,7 +197,7 @@ async fn serve(app: Arc<App>) -> ExitCode {
             }
         }
     }
-    let server = tokio::spawn(serve_app(app.clone(), listener, shutdown));
+    let server = tokio::spawn(ferrolite::api::serve(app.clone(), listener, shutdown));
     ferrolite::shutdown::signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     trigger.fire();

@@ -21,7 +21,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::admin::status::Snapshot;
+use crate::admin::snapshot::Snapshot;
 use crate::autoscale::Decision;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -346,21 +346,8 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one spool import by its outcome.
-    pub fn observe_import(
-        &self,
-        r: &Result<
-            crate::recordings::importer::ImportReport,
-            crate::recordings::importer::ImportError,
-        >,
-    ) {
-        use crate::recordings::importer::ImportError;
-        let outcome = match r {
-            Ok(rep) if rep.failed.is_empty() => "imported",
-            Ok(_) => "partial",
-            Err(ImportError::Refused(_)) => "refused",
-            Err(ImportError::Retry(_)) => "retry",
-        };
+    /// Counts one spool import by its outcome (imported, partial, refused, retry).
+    pub fn observe_import(&self, outcome: &'static str) {
         self.imports
             .get_or_create(&OutcomeLabel {
                 outcome: outcome.into(),
@@ -466,7 +453,7 @@ mod tests {
         assert_eq!(call_label("/scalelite/api/getServers"), "admin");
     }
 
-    fn snapshot(servers: Vec<crate::admin::status::ServerStatus>) -> Snapshot {
+    fn snapshot(servers: Vec<crate::admin::snapshot::ServerStatus>) -> Snapshot {
         Snapshot {
             generated_at: 0,
             servers,
@@ -484,8 +471,8 @@ mod tests {
         }
     }
 
-    fn server(id: &str) -> crate::admin::status::ServerStatus {
-        crate::admin::status::ServerStatus {
+    fn server(id: &str) -> crate::admin::snapshot::ServerStatus {
+        crate::admin::snapshot::ServerStatus {
             id: id.into(),
             host: format!("{id}.example"),
             state: "enabled".into(),
@@ -526,7 +513,7 @@ mod tests {
     #[test]
     fn every_family_has_help_and_a_type() {
         let m = Metrics::new();
-        m.observe_import(&Ok(Default::default()));
+        m.observe_import("imported");
         m.autoscale_hook(true);
         let text = m.render(&snapshot(vec![server("bbb1")]), None);
         let mut families = 0;

@@ -12,6 +12,7 @@ pub mod ownership;
 pub mod progress;
 pub mod recordings;
 pub mod servers;
+pub mod snapshot;
 pub mod status;
 pub mod sync;
 pub mod tenants;

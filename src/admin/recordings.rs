@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use super::progress::{Display, Progress, Summary};
 use super::{AdminError, AdminResult};
-use crate::api::recordings::{publish_one, remove_everywhere};
 use crate::app::App;
+use crate::recordings::actions::{publish_one, remove_everywhere};
 use crate::recordings::{files, importer, in_place};
 use crate::store::now_ms;
 use crate::store::recordings::{Recording, RecordingState};

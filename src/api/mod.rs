@@ -35,6 +35,21 @@ use response::{ApiError, HttpResponse};
 
 pub use crate::http::body::{read_limited, MAX_CREATE_XML_BODY, MAX_FORM_BODY};
 
+/// Serves every route for `app` on `listener` until `shutdown` (the listener's limits
+/// from `HTTP_*`).
+pub async fn serve(
+    app: std::sync::Arc<App>,
+    listener: crate::http::Listener,
+    shutdown: crate::shutdown::Shutdown,
+) {
+    let limits = app.config.http.clone();
+    crate::http::serve_with(listener, shutdown, limits, move |req| {
+        let app = app.clone();
+        async move { handle(&app, req).await }
+    })
+    .await
+}
+
 /// Entry point for every HTTP request.
 pub async fn handle(app: &App, req: Request<Incoming>) -> HttpResponse {
     let started = std::time::Instant::now();

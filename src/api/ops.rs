@@ -13,10 +13,10 @@ use hyper::body::Incoming;
 use hyper::Request;
 
 use super::admin_auth::{self as auth, Credential};
-use super::response::{self, HttpResponse};
 use super::status_page::{self, Filter, Page};
 use crate::admin::{servers, status, AdminError};
 use crate::app::App;
+use crate::http::response::{self, HttpResponse};
 use crate::store::{now_ms, ServerState};
 
 /// Largest form body (login, actions).
@@ -152,7 +152,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> HttpResponse {
         }
         (Method::POST, "/ferrolite/status/action") => action(app, &key, cred, req).await,
         (Method::POST, "/ferrolite/status/logout") => {
-            let host = super::host_of(&req);
+            let host = crate::http::request::host_of(&req);
             if !auth::same_origin(req.headers(), &host) {
                 return html(
                     StatusCode::FORBIDDEN,
@@ -182,7 +182,7 @@ async fn snapshot(
 ) -> Result<(status::Snapshot, Option<crate::autoscale::Decision>), AdminError> {
     let s = status::snapshot(app).await?;
     let servers = app.store.servers().await?;
-    let d = crate::autoscale::current(app, &servers);
+    let d = crate::autoscaler::current(app, &servers);
     Ok((s, d))
 }
 
@@ -240,7 +240,7 @@ async fn page(
 }
 
 async fn login(app: &App, password: &str, key: &[u8], req: Request<Incoming>) -> HttpResponse {
-    let host = super::host_of(&req);
+    let host = crate::http::request::host_of(&req);
     if !auth::same_origin(req.headers(), &host) {
         return html(
             StatusCode::FORBIDDEN,
@@ -270,7 +270,7 @@ async fn login(app: &App, password: &str, key: &[u8], req: Request<Incoming>) ->
 }
 
 async fn action(app: &App, key: &[u8], cred: Credential, req: Request<Incoming>) -> HttpResponse {
-    let host = super::host_of(&req);
+    let host = crate::http::request::host_of(&req);
     if !auth::same_origin(req.headers(), &host) {
         return page(
             app,
@@ -330,7 +330,7 @@ async fn capacity(app: &App) -> HttpResponse {
         Ok(s) => s,
         Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    match crate::autoscale::current(app, &servers) {
+    match crate::autoscaler::current(app, &servers) {
         Some(d) => json(StatusCode::OK, &d),
         None => json_error(
             StatusCode::NOT_FOUND,
@@ -407,44 +407,9 @@ pub async fn serve_metrics(
     .await
 }
 
-/// The nginx location for the status page and the admin JSON, limited to `ADMIN_ALLOW`
-/// (the worker still asks for `ADMIN_PASSWORD`). Empty when `ADMIN_ALLOW` is unset, so
-/// nginx does not expose these paths at all. The entries were validated as addresses or
-/// CIDR networks by `config`, so they are safe to write into the file.
-pub fn nginx_locations(allow: &[String]) -> String {
-    if allow.is_empty() {
-        return String::new();
-    }
-    let mut o = String::from(
-        "    # Status page and admin JSON: ADMIN_ALLOW networks only, ADMIN_PASSWORD checked by ferrolite.\n    location ~ ^/ferrolite/(status(/|$)|api/) {\n",
-    );
-    for net in allow {
-        o.push_str(&format!("        allow {net};\n"));
-    }
-    o.push_str("        deny all;\n        proxy_pass http://ferrolite;\n        proxy_http_version 1.1;\n        proxy_set_header Connection \"\";\n        proxy_set_header Host $http_host;\n        proxy_set_header X-Forwarded-Proto $ferrolite_proto;\n    }\n");
-    o
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_nginx_location_exists_only_with_admin_allow() {
-        assert_eq!(nginx_locations(&[]), "");
-        let c = nginx_locations(&["10.0.0.0/8".into(), "::1".into()]);
-        assert!(
-            c.contains("location ~ ^/ferrolite/(status(/|$)|api/) {"),
-            "{c}"
-        );
-        let allow = c.find("allow 10.0.0.0/8;").unwrap();
-        assert!(allow < c.find("allow ::1;").unwrap());
-        assert!(c.find("deny all;").unwrap() > allow);
-        assert!(
-            !c.contains("/ferrolite/auth"),
-            "the auth_request endpoint stays internal"
-        );
-    }
 
     #[test]
     fn ops_paths() {

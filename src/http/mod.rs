@@ -26,7 +26,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::app::App;
 use crate::config::{Bind, HttpLimits};
 use crate::shutdown::Shutdown;
 use response::{ApiError, HttpResponse};
@@ -248,14 +247,4 @@ async fn accept(l: &Listener) -> std::io::Result<Conn> {
         Listener::Tcp(l) => l.accept().await.map(|(s, _)| Conn::Tcp(s)),
         Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Conn::Unix(s)),
     }
-}
-
-/// Serves the BBB API for `app`.
-pub async fn serve_app(app: Arc<App>, listener: Listener, shutdown: Shutdown) {
-    let limits = app.config.http.clone();
-    serve_with(listener, shutdown, limits, move |req| {
-        let app = app.clone();
-        async move { crate::api::handle(&app, req).await }
-    })
-    .await
 }

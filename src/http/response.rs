@@ -87,14 +87,6 @@ impl ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    /// The store failed: logged here, answered as Scalelite's generic `internalError`.
-    fn from(e: crate::store::StoreError) -> ApiError {
-        tracing::error!(error = %e, "store error");
-        ApiError::internal("The load balancer's store is unavailable.")
-    }
-}
-
 impl From<ApiError> for HttpResponse {
     fn from(e: ApiError) -> HttpResponse {
         e.into_response()

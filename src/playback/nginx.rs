@@ -42,6 +42,7 @@ mod tmpl {
     pub const FORMAT: &str = include_str!("../../nginx/format.conf.tmpl");
     pub const SSL_REDIRECT: &str = include_str!("../../nginx/ssl-redirect.conf.tmpl");
     pub const TLS: &str = include_str!("../../nginx/tls.conf.tmpl");
+    pub const ADMIN: &str = include_str!("../../nginx/admin.conf.tmpl");
 }
 
 /// A value that cannot be written into an nginx configuration.
@@ -220,6 +221,19 @@ pub fn render(cfg: &Config, exists: &dyn Fn(&Path) -> bool) -> Result<String, Re
             &[("proxy_headers", proxy_headers), ("max_upload_mib", &max)],
         )
     };
+    // The status page and admin JSON, only for ADMIN_ALLOW's networks (and only then).
+    let admin = if variant == NginxVariant::RecordingsOnly || cfg.ops.admin_allow.is_empty() {
+        String::new()
+    } else {
+        let mut allow = String::new();
+        for net in &cfg.ops.admin_allow {
+            allow.push_str(&format!("        allow {};\n", word("ADMIN_ALLOW", net)?));
+        }
+        fill(
+            tmpl::ADMIN,
+            &[("allow", &allow), ("proxy_headers", proxy_headers)],
+        )
+    };
     let tls = if variant == NginxVariant::Ssl {
         let (cert, key) = certificates(cfg, exists);
         let mut t = fill(
@@ -251,6 +265,7 @@ pub fn render(cfg: &Config, exists: &dyn Fn(&Path) -> bool) -> Result<String, Re
             ("not_found_page", &not_found),
             ("local_dir", LOCAL_DIR),
             ("api", &api),
+            ("admin", &admin),
             ("protected", &fill(tmpl::PROTECTED, &ph)),
             ("legacy", tmpl::LEGACY),
             (
@@ -309,6 +324,24 @@ mod tests {
 
     fn render_with(pairs: &[(&str, &str)]) -> String {
         render(&config(pairs), &|_| false).unwrap()
+    }
+
+    #[test]
+    fn the_status_page_location_exists_only_for_admin_allow_networks() {
+        let location = "location ~ ^/ferrolite/(status(/|$)|api/) {";
+        assert!(!render_with(&[]).contains(location));
+        let site = render_with(&[("ADMIN_ALLOW", "10.0.0.0/8, ::1"), ("ADMIN_PASSWORD", "pw")]);
+        let at = site.find(location).expect("the admin location is rendered");
+        let block = &site[at..at + site[at..].find("\n    }\n").unwrap()];
+        let first = block.find("allow 10.0.0.0/8;").expect("first network");
+        assert!(first < block.find("allow ::1;").expect("second network"));
+        assert!(block.find("deny all;").unwrap() > first, "{block}");
+        assert!(!block.contains("/ferrolite/auth"), "{block}");
+        assert!(!render_with(&[
+            ("ADMIN_ALLOW", "10.0.0.0/8"),
+            ("NGINX_RECORDINGS_ONLY", "true")
+        ])
+        .contains(location));
     }
 
     /// The settings of each golden file (`nginx/golden/<name>.conf`).

@@ -531,7 +531,12 @@ pub fn failed_reason(report: &ImportReport) -> String {
 /// refused or partly failed, left in place when the failure is worth retrying.
 pub async fn import_spool_file(app: &App, path: &Path) -> Result<ImportReport, ImportError> {
     let result = import_tarball(app, path, None, Origin::Spool).await;
-    app.metrics.observe_import(&result);
+    app.metrics.observe_import(match &result {
+        Ok(rep) if rep.failed.is_empty() => "imported",
+        Ok(_) => "partial",
+        Err(ImportError::Refused(_)) => "refused",
+        Err(ImportError::Retry(_)) => "retry",
+    });
     let reason = match &result {
         Ok(report) if report.failed.is_empty() => {
             if let Err(e) = crate::blocking::run(|| std::fs::remove_file(path)) {

@@ -1,5 +1,6 @@
 //! Recordings: getting them from BBB servers into the index and the publish dirs.
 //!
+//! - [`actions`] publishes, unpublishes and removes one recording (API and CLI alike).
 //! - [`metadata`] reads a `metadata.xml` (pure).
 //! - [`files`] extracts tarballs safely and moves `<format>/<recordID>` trees.
 //! - [`importer`] runs an import as an interruptible sequence, and is the importer role of
@@ -13,6 +14,7 @@
 //! The recording API calls are in `crate::api::recordings`; the index is
 //! `crate::store::RecordingStore`.
 
+pub mod actions;
 pub mod callback;
 pub mod files;
 pub mod importer;

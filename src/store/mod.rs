@@ -24,6 +24,7 @@ mod sqlite_ops;
 mod sqlite_playback;
 mod sqlite_reconcile;
 mod sqlite_recordings;
+mod sqlite_schema;
 
 use std::fmt;
 
@@ -414,11 +415,9 @@ pub trait PoolStore: Send + Sync + 'static {
     ) -> StoreResult<Option<(Meeting, Option<Server>)>>;
     /// Returns the existing mapping or chooses a server, raises its load and records the
     /// meeting with a unique voice bridge, as one atomic outcome: a snapshot, the pure
-    /// decision, and a checked commit, retried on conflict (see [`placement`]). Backends
-    /// implement the two steps below, not this.
-    async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome> {
-        placement::place(self, req).await
-    }
+    /// decision, and a checked commit, retried on conflict. A backend implements the two
+    /// steps below and answers this with [`placement::place`] (or one atomic step of its own).
+    async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome>;
     /// Placement's read, as one consistent view: the meeting's mapping, every server, the
     /// tenant's meeting count (when `count_tenant`), and which of `voice_bridges` are free.
     async fn placement_snapshot(
@@ -589,6 +588,14 @@ impl Stores {
             recordings: s.clone(),
             ops: s,
         }
+    }
+}
+
+impl From<StoreError> for crate::http::response::ApiError {
+    /// The store failed: logged here, answered as Scalelite's generic `internalError`.
+    fn from(e: StoreError) -> crate::http::response::ApiError {
+        tracing::error!(error = %e, "store error");
+        crate::http::response::ApiError::internal("The load balancer's store is unavailable.")
     }
 }
 

@@ -16,105 +16,8 @@ use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 
+use super::sqlite_schema::MIGRATIONS;
 use super::*;
-
-/// Named schema steps, applied once each in this order. Add new steps at the end with a
-/// new name; never edit a step that has shipped.
-const MIGRATIONS: &[(&str, &str)] = &[
-    (
-        "0001-servers-meetings-leases",
-        "CREATE TABLE servers (
-        id TEXT PRIMARY KEY,
-        url TEXT NOT NULL,
-        secret TEXT NOT NULL,
-        tag TEXT,
-        state TEXT NOT NULL DEFAULT 'disabled',
-        online INTEGER NOT NULL DEFAULT 0,
-        load REAL,
-        load_multiplier REAL NOT NULL DEFAULT 1.0,
-        meetings INTEGER NOT NULL DEFAULT 0,
-        users INTEGER NOT NULL DEFAULT 0,
-        largest_meeting INTEGER NOT NULL DEFAULT 0,
-        videos INTEGER NOT NULL DEFAULT 0,
-        bbb_version TEXT NOT NULL DEFAULT '',
-        healthy_counter INTEGER NOT NULL DEFAULT 0,
-        unhealthy_counter INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE meetings (
-        tenant_id TEXT NOT NULL,
-        meeting_id TEXT NOT NULL,
-        server_id TEXT NOT NULL,
-        moderator_pw TEXT NOT NULL DEFAULT '',
-        voice_bridge TEXT NOT NULL UNIQUE,
-        created_at INTEGER NOT NULL,
-        PRIMARY KEY (tenant_id, meeting_id)
-    );
-    CREATE INDEX meetings_server ON meetings(server_id);
-    CREATE TABLE leases (
-        name TEXT PRIMARY KEY,
-        holder TEXT NOT NULL,
-        expires_at INTEGER NOT NULL
-    );",
-    ),
-    (
-        "0050-callbacks",
-        "CREATE TABLE callbacks (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        method TEXT NOT NULL,
-        url TEXT NOT NULL,
-        variants TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at INTEGER NOT NULL,
-        created_at INTEGER NOT NULL,
-        status TEXT NOT NULL DEFAULT 'pending',
-        last_error TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX callbacks_due ON callbacks(status, next_attempt_at);",
-    ),
-    ("0100-recordings", super::sqlite_recordings::SCHEMA),
-    (
-        "0200-tenants",
-        "CREATE TABLE tenants (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE,
-        secrets TEXT NOT NULL,
-        max_meetings INTEGER,
-        max_participants INTEGER
-    );
-    CREATE TABLE tenant_settings (
-        id TEXT PRIMARY KEY,
-        tenant_id TEXT NOT NULL,
-        param TEXT NOT NULL,
-        value TEXT NOT NULL,
-        is_override INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX tenant_settings_tenant ON tenant_settings(tenant_id);
-    ALTER TABLE meetings ADD COLUMN participants INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX meetings_tenant ON meetings(tenant_id);",
-    ),
-    ("0300-playback-tokens", super::sqlite_playback::SCHEMA),
-    (
-        "0400-tenant-lrs",
-        "CREATE TABLE tenant_lrs (
-        tenant_id TEXT PRIMARY KEY,
-        endpoint TEXT NOT NULL,
-        username TEXT,
-        password TEXT,
-        kc_token_url TEXT,
-        kc_client_id TEXT,
-        kc_client_secret TEXT,
-        kc_username TEXT,
-        kc_password TEXT
-    );",
-    ),
-    (
-        "0500-callback-claims",
-        "ALTER TABLE callbacks ADD COLUMN claimed_until INTEGER;
-    ALTER TABLE callbacks ADD COLUMN claimed_by TEXT;",
-    ),
-    ("0600-ops", super::sqlite_ops::SCHEMA),
-];
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -463,6 +366,10 @@ impl SqliteStore {
 
 #[async_trait]
 impl PoolStore for SqliteStore {
+    async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome> {
+        super::placement::place(self, req).await
+    }
+
     async fn add_server(&self, s: &Server) -> StoreResult<()> {
         let s = s.clone();
         self.blocking(move |this| {

@@ -10,27 +10,6 @@ use super::ops::*;
 use super::sqlite::backend;
 use super::{Meeting, SqliteStore, StoreResult};
 
-pub(super) const SCHEMA: &str = "
-CREATE TABLE poll_results (
-    server_id TEXT PRIMARY KEY,
-    at INTEGER NOT NULL,
-    ok INTEGER NOT NULL,
-    error TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE usage_meetings (
-    day TEXT NOT NULL,
-    tenant_id TEXT NOT NULL,
-    meeting_key TEXT NOT NULL,
-    first_seen INTEGER NOT NULL,
-    last_seen INTEGER NOT NULL,
-    participants INTEGER NOT NULL,
-    peak_participants INTEGER NOT NULL,
-    meeting_ms INTEGER NOT NULL DEFAULT 0,
-    participant_ms INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (day, tenant_id, meeting_key)
-) WITHOUT ROWID;
-";
-
 /// The time since the previous sighting, counted when the gap is short enough.
 const ELAPSED: &str =
     "CASE WHEN ?5 > usage_meetings.last_seen AND ?5 - usage_meetings.last_seen <= ?6 \

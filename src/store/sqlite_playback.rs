@@ -12,16 +12,6 @@ use super::recordings::RecordingState;
 use super::sqlite::{backend, NOW_MS};
 use super::{SqliteStore, StoreResult};
 
-pub(super) const SCHEMA: &str = "
-CREATE TABLE playback_tokens (
-    token_hash TEXT PRIMARY KEY,
-    record_id TEXT NOT NULL,
-    format TEXT NOT NULL,
-    expires_at INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX playback_tokens_expiry ON playback_tokens(expires_at);
-";
-
 const ACCESS_SQL: &str = "SELECT r.record_id, r.published, r.protected, r.state,
         (SELECT m.value FROM recording_metadata m WHERE m.recording_id = r.id AND m.key = 'tenant-id'),
         f.format, f.url
