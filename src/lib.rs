@@ -50,6 +50,7 @@ pub mod metrics;
 pub mod playback;
 pub mod poller;
 pub mod recordings;
+pub mod scalelite;
 pub mod shutdown;
 pub mod store;
 pub mod tenant;

@@ -65,12 +65,23 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantSettingsCommand,
     },
+    /// Carry a Scalelite's state over (its Redis and PostgreSQL are only read).
+    Scalelite {
+        #[command(subcommand)]
+        command: crate::scalelite::cli::ScaleliteCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum RecordingsCommand {
-    /// Import a tarball, a directory of tarballs, or an extracted <format>/<recordID>/ tree.
-    Import { path: std::path::PathBuf },
+    /// Import a tarball, a directory of tarballs, or an extracted <format>/<recordID>/ tree
+    /// (indexed where it lies, e.g. Scalelite's published or unpublished dir; never copied).
+    Import {
+        path: std::path::PathBuf,
+        /// Trees only: print what would be indexed, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List recordings (newest first), all or one meeting's.
     List {
         #[arg(long)]
@@ -357,6 +368,7 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<()> {
             )
             .await?
         }
+        Command::Scalelite { command } => crate::scalelite::cli::run(&app, command).await?,
     }
     Ok(())
 }
@@ -876,8 +888,8 @@ async fn recordings_command(
     use super::recordings as rec;
     let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
     match cmd {
-        RecordingsCommand::Import { path } => {
-            for line in rec::import(app, &path).await? {
+        RecordingsCommand::Import { path, dry_run } => {
+            for line in rec::import(app, &path, dry_run).await? {
                 writeln!(out, "{line}").map_err(io)?;
             }
         }

@@ -1,7 +1,8 @@
 //! Recording administration: the actions behind `ferrolite recordings …`.
 //!
 //! `import` takes a tarball, a directory of tarballs, or an extracted
-//! `<format>/<recordID>/` tree (the source is never removed); `publish`, `unpublish` and
+//! `<format>/<recordID>/` tree (tarballs are kept; a tree is indexed in place, see
+//! `crate::recordings::in_place`); `publish`, `unpublish` and
 //! `delete` do what the API calls do (files first, then the index); `prune` deletes
 //! recordings older than a number of days (Scalelite had no retention job; operators wrote
 //! psql scripts).
@@ -11,12 +12,13 @@ use std::path::Path;
 use super::{AdminError, AdminResult};
 use crate::api::recordings::{remove_everywhere, set_published};
 use crate::app::App;
-use crate::recordings::{files, importer};
+use crate::recordings::{files, importer, in_place};
 use crate::store::now_ms;
 use crate::store::recordings::Recording;
 
-/// Imports `path`; returns one line per imported recording.
-pub async fn import(app: &App, path: &Path) -> AdminResult<Vec<String>> {
+/// Imports `path`; returns one line per imported recording. `dry_run` (trees only) changes
+/// nothing.
+pub async fn import(app: &App, path: &Path, dry_run: bool) -> AdminResult<Vec<String>> {
     let meta = std::fs::metadata(path)
         .map_err(|e| AdminError::Invalid(format!("cannot read {}: {e}", path.display())))?;
     let mut lines = Vec::new();
@@ -33,6 +35,15 @@ pub async fn import(app: &App, path: &Path) -> AdminResult<Vec<String>> {
         }
         Err(e) => failures.push(format!("{label}: {e}")),
     };
+    if dry_run
+        && files::format_dirs(path)
+            .map(|d| d.is_empty())
+            .unwrap_or(true)
+    {
+        return Err(AdminError::Invalid(
+            "--dry-run applies to a <format>/<recordID>/ tree, not to tarballs".into(),
+        ));
+    }
     if meta.is_file() {
         one(
             path.display().to_string(),
@@ -42,10 +53,7 @@ pub async fn import(app: &App, path: &Path) -> AdminResult<Vec<String>> {
         .map(|d| !d.is_empty())
         .unwrap_or(false)
     {
-        one(
-            path.display().to_string(),
-            importer::import_tree(app, path).await,
-        );
+        return import_in_place(app, path, dry_run).await;
     } else {
         let mut tars: Vec<_> = std::fs::read_dir(path)
             .map_err(|e| AdminError::Invalid(format!("cannot read {}: {e}", path.display())))?
@@ -72,6 +80,43 @@ pub async fn import(app: &App, path: &Path) -> AdminResult<Vec<String>> {
         return Err(AdminError::Invalid(format!(
             "could not import:\n  {}",
             failures.join("\n  ")
+        )));
+    }
+    Ok(lines)
+}
+
+/// A tree indexed where it lies; progress lines are printed as they happen.
+async fn import_in_place(app: &App, path: &Path, dry_run: bool) -> AdminResult<Vec<String>> {
+    let r = in_place::import(app, path, dry_run, |line| println!("{line}"))
+        .await
+        .map_err(AdminError::Invalid)?;
+    let mut lines = vec![format!(
+        "{} {} recording(s) as {}, {} already indexed, {} format dir(s) renamed, none copied",
+        if dry_run { "would index" } else { "indexed" },
+        r.indexed.len(),
+        if r.published {
+            "published"
+        } else {
+            "unpublished"
+        },
+        r.already.len(),
+        r.moved
+    )];
+    if dry_run {
+        lines.push("dry run: nothing was changed".into());
+    }
+    if !r.failed.is_empty() {
+        for l in &lines {
+            println!("{l}");
+        }
+        let f: Vec<String> = r
+            .failed
+            .iter()
+            .map(|(l, why)| format!("{l}: {why}"))
+            .collect();
+        return Err(AdminError::Invalid(format!(
+            "could not import:\n  {}",
+            f.join("\n  ")
         )));
     }
     Ok(lines)

@@ -322,7 +322,7 @@ async fn import_extracted(
 
 /// The index row for an import: recording fields from the first format's metadata.xml,
 /// one playback format per placed directory.
-fn recording_from(
+pub(crate) fn recording_from(
     placed: &[(String, metadata::FormatMetadata)],
     existing: Option<&Recording>,
     published: bool,

@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub mod nginx;
+pub mod postgres;
+pub mod redis;
 
 pub const LB_SECRET: &str = "lb-secret-for-tests";
 
