@@ -21,7 +21,7 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::app::App;
 use crate::shutdown::Shutdown;
-use crate::store::{now_ms, CallbackVariant, OutgoingCallback, StoreError};
+use crate::store::{now_ms, CallbackStatus, CallbackVariant, OutgoingCallback, StoreError};
 
 /// Whether `ip` is a public unicast address (not loopback, private, link-local, unique-local,
 /// CGNAT, multicast, documentation or unspecified).
@@ -118,7 +118,7 @@ async fn queue(
         attempts: 0,
         next_attempt_at: now,
         created_at: now,
-        status: "pending".into(),
+        status: CallbackStatus::Pending,
         last_error: String::new(),
     };
     if !app.outbox.enqueue_callback(&cb).await? {
@@ -221,14 +221,18 @@ async fn deliver(app: &App, cb: OutgoingCallback) {
     let attempts = cb.attempts + 1;
     let outcome = attempt(app, &cb).await;
     let (status, next, error) = match &outcome {
-        Outcome::Delivered => ("delivered", 0, String::new()),
-        Outcome::Gone(code) => ("gone", 0, format!("the receiver answered {code}")),
-        Outcome::Refused(e) => ("failed", 0, e.clone()),
+        Outcome::Delivered => (CallbackStatus::Delivered, 0, String::new()),
+        Outcome::Gone(code) => (
+            CallbackStatus::Gone,
+            0,
+            format!("the receiver answered {code}"),
+        ),
+        Outcome::Refused(e) => (CallbackStatus::Failed, 0, e.clone()),
         Outcome::Retry(e) if attempts >= app.config.callback_max_attempts => {
-            ("failed", 0, e.clone())
+            (CallbackStatus::Failed, 0, e.clone())
         }
         Outcome::Retry(e) => (
-            "pending",
+            CallbackStatus::Pending,
             now_ms() + backoff(app.config.callback_retry_base, cb.attempts).as_millis() as i64,
             e.clone(),
         ),
@@ -238,7 +242,7 @@ async fn deliver(app: &App, cb: OutgoingCallback) {
             tracing::info!(kind = %cb.kind, id = %cb.id, attempts, "callback delivered")
         }
         _ => {
-            tracing::warn!(kind = %cb.kind, id = %cb.id, attempts, status, error = %error, "callback not delivered")
+            tracing::warn!(kind = %cb.kind, id = %cb.id, attempts, status = %status, error = %error, "callback not delivered")
         }
     }
     app.metrics

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::App;
-use crate::store::now_ms;
 
 pub struct Lease {
     app: Arc<App>,
@@ -36,7 +35,7 @@ impl Lease {
         match self
             .app
             .leases
-            .take_lease(self.name, &self.holder, now_ms(), self.ttl_ms)
+            .take_lease(self.name, &self.holder, self.ttl_ms)
             .await
         {
             Ok(held) => {
@@ -68,7 +67,7 @@ impl Lease {
             let _ = self
                 .app
                 .leases
-                .take_lease(self.name, &self.holder, now_ms(), self.ttl_ms)
+                .take_lease(self.name, &self.holder, self.ttl_ms)
                 .await;
         }
     }
@@ -114,7 +113,7 @@ impl Renewer {
         let _ = self
             .app
             .leases
-            .take_lease(self.name, &self.holder, now_ms(), self.ttl_ms)
+            .take_lease(self.name, &self.holder, self.ttl_ms)
             .await;
     }
 }

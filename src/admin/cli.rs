@@ -865,7 +865,7 @@ fn print_recording(
         "{}\t{}\t{}\t{}\t{}\t{}",
         r.record_id,
         r.meeting_id,
-        r.state.as_deref().unwrap_or("-"),
+        r.state.map_or("-", crate::store::RecordingState::as_str),
         if r.published {
             "published"
         } else {

@@ -14,7 +14,7 @@ use crate::api::recordings::{remove_everywhere, set_published};
 use crate::app::App;
 use crate::recordings::{files, importer, in_place};
 use crate::store::now_ms;
-use crate::store::recordings::Recording;
+use crate::store::recordings::{Recording, RecordingState};
 
 /// Imports `path`; returns one line per imported recording. `dry_run` (trees only) changes
 /// nothing.
@@ -137,10 +137,10 @@ async fn existing(app: &App, id: &str) -> AdminResult<Recording> {
 
 pub async fn publish(app: &App, id: &str, publish: bool) -> AdminResult<()> {
     let rec = existing(app, id).await?;
-    if !matches!(rec.state.as_deref(), Some("published" | "unpublished")) {
+    if !rec.state.is_some_and(RecordingState::is_settled) {
         return Err(AdminError::Invalid(format!(
             "recording {id} is {}; only published or unpublished recordings can be (un)published",
-            rec.state.as_deref().unwrap_or("in no state")
+            rec.state.map_or("in no state", RecordingState::as_str)
         )));
     }
     if rec.published == publish {

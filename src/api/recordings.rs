@@ -23,7 +23,7 @@ use super::response::{self, ApiError, HttpResponse};
 use super::{Call, CallBody};
 use crate::app::App;
 use crate::recordings::{files, importer, upload};
-use crate::store::recordings::{Recording, RecordingQuery, TextTrack};
+use crate::store::recordings::{Recording, RecordingQuery, RecordingState, TextTrack};
 
 pub async fn dispatch(app: &App, call: Call) -> HttpResponse {
     match call.name {
@@ -322,7 +322,7 @@ async fn publish_recordings(app: &App, call: Call) -> HttpResponse {
     };
     let recs: Vec<Recording> = recs
         .into_iter()
-        .filter(|r| matches!(r.state.as_deref(), Some("published" | "unpublished")))
+        .filter(|r| r.state.is_some_and(RecordingState::is_settled))
         .collect();
     if recs.is_empty() {
         return not_found().into_response();
@@ -508,7 +508,7 @@ async fn get_text_tracks(app: &App, call: Call) -> HttpResponse {
         .recordings_by_ids(std::slice::from_ref(&rid), tenant(&call))
         .await
     {
-        Ok(r) if r.iter().any(|r| r.state.as_deref() != Some("deleted")) => {}
+        Ok(r) if r.iter().any(|r| r.state != Some(RecordingState::Deleted)) => {}
         Ok(_) => return json_failed("noRecordings", format!("No recording found for {rid}")),
         Err(e) => return store_failed(e),
     }
@@ -605,7 +605,7 @@ async fn put_text_track(app: &App, mut call: Call) -> HttpResponse {
         .recordings_by_ids(std::slice::from_ref(&rid), tenant(&call))
         .await
     {
-        Ok(r) if r.iter().any(|r| r.state.as_deref() != Some("deleted")) => {}
+        Ok(r) if r.iter().any(|r| r.state != Some(RecordingState::Deleted)) => {}
         Ok(_) => return json_failed("noRecordings", format!("No recording was found for {rid}")),
         Err(e) => return store_failed(e),
     }

@@ -63,8 +63,8 @@ pub async fn mint_links(app: &App, recs: &[Recording]) -> Result<Links, StoreErr
             links.insert((r.record_id.clone(), f.format.clone()), t);
         }
     }
-    let expires = now_ms() + app.config.playback.token_timeout.as_millis() as i64;
-    app.tokens.mint_playback_tokens(&new, expires).await?;
+    let ttl = app.config.playback.token_timeout.as_millis() as i64;
+    app.tokens.mint_playback_tokens(&new, ttl).await?;
     Ok(links)
 }
 
@@ -193,7 +193,7 @@ pub async fn play(app: &App, req: Request<Incoming>) -> HttpResponse {
         }
         match app
             .tokens
-            .consume_playback_token(&protect::token_hash(&token), now_ms())
+            .consume_playback_token(&protect::token_hash(&token))
             .await
         {
             Ok(Some((r, f))) if r == rid && f == format => {}

@@ -348,7 +348,9 @@ pub(crate) fn recording_from(
         internal_meeting_id: md.internal_meeting_id.clone(),
         name: md.name.clone(),
         published,
-        state,
+        state: state
+            .as_deref()
+            .and_then(crate::store::RecordingState::parse),
         start_time: md.start_time_ms,
         end_time: md.end_time_ms,
         participants: placed.iter().find_map(|(_, m)| m.participants),

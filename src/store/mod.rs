@@ -13,6 +13,8 @@
 //! `IMMEDIATE` transaction here; a Lua script in Redis). `contract.rs` is the behaviour
 //! every backend must show.
 
+pub mod contract;
+pub mod placement;
 pub mod playback;
 pub mod recordings;
 pub mod sqlite;
@@ -23,8 +25,9 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+pub use placement::{CommitOutcome, PlacementCommit, PlacementSnapshot};
 pub use playback::TokenStore;
-pub use recordings::RecordingStore;
+pub use recordings::{RecordingState, RecordingStore};
 pub use sqlite::SqliteStore;
 
 /// Administrative state of a BBB server, as in Scalelite.
@@ -154,10 +157,14 @@ pub struct PollUpdate {
     pub state: Option<ServerState>,
 }
 
+/// The tenant id of meetings, settings and ready URLs when multitenancy is off (or a request
+/// came to the bare host): no tenant.
+pub const NO_TENANT: &str = "";
+
 /// A meeting known to the load balancer: which server holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Meeting {
-    /// Empty when multitenancy is off.
+    /// [`NO_TENANT`] when multitenancy is off.
     pub tenant_id: String,
     /// The meeting ID as the front end knows it.
     pub meeting_id: String,
@@ -175,7 +182,7 @@ pub enum ChoiceError {
     TagUnavailable(String),
 }
 
-/// What [`Store::place_meeting`] needs: the meeting, candidate voice bridges in order of
+/// What [`PoolStore::place_meeting`] needs: the meeting, candidate voice bridges in order of
 /// preference, and the pure function that picks a server from the current pool.
 pub struct PlaceRequest<'a> {
     pub tenant_id: &'a str,
@@ -270,9 +277,82 @@ pub struct OutgoingCallback {
     /// Unix ms of the next attempt.
     pub next_attempt_at: i64,
     pub created_at: i64,
-    /// `pending`, `delivered`, `gone` (the receiver answered 404/410) or `failed` (gave up).
-    pub status: String,
+    pub status: CallbackStatus,
     pub last_error: String,
+}
+
+/// Where a queued callback stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    Delivered,
+    /// The receiver answered 404/410: it does not want it.
+    Gone,
+    /// Given up (refused, or out of attempts).
+    Failed,
+}
+
+impl CallbackStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackStatus::Pending => "pending",
+            CallbackStatus::Delivered => "delivered",
+            CallbackStatus::Gone => "gone",
+            CallbackStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CallbackStatus> {
+        [
+            CallbackStatus::Pending,
+            CallbackStatus::Delivered,
+            CallbackStatus::Gone,
+            CallbackStatus::Failed,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for CallbackStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The roles that run once per cluster, each under the lease of its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseRole {
+    Poller,
+    Importer,
+    Callbacks,
+}
+
+impl LeaseRole {
+    /// The lease's name in the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            LeaseRole::Poller => "poller",
+            LeaseRole::Importer => "importer",
+            LeaseRole::Callbacks => "callbacks",
+        }
+    }
+
+    /// How logs name the role.
+    pub fn label(self) -> &'static str {
+        match self {
+            LeaseRole::Poller => "poller",
+            LeaseRole::Importer => "recording importer",
+            LeaseRole::Callbacks => "callback sender",
+        }
+    }
+}
+
+/// The lease that claims one recording for a publish, unpublish or delete (files and index
+/// change together under it).
+pub fn recording_claim(record_id: &str) -> String {
+    format!("recording:{record_id}")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -281,6 +361,9 @@ pub enum StoreError {
     Backend(String),
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// An optimistic operation kept conflicting with concurrent writers; try again later.
+    #[error("the store is busy: {0}")]
+    Busy(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -305,9 +388,29 @@ pub trait PoolStore: Send + Sync + 'static {
         tenant_id: &str,
         meeting_id: &str,
     ) -> StoreResult<Option<(Meeting, Option<Server>)>>;
-    /// Atomically returns the existing mapping or chooses a server, raises its load and
-    /// records the meeting with a unique voice bridge.
-    async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome>;
+    /// Returns the existing mapping or chooses a server, raises its load and records the
+    /// meeting with a unique voice bridge, as one atomic outcome: a snapshot, the pure
+    /// decision, and a checked commit, retried on conflict (see [`placement`]). Backends
+    /// implement the two steps below, not this.
+    async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome> {
+        placement::place(self, req).await
+    }
+    /// Placement's read, as one consistent view: the meeting's mapping, every server, the
+    /// tenant's meeting count (when `count_tenant`), and which of `voice_bridges` are free.
+    async fn placement_snapshot(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+        count_tenant: bool,
+        voice_bridges: &[String],
+    ) -> StoreResult<PlacementSnapshot>;
+    /// Placement's write, atomic: records `commit.meeting` and raises its server's load by
+    /// the server's multiplier (if it has a load) only if the meeting is still absent
+    /// ([`CommitOutcome::Existing`] otherwise), the server still matches `commit.guard`, the
+    /// tenant runs fewer than `commit.max_tenant_meetings`, and the voice bridge is free
+    /// ([`CommitOutcome::Conflict`] otherwise; nothing written). One SQLite or PostgreSQL
+    /// transaction, or one Redis Lua script.
+    async fn commit_placement(&self, commit: &PlacementCommit) -> StoreResult<CommitOutcome>;
     async fn delete_meeting(
         &self,
         tenant_id: &str,
@@ -353,6 +456,15 @@ pub trait PoolStore: Send + Sync + 'static {
     async fn tenant_usage(&self, tenant_id: &str) -> StoreResult<(u32, u32)>;
     /// Counts one join into a meeting until the next poll sets the true number.
     async fn add_participant(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<()>;
+    /// The join's participant limit as one step: counts one join into the meeting if the
+    /// tenant has fewer than `limit` participants over all its meetings. False (nothing
+    /// counted) at the limit or when the meeting is unknown.
+    async fn admit_participant(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+        limit: u32,
+    ) -> StoreResult<bool>;
     /// Records the participants a poll saw per meeting, by the meeting ID BBB knows.
     async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()>;
 }
@@ -369,7 +481,7 @@ pub trait Outbox: Send + Sync + 'static {
     async fn update_callback(
         &self,
         id: &str,
-        status: &str,
+        status: CallbackStatus,
         attempts: u32,
         next_attempt_at: i64,
         last_error: &str,
@@ -377,17 +489,17 @@ pub trait Outbox: Send + Sync + 'static {
     async fn callbacks(&self) -> StoreResult<Vec<OutgoingCallback>>;
 }
 
-/// Named leases for the roles only one process may run at a time.
+/// Named leases for the roles only one process may run at a time (see [`LeaseRole`]) and for
+/// short claims ([`recording_claim`]). Expiry is judged by the store's own clock, so nodes
+/// with skewed clocks still agree on who holds a lease.
 #[async_trait]
 pub trait LeaseStore: Send + Sync + 'static {
-    /// Takes or renews the named lease for `holder` until `now_ms + ttl_ms`. True if held.
-    async fn take_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> StoreResult<bool>;
+    /// The store's clock, Unix ms (the database's or Redis's time): the one clock nodes
+    /// compare lease, token and claim times against.
+    async fn now(&self) -> StoreResult<i64>;
+    /// Takes the named lease for `holder` if it is free, expired or already `holder`'s, until
+    /// the store's now + `ttl_ms`. True if held.
+    async fn take_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool>;
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
 }
 

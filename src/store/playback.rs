@@ -33,17 +33,10 @@ pub struct PlaybackAccess {
 
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
-    /// Stores tokens valid until `expires_at_ms`, in one write; also forgets expired ones.
-    async fn mint_playback_tokens(
-        &self,
-        tokens: &[NewToken],
-        expires_at_ms: i64,
-    ) -> StoreResult<()>;
+    /// Stores tokens valid for `ttl_ms` from the store's now, in one write; also forgets
+    /// expired ones.
+    async fn mint_playback_tokens(&self, tokens: &[NewToken], ttl_ms: i64) -> StoreResult<()>;
     /// Deletes the token and returns `(record_id, format)` if it existed and had not
-    /// expired at `now_ms`. Atomic: two concurrent uses never both succeed.
-    async fn consume_playback_token(
-        &self,
-        hash: &str,
-        now_ms: i64,
-    ) -> StoreResult<Option<(String, String)>>;
+    /// expired by the store's clock. Atomic: two concurrent uses never both succeed.
+    async fn consume_playback_token(&self, hash: &str) -> StoreResult<Option<(String, String)>>;
 }

@@ -12,13 +12,62 @@ use super::playback::PlaybackAccess;
 use super::StoreResult;
 
 /// The states BBB and Scalelite know.
-pub const STATES: &[&str] = &[
-    "processing",
-    "processed",
-    "published",
-    "unpublished",
-    "deleted",
-];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordingState {
+    Processing,
+    Processed,
+    Published,
+    Unpublished,
+    /// A tombstone: deleteRecordings dropped everything but the row.
+    Deleted,
+}
+
+impl RecordingState {
+    pub const ALL: [RecordingState; 5] = [
+        RecordingState::Processing,
+        RecordingState::Processed,
+        RecordingState::Published,
+        RecordingState::Unpublished,
+        RecordingState::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingState::Processing => "processing",
+            RecordingState::Processed => "processed",
+            RecordingState::Published => "published",
+            RecordingState::Unpublished => "unpublished",
+            RecordingState::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RecordingState> {
+        RecordingState::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The state that goes with a publish flag.
+    pub fn of_published(published: bool) -> RecordingState {
+        if published {
+            RecordingState::Published
+        } else {
+            RecordingState::Unpublished
+        }
+    }
+
+    /// Published or unpublished: a recording publishRecordings may change.
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            RecordingState::Published | RecordingState::Unpublished
+        )
+    }
+}
+
+impl std::fmt::Display for RecordingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Thumbnail {
@@ -51,7 +100,7 @@ pub struct Recording {
     pub internal_meeting_id: String,
     pub name: String,
     pub published: bool,
-    pub state: Option<String>,
+    pub state: Option<RecordingState>,
     /// Unix ms.
     pub start_time: i64,
     pub end_time: i64,

@@ -1,14 +1,15 @@
 //! The embedded store: one SQLite file (WAL mode), shared safely by `serve` and the CLI.
 //!
-//! Queries are short and run on the calling task; writers wait up to five seconds for the
-//! file lock (`busy_timeout`). The schema is migrated forward on open, tracked by
+//! Every call runs on tokio's blocking pool (`spawn_blocking`), never on an async worker, so
+//! a slow disk stalls no request; writers wait up to five seconds for the file lock
+//! (`busy_timeout`). Times the store compares (leases, token expiry) come from SQLite's own
+//! clock ([`NOW_MS`]). The schema is migrated forward on open, tracked by
 //! `PRAGMA user_version`, inside one transaction.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use std::time::Duration;
-use tokio::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use r2d2::Pool;
@@ -115,8 +116,7 @@ pub struct SqliteStore {
     /// Serializes this process's writers. SQLite allows one writer at a time and its busy
     /// handler waits by sleeping in steps of milliseconds, so in-process writers queue here
     /// instead (microseconds); the busy timeout then only covers other processes (the CLI,
-    /// a second `serve`). An async lock: a waiting writer yields its worker thread to other
-    /// requests instead of blocking it.
+    /// a second `serve`). Taken on the blocking pool, never on an async worker.
     write_lock: Arc<Mutex<()>>,
 }
 
@@ -138,6 +138,9 @@ impl std::ops::DerefMut for Writer<'_> {
         &mut self.conn
     }
 }
+
+/// SQLite's clock as Unix ms, for SQL that compares store times (stable within a statement).
+pub(super) const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
 
 pub(super) fn backend<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -232,12 +235,25 @@ impl SqliteStore {
         rows.collect::<Result<_, _>>().map_err(backend)
     }
 
-    pub(super) async fn writer(&self) -> StoreResult<Writer<'_>> {
-        let guard = self.write_lock.lock().await;
+    /// A connection that may write. Blocks: call it only inside [`SqliteStore::blocking`].
+    pub(super) fn writer(&self) -> StoreResult<Writer<'_>> {
+        let guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         Ok(Writer {
             conn: self.conn()?,
             _guard: guard,
         })
+    }
+
+    /// Runs `f` (the body of one store call) on the blocking pool.
+    pub(super) async fn blocking<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SqliteStore) -> StoreResult<T> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&this))
+            .await
+            .map_err(backend)?
     }
 
     fn migrate(&self) -> StoreResult<()> {
@@ -304,6 +320,12 @@ impl SqliteStore {
         .map_err(backend)
     }
 
+    fn tenant_meeting_count(conn: &rusqlite::Connection, tenant_id: &str) -> StoreResult<u32> {
+        conn.prepare_cached("SELECT COUNT(*) FROM meetings WHERE tenant_id = ?1")
+            .and_then(|mut st| st.query_row([tenant_id], |r| r.get(0)))
+            .map_err(backend)
+    }
+
     fn meetings_where(
         &self,
         clause: &str,
@@ -336,7 +358,8 @@ impl SqliteStore {
                 attempts: r.get(5)?,
                 next_attempt_at: r.get(6)?,
                 created_at: r.get(7)?,
-                status: r.get(8)?,
+                status: CallbackStatus::parse(&r.get::<_, String>(8)?)
+                    .unwrap_or(CallbackStatus::Failed),
                 last_error: r.get(9)?,
             })
         })
@@ -385,125 +408,160 @@ impl SqliteStore {
 #[async_trait]
 impl PoolStore for SqliteStore {
     async fn add_server(&self, s: &Server) -> StoreResult<()> {
-        let conn = self.writer().await?;
-        let n = conn
-            .execute(
-                "INSERT INTO servers (id, url, secret, tag, state, online, load, load_multiplier)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(id) DO NOTHING",
-                params![
-                    s.id,
-                    s.url,
-                    s.secret,
-                    s.tag,
-                    s.state.as_str(),
-                    s.online,
-                    s.load,
-                    s.load_multiplier
-                ],
-            )
-            .map_err(backend)?;
-        if n == 0 {
-            return Err(StoreError::AlreadyExists(format!(
-                "a server with id '{}'",
-                s.id
-            )));
-        }
-        Ok(())
+        let s = s.clone();
+        self.blocking(move |this| {
+            let s = &s;
+            let conn = this.writer()?;
+            let n = conn
+                .execute(
+                    "INSERT INTO servers (id, url, secret, tag, state, online, load, load_multiplier)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(id) DO NOTHING",
+                    params![
+                        s.id,
+                        s.url,
+                        s.secret,
+                        s.tag,
+                        s.state.as_str(),
+                        s.online,
+                        s.load,
+                        s.load_multiplier
+                    ],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::AlreadyExists(format!(
+                    "a server with id '{}'",
+                    s.id
+                )));
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn server(&self, id: &str) -> StoreResult<Option<Server>> {
-        Self::server_sync(&*self.conn()?, id)
+        let id = id.to_owned();
+        self.blocking(move |this| {
+            let id = id.as_str();
+            Self::server_sync(&*this.conn()?, id)
+        })
+        .await
     }
 
     async fn servers(&self) -> StoreResult<Vec<Server>> {
-        Self::servers_sync(&*self.conn()?)
+        self.blocking(move |this| Self::servers_sync(&*this.conn()?))
+            .await
     }
 
     async fn update_server(&self, id: &str, p: &ServerPatch) -> StoreResult<Option<Server>> {
-        let mut conn = self.writer().await?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let Some(mut s) = Self::server_sync(&tx, id)? else {
-            return Ok(None);
-        };
-        if let Some(url) = &p.url {
-            s.url = url.clone();
-        }
-        if let Some(secret) = &p.secret {
-            s.secret = secret.clone();
-        }
-        if let Some(m) = p.load_multiplier {
-            s.load_multiplier = m;
-        }
-        if let Some(tag) = &p.tag {
-            s.tag = tag.clone();
-        }
-        if let Some(state) = p.state {
-            s.state = state;
-            if state == ServerState::Disabled {
-                s.load = None;
+        let id = id.to_owned();
+        let p = p.clone();
+        self.blocking(move |this| {
+            let id = id.as_str();
+            let p = &p;
+            let mut conn = this.writer()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let Some(mut s) = Self::server_sync(&tx, id)? else {
+                return Ok(None);
+            };
+            if let Some(url) = &p.url {
+                s.url = url.clone();
             }
-        }
-        tx.execute(
-            "UPDATE servers SET secret = ?2, load_multiplier = ?3, tag = ?4, state = ?5, load = ?6, url = ?7 WHERE id = ?1",
-            params![id, s.secret, s.load_multiplier, s.tag, s.state.as_str(), s.load, s.url],
-        )
-        .map_err(backend)?;
-        tx.commit().map_err(backend)?;
-        Ok(Some(s))
+            if let Some(secret) = &p.secret {
+                s.secret = secret.clone();
+            }
+            if let Some(m) = p.load_multiplier {
+                s.load_multiplier = m;
+            }
+            if let Some(tag) = &p.tag {
+                s.tag = tag.clone();
+            }
+            if let Some(state) = p.state {
+                s.state = state;
+                if state == ServerState::Disabled {
+                    s.load = None;
+                }
+            }
+            tx.execute(
+                "UPDATE servers SET secret = ?2, load_multiplier = ?3, tag = ?4, state = ?5, load = ?6, url = ?7 WHERE id = ?1",
+                params![id, s.secret, s.load_multiplier, s.tag, s.state.as_str(), s.load, s.url],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(Some(s))
+        })
+        .await
     }
 
     async fn remove_server(&self, id: &str) -> StoreResult<bool> {
-        let mut conn = self.writer().await?;
-        let tx = conn.transaction().map_err(backend)?;
-        tx.execute("DELETE FROM meetings WHERE server_id = ?1", [id])
-            .map_err(backend)?;
-        let n = tx
-            .execute("DELETE FROM servers WHERE id = ?1", [id])
-            .map_err(backend)?;
-        tx.commit().map_err(backend)?;
-        Ok(n > 0)
+        let id = id.to_owned();
+        self.blocking(move |this| {
+            let id = id.as_str();
+            let mut conn = this.writer()?;
+            let tx = conn.transaction().map_err(backend)?;
+            tx.execute("DELETE FROM meetings WHERE server_id = ?1", [id])
+                .map_err(backend)?;
+            let n = tx
+                .execute("DELETE FROM servers WHERE id = ?1", [id])
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn add_load(&self, deltas: &[(String, f64)]) -> StoreResult<()> {
-        let mut conn = self.writer().await?;
-        let tx = conn.transaction().map_err(backend)?;
-        {
-            let mut stmt = tx
-                .prepare_cached("UPDATE servers SET load = load + ?2 WHERE id = ?1 AND load IS NOT NULL AND state = 'enabled'")
-                .map_err(backend)?;
-            for (id, d) in deltas {
-                stmt.execute(params![id, d]).map_err(backend)?;
+        let deltas = deltas.to_vec();
+        self.blocking(move |this| {
+            let deltas = deltas.as_slice();
+            let mut conn = this.writer()?;
+            let tx = conn.transaction().map_err(backend)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached("UPDATE servers SET load = load + ?2 WHERE id = ?1 AND load IS NOT NULL AND state = 'enabled'")
+                    .map_err(backend)?;
+                for (id, d) in deltas {
+                    stmt.execute(params![id, d]).map_err(backend)?;
+                }
             }
-        }
-        tx.commit().map_err(backend)
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 
     async fn save_poll(&self, id: &str, u: &PollUpdate) -> StoreResult<()> {
-        let conn = self.writer().await?;
-        conn.execute(
-            "UPDATE servers SET online = ?2, load = CASE WHEN state = 'disabled' THEN NULL ELSE ?3 END,
-                 meetings = ?4, users = ?5, largest_meeting = ?6, videos = ?7,
-                 bbb_version = COALESCE(?8, bbb_version), healthy_counter = ?9, unhealthy_counter = ?10,
-                 state = COALESCE(?11, state)
-             WHERE id = ?1",
-            params![
-                id,
-                u.online,
-                u.load,
-                u.stats.meetings,
-                u.stats.users,
-                u.stats.largest_meeting,
-                u.stats.videos,
-                u.bbb_version,
-                u.healthy_counter,
-                u.unhealthy_counter,
-                u.state.map(ServerState::as_str),
-            ],
-        )
-        .map_err(backend)?;
-        Ok(())
+        let id = id.to_owned();
+        let u = u.clone();
+        self.blocking(move |this| {
+            let id = id.as_str();
+            let u = &u;
+            let conn = this.writer()?;
+            conn.execute(
+                "UPDATE servers SET online = ?2, load = CASE WHEN state = 'disabled' THEN NULL ELSE ?3 END,
+                     meetings = ?4, users = ?5, largest_meeting = ?6, videos = ?7,
+                     bbb_version = COALESCE(?8, bbb_version), healthy_counter = ?9, unhealthy_counter = ?10,
+                     state = COALESCE(?11, state)
+                 WHERE id = ?1",
+                params![
+                    id,
+                    u.online,
+                    u.load,
+                    u.stats.meetings,
+                    u.stats.users,
+                    u.stats.largest_meeting,
+                    u.stats.videos,
+                    u.bbb_version,
+                    u.healthy_counter,
+                    u.unhealthy_counter,
+                    u.state.map(ServerState::as_str),
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn meeting(
@@ -511,110 +569,150 @@ impl PoolStore for SqliteStore {
         tenant_id: &str,
         meeting_id: &str,
     ) -> StoreResult<Option<(Meeting, Option<Server>)>> {
-        // One query for the hottest path (join): the meeting and its server together.
-        let conn = self.conn()?;
-        let cols = SERVER_COLUMNS
-            .split(", ")
-            .map(|c| format!("s.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mcols = MEETING_COLUMNS
-            .split(", ")
-            .map(|c| format!("m.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT {mcols}, s.id IS NOT NULL, {cols} FROM meetings m LEFT JOIN servers s ON s.id = m.server_id \
-             WHERE m.tenant_id = ?1 AND m.meeting_id = ?2"
-        );
-        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-        stmt.query_row([tenant_id, meeting_id], |r| {
-            let m = meeting_from_row(r)?;
-            let has_server: bool = r.get(6)?;
-            let server = if has_server {
-                Some(server_from_row_at(r, 7)?)
-            } else {
-                None
-            };
-            Ok((m, server))
+        let tenant_id = tenant_id.to_owned();
+        let meeting_id = meeting_id.to_owned();
+        self.blocking(move |this| {
+            let tenant_id = tenant_id.as_str();
+            let meeting_id = meeting_id.as_str();
+            // One query for the hottest path (join): the meeting and its server together.
+            let conn = this.conn()?;
+            let cols = SERVER_COLUMNS
+                .split(", ")
+                .map(|c| format!("s.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mcols = MEETING_COLUMNS
+                .split(", ")
+                .map(|c| format!("m.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT {mcols}, s.id IS NOT NULL, {cols} FROM meetings m LEFT JOIN servers s ON s.id = m.server_id \
+                 WHERE m.tenant_id = ?1 AND m.meeting_id = ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            stmt.query_row([tenant_id, meeting_id], |r| {
+                let m = meeting_from_row(r)?;
+                let has_server: bool = r.get(6)?;
+                let server = if has_server {
+                    Some(server_from_row_at(r, 7)?)
+                } else {
+                    None
+                };
+                Ok((m, server))
+            })
+            .optional()
+            .map_err(backend)
         })
-        .optional()
-        .map_err(backend)
+        .await
     }
 
-    async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome> {
-        let mut conn = self.writer().await?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        if let Some(m) = Self::meeting_sync(&tx, req.tenant_id, req.meeting_id)? {
-            return Ok(PlaceOutcome::Existing(m));
-        }
-        if let Some(limit) = req.max_tenant_meetings {
-            let running: u32 = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM meetings WHERE tenant_id = ?1",
-                    [req.tenant_id],
-                    |r| r.get(0),
-                )
-                .map_err(backend)?;
-            if running >= limit {
-                return Ok(PlaceOutcome::TenantLimit(limit));
+    async fn placement_snapshot(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+        count_tenant: bool,
+        voice_bridges: &[String],
+    ) -> StoreResult<PlacementSnapshot> {
+        let tenant_id = tenant_id.to_owned();
+        let meeting_id = meeting_id.to_owned();
+        let voice_bridges = voice_bridges.to_vec();
+        self.blocking(move |this| {
+            let tenant_id = tenant_id.as_str();
+            let meeting_id = meeting_id.as_str();
+            let voice_bridges = voice_bridges.as_slice();
+            let mut conn = this.conn()?;
+            // One read transaction: a consistent snapshot (WAL), and no write lock taken.
+            let tx = conn.transaction().map_err(backend)?;
+            let existing = Self::meeting_sync(&tx, tenant_id, meeting_id)?;
+            if existing.is_some() {
+                return Ok(PlacementSnapshot {
+                    existing,
+                    ..Default::default()
+                });
             }
-        }
-        let servers = Self::servers_sync(&tx)?;
-        let id = match (req.choose)(&servers) {
-            Ok(id) => id,
-            Err(e) => return Ok(PlaceOutcome::Refused(e)),
-        };
-        let Some(mut server) = servers.into_iter().find(|s| s.id == id) else {
-            return Ok(PlaceOutcome::Refused(ChoiceError::NoServer));
-        };
-        let mut voice_bridge = None;
-        {
-            let mut taken = tx
-                .prepare_cached("SELECT 1 FROM meetings WHERE voice_bridge = ?1")
-                .map_err(backend)?;
-            for vb in req.voice_bridges {
-                if !taken.exists([vb]).map_err(backend)? {
-                    voice_bridge = Some(vb.clone());
-                    break;
+            let tenant_meetings = if count_tenant {
+                Self::tenant_meeting_count(&tx, tenant_id)?
+            } else {
+                0
+            };
+            let servers = Self::servers_sync(&tx)?;
+            let mut free_voice_bridges = Vec::new();
+            {
+                let mut taken = tx
+                    .prepare_cached("SELECT 1 FROM meetings WHERE voice_bridge = ?1")
+                    .map_err(backend)?;
+                for vb in voice_bridges {
+                    if !taken.exists([vb]).map_err(backend)? {
+                        free_voice_bridges.push(vb.clone());
+                    }
                 }
             }
-        }
-        let Some(voice_bridge) = voice_bridge else {
-            return Ok(PlaceOutcome::NoVoiceBridge);
-        };
-        let meeting = Meeting {
-            tenant_id: req.tenant_id.to_string(),
-            meeting_id: req.meeting_id.to_string(),
-            server_id: server.id.clone(),
-            moderator_pw: req.moderator_pw.to_string(),
-            voice_bridge,
-            created_at: req.now_ms,
-        };
-        tx.prepare_cached(&format!(
-            "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-        ))
-        .and_then(|mut st| {
-            st.execute(params![
-                meeting.tenant_id,
-                meeting.meeting_id,
-                meeting.server_id,
-                meeting.moderator_pw,
-                meeting.voice_bridge,
-                meeting.created_at
-            ])
+            Ok(PlacementSnapshot {
+                existing,
+                servers,
+                tenant_meetings,
+                free_voice_bridges,
+            })
         })
-        .map_err(backend)?;
-        if let Some(load) = server.load.as_mut() {
-            *load += server.load_multiplier;
-            tx.prepare_cached("UPDATE servers SET load = ?2 WHERE id = ?1")
-                .and_then(|mut st| st.execute(params![server.id, *load]))
+        .await
+    }
+
+    async fn commit_placement(&self, commit: &PlacementCommit) -> StoreResult<CommitOutcome> {
+        let commit = commit.clone();
+        self.blocking(move |this| {
+            let commit = &commit;
+            use placement::{Conflict, ServerGuard};
+            let m = &commit.meeting;
+            let mut conn = this.writer()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-        }
-        tx.commit().map_err(backend)?;
-        Ok(PlaceOutcome::Placed(meeting, server))
+            if let Some(existing) = Self::meeting_sync(&tx, &m.tenant_id, &m.meeting_id)? {
+                return Ok(CommitOutcome::Existing(existing));
+            }
+            match Self::server_sync(&tx, &m.server_id)? {
+                Some(s) if ServerGuard::of(&s) == commit.guard => {}
+                _ => return Ok(CommitOutcome::Conflict(Conflict::Server)),
+            }
+            if let Some(limit) = commit.max_tenant_meetings {
+                if Self::tenant_meeting_count(&tx, &m.tenant_id)? >= limit {
+                    return Ok(CommitOutcome::Conflict(Conflict::TenantLimit));
+                }
+            }
+            let inserted = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                ))
+                .and_then(|mut st| {
+                    st.execute(params![
+                        m.tenant_id,
+                        m.meeting_id,
+                        m.server_id,
+                        m.moderator_pw,
+                        m.voice_bridge,
+                        m.created_at
+                    ])
+                });
+            match inserted {
+                Ok(_) => {}
+                // The meeting key was checked above: the voice bridge is taken.
+                Err(e) if is_unique_violation(&e) => {
+                    return Ok(CommitOutcome::Conflict(Conflict::VoiceBridge))
+                }
+                Err(e) => return Err(backend(e)),
+            }
+            if commit.guard.has_load {
+                tx.prepare_cached("UPDATE servers SET load = load + load_multiplier WHERE id = ?1")
+                    .and_then(|mut st| st.execute([&m.server_id]))
+                    .map_err(backend)?;
+            }
+            let server = Self::server_sync(&tx, &m.server_id)?
+                .ok_or_else(|| backend("the server vanished inside its own transaction"))?;
+            tx.commit().map_err(backend)?;
+            Ok(CommitOutcome::Placed(server))
+        })
+        .await
     }
 
     async fn delete_meeting(
@@ -622,12 +720,19 @@ impl PoolStore for SqliteStore {
         tenant_id: &str,
         meeting_id: &str,
     ) -> StoreResult<Option<Meeting>> {
-        let conn = self.writer().await?;
-        conn.prepare_cached(&format!(
-            "DELETE FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2 RETURNING {MEETING_COLUMNS}"
-        ))
-        .and_then(|mut s| s.query_row([tenant_id, meeting_id], meeting_from_row).optional())
-        .map_err(backend)
+        let tenant_id = tenant_id.to_owned();
+        let meeting_id = meeting_id.to_owned();
+        self.blocking(move |this| {
+            let tenant_id = tenant_id.as_str();
+            let meeting_id = meeting_id.as_str();
+            let conn = this.writer()?;
+            conn.prepare_cached(&format!(
+                "DELETE FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2 RETURNING {MEETING_COLUMNS}"
+            ))
+            .and_then(|mut s| s.query_row([tenant_id, meeting_id], meeting_from_row).optional())
+            .map_err(backend)
+        })
+        .await
     }
 
     async fn delete_meeting_on(
@@ -636,22 +741,37 @@ impl PoolStore for SqliteStore {
         meeting_id: &str,
         server_id: &str,
     ) -> StoreResult<bool> {
-        let conn = self.writer().await?;
-        let n = conn
-            .execute(
-                "DELETE FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2 AND server_id = ?3",
-                [tenant_id, meeting_id, server_id],
-            )
-            .map_err(backend)?;
-        Ok(n > 0)
+        let tenant_id = tenant_id.to_owned();
+        let meeting_id = meeting_id.to_owned();
+        let server_id = server_id.to_owned();
+        self.blocking(move |this| {
+            let tenant_id = tenant_id.as_str();
+            let meeting_id = meeting_id.as_str();
+            let server_id = server_id.as_str();
+            let conn = this.writer()?;
+            let n = conn
+                .execute(
+                    "DELETE FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2 AND server_id = ?3",
+                    [tenant_id, meeting_id, server_id],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn meetings(&self) -> StoreResult<Vec<Meeting>> {
-        self.meetings_where("", &[])
+        self.blocking(move |this| this.meetings_where("", &[]))
+            .await
     }
 
     async fn meetings_on(&self, server_id: &str) -> StoreResult<Vec<Meeting>> {
-        self.meetings_where("WHERE server_id = ?1", &[&server_id])
+        let server_id = server_id.to_owned();
+        self.blocking(move |this| {
+            let server_id = server_id.as_str();
+            this.meetings_where("WHERE server_id = ?1", &[&server_id])
+        })
+        .await
     }
 
     async fn forget_meetings_except(
@@ -660,333 +780,478 @@ impl PoolStore for SqliteStore {
         keep: &[String],
         created_before_ms: i64,
     ) -> StoreResult<Vec<Meeting>> {
-        let mut conn = self.writer().await?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let mut gone = Vec::new();
-        {
-            let mut stmt = tx
-                .prepare_cached(&format!(
-                    "SELECT {MEETING_COLUMNS} FROM meetings WHERE server_id = ?1"
-                ))
+        let server_id = server_id.to_owned();
+        let keep = keep.to_vec();
+        self.blocking(move |this| {
+            let server_id = server_id.as_str();
+            let keep = keep.as_slice();
+            let mut conn = this.writer()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            let rows = stmt
-                .query_map([server_id], meeting_from_row)
-                .map_err(backend)?;
-            for m in rows {
-                let m = m.map_err(backend)?;
-                let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
-                if m.created_at < created_before_ms && !keep.contains(&bbb_id) {
-                    gone.push(m);
+            let mut gone = Vec::new();
+            {
+                let mut stmt = tx
+                    .prepare_cached(&format!(
+                        "SELECT {MEETING_COLUMNS} FROM meetings WHERE server_id = ?1"
+                    ))
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query_map([server_id], meeting_from_row)
+                    .map_err(backend)?;
+                for m in rows {
+                    let m = m.map_err(backend)?;
+                    let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
+                    if m.created_at < created_before_ms && !keep.contains(&bbb_id) {
+                        gone.push(m);
+                    }
+                }
+                let mut del = tx
+                    .prepare_cached("DELETE FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2 AND server_id = ?3")
+                    .map_err(backend)?;
+                for m in &gone {
+                    del.execute([&m.tenant_id, &m.meeting_id, server_id])
+                        .map_err(backend)?;
                 }
             }
-            let mut del = tx
-                .prepare_cached("DELETE FROM meetings WHERE tenant_id = ?1 AND meeting_id = ?2 AND server_id = ?3")
-                .map_err(backend)?;
-            for m in &gone {
-                del.execute([&m.tenant_id, &m.meeting_id, server_id])
-                    .map_err(backend)?;
-            }
-        }
-        tx.commit().map_err(backend)?;
-        Ok(gone)
+            tx.commit().map_err(backend)?;
+            Ok(gone)
+        })
+        .await
     }
 
     async fn meeting_by_voice_bridge(&self, voice_bridge: &str) -> StoreResult<Option<Meeting>> {
-        Ok(self
-            .meetings_where("WHERE voice_bridge = ?1", &[&voice_bridge])?
-            .into_iter()
-            .next())
+        let voice_bridge = voice_bridge.to_owned();
+        self.blocking(move |this| {
+            let voice_bridge = voice_bridge.as_str();
+            Ok(this
+                .meetings_where("WHERE voice_bridge = ?1", &[&voice_bridge])?
+                .into_iter()
+                .next())
+        })
+        .await
     }
 
     async fn add_tenant(&self, t: &Tenant) -> StoreResult<()> {
-        let conn = self.writer().await?;
-        conn.execute(
-            &format!("INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
-            params![
-                t.id,
-                t.name,
-                t.secrets.join(":"),
-                t.max_meetings,
-                t.max_participants
-            ],
-        )
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::AlreadyExists(format!("a tenant named '{}'", t.name))
-            } else {
-                backend(e)
-            }
-        })?;
-        Ok(())
+        let t = t.clone();
+        self.blocking(move |this| {
+            let t = &t;
+            let conn = this.writer()?;
+            conn.execute(
+                &format!("INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+                params![
+                    t.id,
+                    t.name,
+                    t.secrets.join(":"),
+                    t.max_meetings,
+                    t.max_participants
+                ],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::AlreadyExists(format!("a tenant named '{}'", t.name))
+                } else {
+                    backend(e)
+                }
+            })?;
+            Ok(())
+        })
+        .await
     }
 
     async fn tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
-        self.tenant_where("id = ?1", id)
+        let id = id.to_owned();
+        self.blocking(move |this| {
+            let id = id.as_str();
+            this.tenant_where("id = ?1", id)
+        })
+        .await
     }
 
     async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>> {
-        self.tenant_where("name = ?1", name)
+        let name = name.to_owned();
+        self.blocking(move |this| {
+            let name = name.as_str();
+            this.tenant_where("name = ?1", name)
+        })
+        .await
     }
 
     async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
-        let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name");
-        Self::query_all(&*self.conn()?, &sql, [], tenant_from_row)
+        self.blocking(move |this| {
+            let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name");
+            Self::query_all(&*this.conn()?, &sql, [], tenant_from_row)
+        })
+        .await
     }
 
     async fn update_tenant(&self, id: &str, p: &TenantPatch) -> StoreResult<Option<Tenant>> {
-        let mut conn = self.writer().await?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let Some(mut t) = tx
-            .prepare_cached(&format!(
-                "SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?1"
-            ))
-            .and_then(|mut s| s.query_row([id], tenant_from_row).optional())
-            .map_err(backend)?
-        else {
-            return Ok(None);
-        };
-        if let Some(n) = &p.name {
-            t.name = n.clone();
-        }
-        if let Some(s) = &p.secrets {
-            t.secrets = s.clone();
-        }
-        if let Some(m) = p.max_meetings {
-            t.max_meetings = m;
-        }
-        if let Some(m) = p.max_participants {
-            t.max_participants = m;
-        }
-        tx.execute(
-            "UPDATE tenants SET name = ?2, secrets = ?3, max_meetings = ?4, max_participants = ?5 WHERE id = ?1",
-            params![id, t.name, t.secrets.join(":"), t.max_meetings, t.max_participants],
-        )
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::AlreadyExists(format!("a tenant named '{}'", t.name))
-            } else {
-                backend(e)
+        let id = id.to_owned();
+        let p = p.clone();
+        self.blocking(move |this| {
+            let id = id.as_str();
+            let p = &p;
+            let mut conn = this.writer()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let Some(mut t) = tx
+                .prepare_cached(&format!(
+                    "SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?1"
+                ))
+                .and_then(|mut s| s.query_row([id], tenant_from_row).optional())
+                .map_err(backend)?
+            else {
+                return Ok(None);
+            };
+            if let Some(n) = &p.name {
+                t.name = n.clone();
             }
-        })?;
-        tx.commit().map_err(backend)?;
-        Ok(Some(t))
+            if let Some(s) = &p.secrets {
+                t.secrets = s.clone();
+            }
+            if let Some(m) = p.max_meetings {
+                t.max_meetings = m;
+            }
+            if let Some(m) = p.max_participants {
+                t.max_participants = m;
+            }
+            tx.execute(
+                "UPDATE tenants SET name = ?2, secrets = ?3, max_meetings = ?4, max_participants = ?5 WHERE id = ?1",
+                params![id, t.name, t.secrets.join(":"), t.max_meetings, t.max_participants],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::AlreadyExists(format!("a tenant named '{}'", t.name))
+                } else {
+                    backend(e)
+                }
+            })?;
+            tx.commit().map_err(backend)?;
+            Ok(Some(t))
+        })
+        .await
     }
 
     async fn set_tenant_lrs(&self, tenant_id: &str, lrs: Option<&TenantLrs>) -> StoreResult<bool> {
-        let mut conn = self.writer().await?;
-        let tx = conn.transaction().map_err(backend)?;
-        let exists = tx
-            .prepare_cached("SELECT 1 FROM tenants WHERE id = ?1")
-            .and_then(|mut st| st.exists([tenant_id]))
-            .map_err(backend)?;
-        if !exists {
-            return Ok(false);
-        }
-        tx.execute("DELETE FROM tenant_lrs WHERE tenant_id = ?1", [tenant_id])
-            .map_err(backend)?;
-        if let Some(l) = lrs {
-            tx.execute(
-                "INSERT INTO tenant_lrs (tenant_id, endpoint, username, password, kc_token_url, kc_client_id, kc_client_secret, kc_username, kc_password)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![tenant_id, l.endpoint, l.username, l.password, l.kc_token_url, l.kc_client_id, l.kc_client_secret, l.kc_username, l.kc_password],
-            )
-            .map_err(backend)?;
-        }
-        tx.commit().map_err(backend)?;
-        Ok(true)
+        let tenant_id = tenant_id.to_owned();
+        let lrs = lrs.cloned();
+        self.blocking(move |this| {
+            let tenant_id = tenant_id.as_str();
+            let lrs = lrs.as_ref();
+            let mut conn = this.writer()?;
+            let tx = conn.transaction().map_err(backend)?;
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM tenants WHERE id = ?1")
+                .and_then(|mut st| st.exists([tenant_id]))
+                .map_err(backend)?;
+            if !exists {
+                return Ok(false);
+            }
+            tx.execute("DELETE FROM tenant_lrs WHERE tenant_id = ?1", [tenant_id])
+                .map_err(backend)?;
+            if let Some(l) = lrs {
+                tx.execute(
+                    "INSERT INTO tenant_lrs (tenant_id, endpoint, username, password, kc_token_url, kc_client_id, kc_client_secret, kc_username, kc_password)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![tenant_id, l.endpoint, l.username, l.password, l.kc_token_url, l.kc_client_id, l.kc_client_secret, l.kc_username, l.kc_password],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn tenant_lrs(&self, tenant_id: &str) -> StoreResult<Option<TenantLrs>> {
-        self.conn()?
-            .prepare_cached(
-                "SELECT endpoint, username, password, kc_token_url, kc_client_id, kc_client_secret, kc_username, kc_password
-                 FROM tenant_lrs WHERE tenant_id = ?1",
-            )
-            .and_then(|mut st| {
-                st.query_row([tenant_id], |r| {
-                    Ok(TenantLrs {
-                        endpoint: r.get(0)?,
-                        username: r.get(1)?,
-                        password: r.get(2)?,
-                        kc_token_url: r.get(3)?,
-                        kc_client_id: r.get(4)?,
-                        kc_client_secret: r.get(5)?,
-                        kc_username: r.get(6)?,
-                        kc_password: r.get(7)?,
+        let tenant_id = tenant_id.to_owned();
+        self.blocking(move |this| {
+            let tenant_id = tenant_id.as_str();
+            this.conn()?
+                .prepare_cached(
+                    "SELECT endpoint, username, password, kc_token_url, kc_client_id, kc_client_secret, kc_username, kc_password
+                     FROM tenant_lrs WHERE tenant_id = ?1",
+                )
+                .and_then(|mut st| {
+                    st.query_row([tenant_id], |r| {
+                        Ok(TenantLrs {
+                            endpoint: r.get(0)?,
+                            username: r.get(1)?,
+                            password: r.get(2)?,
+                            kc_token_url: r.get(3)?,
+                            kc_client_id: r.get(4)?,
+                            kc_client_secret: r.get(5)?,
+                            kc_username: r.get(6)?,
+                            kc_password: r.get(7)?,
+                        })
                     })
+                    .optional()
                 })
-                .optional()
-            })
-            .map_err(backend)
+                .map_err(backend)
+        })
+        .await
     }
 
     async fn remove_tenant(&self, id: &str) -> StoreResult<bool> {
-        let mut conn = self.writer().await?;
-        let tx = conn.transaction().map_err(backend)?;
-        tx.execute("DELETE FROM tenant_settings WHERE tenant_id = ?1", [id])
-            .map_err(backend)?;
-        tx.execute("DELETE FROM tenant_lrs WHERE tenant_id = ?1", [id])
-            .map_err(backend)?;
-        let n = tx
-            .execute("DELETE FROM tenants WHERE id = ?1", [id])
-            .map_err(backend)?;
-        tx.commit().map_err(backend)?;
-        Ok(n > 0)
+        let id = id.to_owned();
+        self.blocking(move |this| {
+            let id = id.as_str();
+            let mut conn = this.writer()?;
+            let tx = conn.transaction().map_err(backend)?;
+            tx.execute("DELETE FROM tenant_settings WHERE tenant_id = ?1", [id])
+                .map_err(backend)?;
+            tx.execute("DELETE FROM tenant_lrs WHERE tenant_id = ?1", [id])
+                .map_err(backend)?;
+            let n = tx
+                .execute("DELETE FROM tenants WHERE id = ?1", [id])
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn add_tenant_setting(&self, s: &TenantSetting) -> StoreResult<()> {
-        self.writer().await?
-            .execute(
-                "INSERT INTO tenant_settings (id, tenant_id, param, value, is_override) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![s.id, s.tenant_id, s.param, s.value, s.is_override],
-            )
-            .map_err(backend)?;
-        Ok(())
+        let s = s.clone();
+        self.blocking(move |this| {
+            let s = &s;
+            this.writer()?
+                .execute(
+                    "INSERT INTO tenant_settings (id, tenant_id, param, value, is_override) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![s.id, s.tenant_id, s.param, s.value, s.is_override],
+                )
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn tenant_settings(&self, tenant_id: &str) -> StoreResult<Vec<TenantSetting>> {
-        Self::query_all(
-            &*self.conn()?,
-            "SELECT id, tenant_id, param, value, is_override FROM tenant_settings WHERE tenant_id = ?1 ORDER BY rowid",
-            [tenant_id],
-            setting_from_row,
-        )
+        let tenant_id = tenant_id.to_owned();
+        self.blocking(move |this| {
+            let tenant_id = tenant_id.as_str();
+            Self::query_all(
+                &*this.conn()?,
+                "SELECT id, tenant_id, param, value, is_override FROM tenant_settings WHERE tenant_id = ?1 ORDER BY rowid",
+                [tenant_id],
+                setting_from_row,
+            )
+        })
+        .await
     }
 
     async fn remove_tenant_setting(&self, id: &str) -> StoreResult<bool> {
-        let n = self
-            .conn()?
-            .execute("DELETE FROM tenant_settings WHERE id = ?1", [id])
-            .map_err(backend)?;
-        Ok(n > 0)
+        let id = id.to_owned();
+        self.blocking(move |this| {
+            let id = id.as_str();
+            let n = this
+                .conn()?
+                .execute("DELETE FROM tenant_settings WHERE id = ?1", [id])
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn tenant_usage(&self, tenant_id: &str) -> StoreResult<(u32, u32)> {
-        self.conn()?
-            .query_row(
-                "SELECT COUNT(*), COALESCE(SUM(participants), 0) FROM meetings WHERE tenant_id = ?1",
-                [tenant_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(backend)
+        let tenant_id = tenant_id.to_owned();
+        self.blocking(move |this| {
+            let tenant_id = tenant_id.as_str();
+            this.conn()?
+                .query_row(
+                    "SELECT COUNT(*), COALESCE(SUM(participants), 0) FROM meetings WHERE tenant_id = ?1",
+                    [tenant_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn admit_participant(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+        limit: u32,
+    ) -> StoreResult<bool> {
+        let tenant_id = tenant_id.to_owned();
+        let meeting_id = meeting_id.to_owned();
+        self.blocking(move |this| {
+            let tenant_id = tenant_id.as_str();
+            let meeting_id = meeting_id.as_str();
+            let n = this
+                .writer()?
+                .prepare_cached(
+                    "UPDATE meetings SET participants = participants + 1
+                     WHERE tenant_id = ?1 AND meeting_id = ?2
+                       AND (SELECT COALESCE(SUM(participants), 0) FROM meetings WHERE tenant_id = ?1) < ?3",
+                )
+                .and_then(|mut st| st.execute(params![tenant_id, meeting_id, limit]))
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn add_participant(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<()> {
-        self.writer().await?
-            .execute(
-                "UPDATE meetings SET participants = participants + 1 WHERE tenant_id = ?1 AND meeting_id = ?2",
-                [tenant_id, meeting_id],
-            )
-            .map_err(backend)?;
-        Ok(())
+        let tenant_id = tenant_id.to_owned();
+        let meeting_id = meeting_id.to_owned();
+        self.blocking(move |this| {
+            let tenant_id = tenant_id.as_str();
+            let meeting_id = meeting_id.as_str();
+            this.writer()?
+                .execute(
+                    "UPDATE meetings SET participants = participants + 1 WHERE tenant_id = ?1 AND meeting_id = ?2",
+                    [tenant_id, meeting_id],
+                )
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()> {
-        let mut conn = self.writer().await?;
-        let tx = conn.transaction().map_err(backend)?;
-        {
-            let mut stmt = tx
-                .prepare_cached("SELECT tenant_id, meeting_id FROM meetings WHERE server_id = ?1")
-                .map_err(backend)?;
-            let ids: Vec<(String, String)> = stmt
-                .query_map([server_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(backend)?
-                .collect::<Result<_, _>>()
-                .map_err(backend)?;
-            let mut upd = tx
-                .prepare_cached(
-                    "UPDATE meetings SET participants = ?3 WHERE tenant_id = ?1 AND meeting_id = ?2",
-                )
-                .map_err(backend)?;
-            for (t, m) in ids {
-                let bbb_id = crate::tenant::scope(&t, &m);
-                if let Some((_, n)) = counts.iter().find(|(id, _)| *id == bbb_id) {
-                    upd.execute(params![t, m, n]).map_err(backend)?;
+        let server_id = server_id.to_owned();
+        let counts = counts.to_vec();
+        self.blocking(move |this| {
+            let server_id = server_id.as_str();
+            let counts = counts.as_slice();
+            let mut conn = this.writer()?;
+            let tx = conn.transaction().map_err(backend)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached("SELECT tenant_id, meeting_id FROM meetings WHERE server_id = ?1")
+                    .map_err(backend)?;
+                let ids: Vec<(String, String)> = stmt
+                    .query_map([server_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(backend)?
+                    .collect::<Result<_, _>>()
+                    .map_err(backend)?;
+                let mut upd = tx
+                    .prepare_cached(
+                        "UPDATE meetings SET participants = ?3 WHERE tenant_id = ?1 AND meeting_id = ?2",
+                    )
+                    .map_err(backend)?;
+                for (t, m) in ids {
+                    let bbb_id = crate::tenant::scope(&t, &m);
+                    if let Some((_, n)) = counts.iter().find(|(id, _)| *id == bbb_id) {
+                        upd.execute(params![t, m, n]).map_err(backend)?;
+                    }
                 }
             }
-        }
-        tx.commit().map_err(backend)
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl Outbox for SqliteStore {
     async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<bool> {
-        let variants = serde_json::to_string(&cb.variants).map_err(backend)?;
-        let n = self
-            .writer()
-            .await?
-            .execute(
-                "INSERT INTO callbacks (id, kind, method, url, variants, attempts, next_attempt_at, created_at, status, last_error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(id) DO NOTHING",
-                params![cb.id, cb.kind, cb.method, cb.url, variants, cb.attempts, cb.next_attempt_at, cb.created_at, cb.status, cb.last_error],
-            )
-            .map_err(backend)?;
-        Ok(n > 0)
+        let cb = cb.clone();
+        self.blocking(move |this| {
+            let cb = &cb;
+            let variants = serde_json::to_string(&cb.variants).map_err(backend)?;
+            let n = this
+                .writer()?
+                .execute(
+                    "INSERT INTO callbacks (id, kind, method, url, variants, attempts, next_attempt_at, created_at, status, last_error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(id) DO NOTHING",
+                    params![cb.id, cb.kind, cb.method, cb.url, variants, cb.attempts, cb.next_attempt_at, cb.created_at, cb.status.as_str(), cb.last_error],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn due_callbacks(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<OutgoingCallback>> {
-        self.callbacks_where(
-            "WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2",
-            &[&now_ms, &(limit as i64)],
-        )
+        self.blocking(move |this| {
+            this.callbacks_where(
+                "WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2",
+                &[&now_ms, &(limit as i64)],
+            )
+        })
+        .await
     }
 
     async fn update_callback(
         &self,
         id: &str,
-        status: &str,
+        status: CallbackStatus,
         attempts: u32,
         next_attempt_at: i64,
         last_error: &str,
     ) -> StoreResult<()> {
-        self.writer().await?
-            .execute(
-                "UPDATE callbacks SET status = ?2, attempts = ?3, next_attempt_at = ?4, last_error = ?5 WHERE id = ?1",
-                params![id, status, attempts, next_attempt_at, last_error],
-            )
-            .map_err(backend)?;
-        Ok(())
+        let id = id.to_owned();
+        let last_error = last_error.to_owned();
+        self.blocking(move |this| {
+            let id = id.as_str();
+            let last_error = last_error.as_str();
+            this.writer()?
+                .execute(
+                    "UPDATE callbacks SET status = ?2, attempts = ?3, next_attempt_at = ?4, last_error = ?5 WHERE id = ?1",
+                    params![id, status.as_str(), attempts, next_attempt_at, last_error],
+                )
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn callbacks(&self) -> StoreResult<Vec<OutgoingCallback>> {
-        self.callbacks_where("ORDER BY created_at", &[])
+        self.blocking(move |this| this.callbacks_where("ORDER BY created_at", &[]))
+            .await
     }
 }
 
 #[async_trait]
 impl LeaseStore for SqliteStore {
-    async fn take_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now_ms: i64,
-        ttl_ms: i64,
-    ) -> StoreResult<bool> {
-        let conn = self.writer().await?;
-        let n = conn
-            .execute(
-                "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-                 WHERE leases.holder = excluded.holder OR leases.expires_at < ?4",
-                params![name, holder, now_ms + ttl_ms, now_ms],
-            )
-            .map_err(backend)?;
-        Ok(n > 0)
+    async fn now(&self) -> StoreResult<i64> {
+        self.blocking(move |this| {
+            this.conn()?
+                .query_row(&format!("SELECT {NOW_MS}"), [], |r| r.get(0))
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn take_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
+        let name = name.to_owned();
+        let holder = holder.to_owned();
+        self.blocking(move |this| {
+            let name = name.as_str();
+            let holder = holder.as_str();
+            let conn = this.writer()?;
+            let n = conn
+                .prepare_cached(&format!(
+                    "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, {NOW_MS} + ?3)
+                     ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                     WHERE leases.holder = excluded.holder OR leases.expires_at < {NOW_MS}"
+                ))
+                .and_then(|mut st| st.execute(params![name, holder, ttl_ms]))
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
-        let conn = self.writer().await?;
-        conn.execute(
-            "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
-            [name, holder],
-        )
-        .map_err(backend)?;
-        Ok(())
+        let name = name.to_owned();
+        let holder = holder.to_owned();
+        self.blocking(move |this| {
+            let name = name.as_str();
+            let holder = holder.as_str();
+            let conn = this.writer()?;
+            conn.execute(
+                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+                [name, holder],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -1083,14 +1348,15 @@ mod tests {
     #[tokio::test]
     async fn a_lease_is_exclusive_until_it_expires() {
         let (_d, st) = store();
-        assert!(st.take_lease("poller", "p1", 1000, 500).await.unwrap());
-        assert!(!st.take_lease("poller", "p2", 1200, 500).await.unwrap());
+        assert!(st.take_lease("poller", "p1", 300).await.unwrap());
+        assert!(!st.take_lease("poller", "p2", 300).await.unwrap());
         assert!(
-            st.take_lease("poller", "p1", 1200, 500).await.unwrap(),
+            st.take_lease("poller", "p1", 300).await.unwrap(),
             "the holder renews"
         );
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
         assert!(
-            st.take_lease("poller", "p2", 1800, 500).await.unwrap(),
+            st.take_lease("poller", "p2", 300).await.unwrap(),
             "an expired lease is taken over"
         );
     }

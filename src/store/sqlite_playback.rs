@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::playback::*;
-use super::sqlite::backend;
+use super::recordings::RecordingState;
+use super::sqlite::{backend, NOW_MS};
 use super::{SqliteStore, StoreResult};
 
 pub(super) const SCHEMA: &str = "
@@ -30,7 +31,7 @@ type AccessRow = (
     String,
     bool,
     bool,
-    Option<String>,
+    Option<RecordingState>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -52,7 +53,7 @@ fn access_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccessRow> {
 fn fold(rows: Vec<AccessRow>) -> BTreeMap<String, PlaybackAccess> {
     let mut out: BTreeMap<String, PlaybackAccess> = BTreeMap::new();
     for (rid, published, protected, state, tenant, format, url) in rows {
-        if state.as_deref() == Some("deleted") {
+        if state == Some(RecordingState::Deleted) {
             continue;
         }
         let a = out.entry(rid).or_insert_with(|| PlaybackAccess {
@@ -70,55 +71,57 @@ fn fold(rows: Vec<AccessRow>) -> BTreeMap<String, PlaybackAccess> {
 
 #[async_trait]
 impl TokenStore for SqliteStore {
-    async fn mint_playback_tokens(
-        &self,
-        tokens: &[NewToken],
-        expires_at_ms: i64,
-    ) -> StoreResult<()> {
-        if tokens.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.writer().await?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        tx.prepare_cached("DELETE FROM playback_tokens WHERE expires_at <= ?1")
-            .and_then(|mut s| s.execute([super::now_ms()]))
-            .map_err(backend)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO playback_tokens (token_hash, record_id, format, expires_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(backend)?;
-            for t in tokens {
-                stmt.execute(params![t.hash, t.record_id, t.format, expires_at_ms])
-                    .map_err(backend)?;
+    async fn mint_playback_tokens(&self, tokens: &[NewToken], ttl_ms: i64) -> StoreResult<()> {
+        let tokens = tokens.to_vec();
+        self.blocking(move |this| {
+            let tokens = tokens.as_slice();
+            if tokens.is_empty() {
+                return Ok(());
             }
-        }
-        tx.commit().map_err(backend)
+            let mut conn = this.writer()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            tx.prepare_cached(&format!(
+                "DELETE FROM playback_tokens WHERE expires_at <= {NOW_MS}"
+            ))
+            .and_then(|mut s| s.execute([]))
+            .map_err(backend)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(&format!(
+                        "INSERT OR REPLACE INTO playback_tokens (token_hash, record_id, format, expires_at)
+                         VALUES (?1, ?2, ?3, {NOW_MS} + ?4)"
+                    ))
+                    .map_err(backend)?;
+                for t in tokens {
+                    stmt.execute(params![t.hash, t.record_id, t.format, ttl_ms])
+                        .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 
-    async fn consume_playback_token(
-        &self,
-        hash: &str,
-        now_ms: i64,
-    ) -> StoreResult<Option<(String, String)>> {
-        let conn = self.writer().await?;
-        let row: Option<(String, String, i64)> = conn
-            .prepare_cached(
-                "DELETE FROM playback_tokens WHERE token_hash = ?1
-                 RETURNING record_id, format, expires_at",
-            )
-            .and_then(|mut s| {
-                s.query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
-            })
-            .map_err(backend)?;
-        Ok(row
-            .filter(|(_, _, exp)| *exp > now_ms)
-            .map(|(r, f, _)| (r, f)))
+    async fn consume_playback_token(&self, hash: &str) -> StoreResult<Option<(String, String)>> {
+        let hash = hash.to_owned();
+        self.blocking(move |this| {
+            let hash = hash.as_str();
+            let conn = this.writer()?;
+            let row: Option<(String, String, bool)> = conn
+                .prepare_cached(&format!(
+                    "DELETE FROM playback_tokens WHERE token_hash = ?1
+                     RETURNING record_id, format, expires_at > {NOW_MS}"
+                ))
+                .and_then(|mut s| {
+                    s.query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .optional()
+                })
+                .map_err(backend)?;
+            Ok(row.filter(|(_, _, live)| *live).map(|(r, f, _)| (r, f)))
+        })
+        .await
     }
 }
 
@@ -143,7 +146,7 @@ pub(super) fn access_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{now_ms, RecordingStore};
+    use crate::store::RecordingStore;
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
         crate::store::sqlite::test_store()
@@ -157,18 +160,14 @@ mod tests {
             record_id: "r1".into(),
             format: "presentation".into(),
         };
-        let now = now_ms();
-        s.mint_playback_tokens(&[t("a"), t("b")], now + 60_000)
-            .await
-            .unwrap();
-        let got = s.consume_playback_token("a", now).await.unwrap();
+        s.mint_playback_tokens(&[t("a")], 60_000).await.unwrap();
+        s.mint_playback_tokens(&[t("b")], 100).await.unwrap();
+        let got = s.consume_playback_token("a").await.unwrap();
         assert_eq!(got, Some(("r1".into(), "presentation".into())));
-        assert_eq!(s.consume_playback_token("a", now).await.unwrap(), None);
-        assert_eq!(
-            s.consume_playback_token("b", now + 61_000).await.unwrap(),
-            None
-        );
-        assert_eq!(s.consume_playback_token("zz", now).await.unwrap(), None);
+        assert_eq!(s.consume_playback_token("a").await.unwrap(), None);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(s.consume_playback_token("b").await.unwrap(), None);
+        assert_eq!(s.consume_playback_token("zz").await.unwrap(), None);
         assert_eq!(s.playback_access("nope").await.unwrap(), None);
     }
 }

@@ -87,6 +87,21 @@ CREATE TABLE recording_ready_urls (
 ) WITHOUT ROWID;
 ";
 
+impl rusqlite::types::ToSql for RecordingState {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for RecordingState {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let s = v.as_str()?;
+        RecordingState::parse(s).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown recording state '{s}'").into())
+        })
+    }
+}
+
 const REC_COLUMNS: &str =
     "id, record_id, meeting_id, internal_meeting_id, name, published, state, \
      starttime, endtime, participants, raw_size, is_breakout, parent_meeting_id, protected, \
@@ -360,11 +375,16 @@ fn upsert_meta(conn: &Connection, id: i64, key: &str, value: &str) -> StoreResul
 #[async_trait]
 impl RecordingStore for SqliteStore {
     async fn recording(&self, record_id: &str) -> StoreResult<Option<Recording>> {
-        let conn = self.conn()?;
-        match id_of(&conn, record_id)? {
-            Some(id) => Ok(load(&conn, &[id])?.into_iter().next()),
-            None => Ok(None),
-        }
+        let record_id = record_id.to_owned();
+        self.blocking(move |this| {
+            let record_id = record_id.as_str();
+            let conn = this.conn()?;
+            match id_of(&conn, record_id)? {
+                Some(id) => Ok(load(&conn, &[id])?.into_iter().next()),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     async fn recordings_by_ids(
@@ -372,135 +392,157 @@ impl RecordingStore for SqliteStore {
         record_ids: &[String],
         tenant_id: Option<&str>,
     ) -> StoreResult<Vec<Recording>> {
-        let conn = self.conn()?;
-        let ids = ids_for(&conn, record_ids, tenant_id)?;
-        load(&conn, &ids)
+        let record_ids = record_ids.to_vec();
+        let tenant_id = tenant_id.map(str::to_owned);
+        self.blocking(move |this| {
+            let record_ids = record_ids.as_slice();
+            let tenant_id = tenant_id.as_deref();
+            let conn = this.conn()?;
+            let ids = ids_for(&conn, record_ids, tenant_id)?;
+            load(&conn, &ids)
+        })
+        .await
     }
 
     async fn find_recordings(&self, q: &RecordingQuery) -> StoreResult<RecordingPage> {
-        let conn = self.conn()?;
-        let total = match q.limit {
-            Some(_) => {
-                let (clause, args) = where_clause(q, true);
-                let n: i64 = conn
-                    .prepare_cached(&format!("SELECT count(*) FROM recordings r {clause}"))
-                    .and_then(|mut s| s.query_row(params_from_iter(args.iter()), |r| r.get(0)))
-                    .map_err(backend)?;
-                Some(n as u64)
+        let q = q.clone();
+        self.blocking(move |this| {
+            let q = &q;
+            let conn = this.conn()?;
+            let total = match q.limit {
+                Some(_) => {
+                    let (clause, args) = where_clause(q, true);
+                    let n: i64 = conn
+                        .prepare_cached(&format!("SELECT count(*) FROM recordings r {clause}"))
+                        .and_then(|mut s| s.query_row(params_from_iter(args.iter()), |r| r.get(0)))
+                        .map_err(backend)?;
+                    Some(n as u64)
+                }
+                None => None,
+            };
+            let (clause, mut args) = where_clause(q, false);
+            // With a selective filter, sort its few matches; otherwise walk the newest-first index.
+            let order = if selective(q) {
+                "ORDER BY +r.starttime DESC, +r.id DESC"
+            } else {
+                "ORDER BY r.starttime DESC, r.id DESC"
+            };
+            let mut sql = format!("SELECT r.id FROM recordings r {clause} {order}");
+            if let Some(limit) = q.limit {
+                sql.push_str(" LIMIT ? OFFSET ?");
+                args.push(Value::Integer(limit as i64));
+                args.push(Value::Integer(q.offset as i64));
             }
-            None => None,
-        };
-        let (clause, mut args) = where_clause(q, false);
-        // With a selective filter, sort its few matches; otherwise walk the newest-first index.
-        let order = if selective(q) {
-            "ORDER BY +r.starttime DESC, +r.id DESC"
-        } else {
-            "ORDER BY r.starttime DESC, r.id DESC"
-        };
-        let mut sql = format!("SELECT r.id FROM recordings r {clause} {order}");
-        if let Some(limit) = q.limit {
-            sql.push_str(" LIMIT ? OFFSET ?");
-            args.push(Value::Integer(limit as i64));
-            args.push(Value::Integer(q.offset as i64));
-        }
-        let ids: Vec<i64> = {
-            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-            let rows = stmt
-                .query_map(params_from_iter(args.iter()), |r| r.get(0))
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)?
-        };
-        Ok(RecordingPage {
-            recordings: load(&conn, &ids)?,
-            total,
+            let ids: Vec<i64> = {
+                let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+                let rows = stmt
+                    .query_map(params_from_iter(args.iter()), |r| r.get(0))
+                    .map_err(backend)?;
+                rows.collect::<Result<_, _>>().map_err(backend)?
+            };
+            Ok(RecordingPage {
+                recordings: load(&conn, &ids)?,
+                total,
+            })
         })
+        .await
     }
 
     async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording> {
-        let mut conn = self.writer().await?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let now = now_ms();
-        tx.execute(
-            "INSERT INTO recordings (record_id, meeting_id, internal_meeting_id, name, published, state,
-                 starttime, endtime, participants, raw_size, is_breakout, parent_meeting_id, protected,
-                 publish_updated, imported_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)
-             ON CONFLICT (record_id) DO UPDATE SET meeting_id = excluded.meeting_id,
-                 internal_meeting_id = excluded.internal_meeting_id, name = excluded.name,
-                 published = excluded.published, state = excluded.state, starttime = excluded.starttime,
-                 endtime = excluded.endtime, participants = excluded.participants,
-                 raw_size = COALESCE(excluded.raw_size, raw_size), is_breakout = excluded.is_breakout,
-                 parent_meeting_id = excluded.parent_meeting_id, protected = excluded.protected,
-                 publish_updated = excluded.publish_updated, imported_at = excluded.imported_at,
-                 updated_at = excluded.updated_at",
-            params![
-                rec.record_id,
-                rec.meeting_id,
-                rec.internal_meeting_id,
-                rec.name,
-                rec.published,
-                rec.state,
-                rec.start_time,
-                rec.end_time,
-                rec.participants,
-                rec.raw_size,
-                rec.is_breakout,
-                rec.parent_meeting_id,
-                rec.protected,
-                rec.publish_updated,
-                now
-            ],
-        )
-        .map_err(backend)?;
-        let id = id_of(&tx, &rec.record_id)?
-            .ok_or_else(|| backend("the recording vanished inside its own transaction"))?;
-        for (k, v) in &rec.metadata {
-            upsert_meta(&tx, id, k, v)?;
-        }
-        for f in &rec.formats {
-            tx.execute(
-                "DELETE FROM playback_formats WHERE recording_id = ?1 AND format = ?2",
-                params![id, f.format],
-            )
-            .map_err(backend)?;
-            tx.execute(
-                "INSERT INTO playback_formats (recording_id, format, url, length, processing_time, size)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![id, f.format, f.url, f.length, f.processing_time, f.size],
-            )
-            .map_err(backend)?;
-            let fid = tx.last_insert_rowid();
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO thumbnails (playback_format_id, sequence, width, height, alt, url)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
+        let rec = rec.clone();
+        self.blocking(move |this| {
+            let rec = &rec;
+            let mut conn = this.writer()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            for t in &f.thumbnails {
-                stmt.execute(params![fid, t.sequence, t.width, t.height, t.alt, t.url])
-                    .map_err(backend)?;
-            }
-        }
-        let stored = load(&tx, &[id])?.into_iter().next();
-        tx.commit().map_err(backend)?;
-        stored.ok_or_else(|| backend("the imported recording could not be read back"))
-    }
-
-    async fn set_published(&self, record_id: &str, published: bool) -> StoreResult<()> {
-        self.writer().await?
-            .execute(
-                "UPDATE recordings SET published = ?2, publish_updated = 1, state = ?3, updated_at = ?4 WHERE record_id = ?1",
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO recordings (record_id, meeting_id, internal_meeting_id, name, published, state,
+                     starttime, endtime, participants, raw_size, is_breakout, parent_meeting_id, protected,
+                     publish_updated, imported_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)
+                 ON CONFLICT (record_id) DO UPDATE SET meeting_id = excluded.meeting_id,
+                     internal_meeting_id = excluded.internal_meeting_id, name = excluded.name,
+                     published = excluded.published, state = excluded.state, starttime = excluded.starttime,
+                     endtime = excluded.endtime, participants = excluded.participants,
+                     raw_size = COALESCE(excluded.raw_size, raw_size), is_breakout = excluded.is_breakout,
+                     parent_meeting_id = excluded.parent_meeting_id, protected = excluded.protected,
+                     publish_updated = excluded.publish_updated, imported_at = excluded.imported_at,
+                     updated_at = excluded.updated_at",
                 params![
-                    record_id,
-                    published,
-                    if published { "published" } else { "unpublished" },
-                    now_ms()
+                    rec.record_id,
+                    rec.meeting_id,
+                    rec.internal_meeting_id,
+                    rec.name,
+                    rec.published,
+                    rec.state,
+                    rec.start_time,
+                    rec.end_time,
+                    rec.participants,
+                    rec.raw_size,
+                    rec.is_breakout,
+                    rec.parent_meeting_id,
+                    rec.protected,
+                    rec.publish_updated,
+                    now
                 ],
             )
             .map_err(backend)?;
-        Ok(())
+            let id = id_of(&tx, &rec.record_id)?
+                .ok_or_else(|| backend("the recording vanished inside its own transaction"))?;
+            for (k, v) in &rec.metadata {
+                upsert_meta(&tx, id, k, v)?;
+            }
+            for f in &rec.formats {
+                tx.execute(
+                    "DELETE FROM playback_formats WHERE recording_id = ?1 AND format = ?2",
+                    params![id, f.format],
+                )
+                .map_err(backend)?;
+                tx.execute(
+                    "INSERT INTO playback_formats (recording_id, format, url, length, processing_time, size)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![id, f.format, f.url, f.length, f.processing_time, f.size],
+                )
+                .map_err(backend)?;
+                let fid = tx.last_insert_rowid();
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO thumbnails (playback_format_id, sequence, width, height, alt, url)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .map_err(backend)?;
+                for t in &f.thumbnails {
+                    stmt.execute(params![fid, t.sequence, t.width, t.height, t.alt, t.url])
+                        .map_err(backend)?;
+                }
+            }
+            let stored = load(&tx, &[id])?.into_iter().next();
+            tx.commit().map_err(backend)?;
+            stored.ok_or_else(|| backend("the imported recording could not be read back"))
+        })
+        .await
+    }
+
+    async fn set_published(&self, record_id: &str, published: bool) -> StoreResult<()> {
+        let record_id = record_id.to_owned();
+        self.blocking(move |this| {
+            let record_id = record_id.as_str();
+            this.writer()?
+                .execute(
+                    "UPDATE recordings SET published = ?2, publish_updated = 1, state = ?3, updated_at = ?4 WHERE record_id = ?1",
+                    params![
+                        record_id,
+                        published,
+                        RecordingState::of_published(published),
+                        now_ms()
+                    ],
+                )
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn update_recordings(
@@ -510,164 +552,220 @@ impl RecordingStore for SqliteStore {
         changes: &[MetaChange],
         protect: Option<bool>,
     ) -> StoreResult<Option<bool>> {
-        let mut conn = self.writer().await?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        let ids = ids_for(&tx, record_ids, tenant_id)?;
-        if ids.is_empty() || ids.len() != record_ids.len() {
-            return Ok(None);
-        }
-        let mut changed = false;
-        for id in &ids {
-            for (k, v) in changes {
-                match v {
-                    Some(v) => {
-                        upsert_meta(&tx, *id, k, v)?;
-                        changed = true;
-                    }
-                    None => {
-                        let n = tx
-                            .execute(
-                                "DELETE FROM recording_metadata WHERE recording_id = ?1 AND key = ?2",
-                                params![id, k],
-                            )
-                            .map_err(backend)?;
-                        changed |= n > 0;
+        let record_ids = record_ids.to_vec();
+        let tenant_id = tenant_id.map(str::to_owned);
+        let changes = changes.to_vec();
+        self.blocking(move |this| {
+            let record_ids = record_ids.as_slice();
+            let tenant_id = tenant_id.as_deref();
+            let changes = changes.as_slice();
+            let mut conn = this.writer()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let ids = ids_for(&tx, record_ids, tenant_id)?;
+            if ids.is_empty() || ids.len() != record_ids.len() {
+                return Ok(None);
+            }
+            let mut changed = false;
+            for id in &ids {
+                for (k, v) in changes {
+                    match v {
+                        Some(v) => {
+                            upsert_meta(&tx, *id, k, v)?;
+                            changed = true;
+                        }
+                        None => {
+                            let n = tx
+                                .execute(
+                                    "DELETE FROM recording_metadata WHERE recording_id = ?1 AND key = ?2",
+                                    params![id, k],
+                                )
+                                .map_err(backend)?;
+                            changed |= n > 0;
+                        }
                     }
                 }
+                if let Some(p) = protect {
+                    tx.execute(
+                        "UPDATE recordings SET protected = ?2 WHERE id = ?1",
+                        params![id, p],
+                    )
+                    .map_err(backend)?;
+                    changed = true;
+                }
             }
-            if let Some(p) = protect {
-                tx.execute(
-                    "UPDATE recordings SET protected = ?2 WHERE id = ?1",
-                    params![id, p],
-                )
-                .map_err(backend)?;
-                changed = true;
-            }
-        }
-        tx.commit().map_err(backend)?;
-        Ok(Some(changed))
+            tx.commit().map_err(backend)?;
+            Ok(Some(changed))
+        })
+        .await
     }
 
     async fn tombstone_recording(&self, record_id: &str) -> StoreResult<bool> {
-        let mut conn = self.writer().await?;
-        let tx = conn.transaction().map_err(backend)?;
-        let Some(id) = id_of(&tx, record_id)? else {
-            return Ok(false);
-        };
-        for sql in [
-            "DELETE FROM recording_metadata WHERE recording_id = ?1",
-            "DELETE FROM playback_formats WHERE recording_id = ?1",
-            "DELETE FROM recording_text_tracks WHERE recording_id = ?1",
-            "UPDATE recordings SET state = 'deleted', published = 0 WHERE id = ?1",
-        ] {
-            tx.execute(sql, [id]).map_err(backend)?;
-        }
-        tx.commit().map_err(backend)?;
-        Ok(true)
+        let record_id = record_id.to_owned();
+        self.blocking(move |this| {
+            let record_id = record_id.as_str();
+            let mut conn = this.writer()?;
+            let tx = conn.transaction().map_err(backend)?;
+            let Some(id) = id_of(&tx, record_id)? else {
+                return Ok(false);
+            };
+            for sql in [
+                "DELETE FROM recording_metadata WHERE recording_id = ?1",
+                "DELETE FROM playback_formats WHERE recording_id = ?1",
+                "DELETE FROM recording_text_tracks WHERE recording_id = ?1",
+                "UPDATE recordings SET state = 'deleted', published = 0 WHERE id = ?1", // RecordingState::Deleted
+            ] {
+                tx.execute(sql, [id]).map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn recordings_started_before(&self, before_ms: i64) -> StoreResult<Vec<Recording>> {
-        let conn = self.conn()?;
-        let ids: Vec<i64> = {
-            let mut stmt = conn
-                .prepare("SELECT id FROM recordings WHERE starttime < ?1 AND (state IS NULL OR state <> 'deleted') ORDER BY starttime")
-                .map_err(backend)?;
-            let rows = stmt.query_map([before_ms], |r| r.get(0)).map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)?
-        };
-        load(&conn, &ids)
+        self.blocking(move |this| {
+            let conn = this.conn()?;
+            let ids: Vec<i64> = {
+                let mut stmt = conn
+                    .prepare("SELECT id FROM recordings WHERE starttime < ?1 AND (state IS NULL OR state <> 'deleted') ORDER BY starttime")
+                    .map_err(backend)?;
+                let rows = stmt.query_map([before_ms], |r| r.get(0)).map_err(backend)?;
+                rows.collect::<Result<_, _>>().map_err(backend)?
+            };
+            load(&conn, &ids)
+        })
+        .await
     }
 
     async fn list_recordings(&self, meeting_id: Option<&str>) -> StoreResult<Vec<Recording>> {
-        let conn = self.conn()?;
-        let ids: Vec<i64> = {
-            let (sql, args): (&str, Vec<Value>) = match meeting_id {
-                Some(m) => (
-                    "SELECT id FROM recordings WHERE meeting_id = ?1 ORDER BY starttime DESC, id DESC",
-                    vec![Value::Text(m.to_string())],
-                ),
-                None => (
-                    "SELECT id FROM recordings ORDER BY starttime DESC, id DESC",
-                    vec![],
-                ),
+        let meeting_id = meeting_id.map(str::to_owned);
+        self.blocking(move |this| {
+            let meeting_id = meeting_id.as_deref();
+            let conn = this.conn()?;
+            let ids: Vec<i64> = {
+                let (sql, args): (&str, Vec<Value>) = match meeting_id {
+                    Some(m) => (
+                        "SELECT id FROM recordings WHERE meeting_id = ?1 ORDER BY starttime DESC, id DESC",
+                        vec![Value::Text(m.to_string())],
+                    ),
+                    None => (
+                        "SELECT id FROM recordings ORDER BY starttime DESC, id DESC",
+                        vec![],
+                    ),
+                };
+                let mut stmt = conn.prepare(sql).map_err(backend)?;
+                let rows = stmt
+                    .query_map(params_from_iter(args.iter()), |r| r.get(0))
+                    .map_err(backend)?;
+                rows.collect::<Result<_, _>>().map_err(backend)?
             };
-            let mut stmt = conn.prepare(sql).map_err(backend)?;
-            let rows = stmt
-                .query_map(params_from_iter(args.iter()), |r| r.get(0))
-                .map_err(backend)?;
-            rows.collect::<Result<_, _>>().map_err(backend)?
-        };
-        load(&conn, &ids)
+            load(&conn, &ids)
+        })
+        .await
     }
 
     async fn put_text_track(&self, record_id: &str, t: &TextTrack) -> StoreResult<bool> {
-        let conn = self.writer().await?;
-        let Some(id) = id_of(&conn, record_id)? else {
-            return Ok(false);
-        };
-        conn.execute(
-            "INSERT INTO recording_text_tracks (recording_id, kind, lang, label, source, content, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (recording_id, kind, lang) DO UPDATE SET label = excluded.label,
-                 source = excluded.source, content = excluded.content, created_at = excluded.created_at",
-            params![id, t.kind, t.lang, t.label, t.source, t.content, now_ms()],
-        )
-        .map_err(backend)?;
-        Ok(true)
+        let record_id = record_id.to_owned();
+        let t = t.clone();
+        self.blocking(move |this| {
+            let record_id = record_id.as_str();
+            let t = &t;
+            let conn = this.writer()?;
+            let Some(id) = id_of(&conn, record_id)? else {
+                return Ok(false);
+            };
+            conn.execute(
+                "INSERT INTO recording_text_tracks (recording_id, kind, lang, label, source, content, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (recording_id, kind, lang) DO UPDATE SET label = excluded.label,
+                     source = excluded.source, content = excluded.content, created_at = excluded.created_at",
+                params![id, t.kind, t.lang, t.label, t.source, t.content, now_ms()],
+            )
+            .map_err(backend)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn text_tracks(&self, record_id: &str) -> StoreResult<Vec<TextTrack>> {
-        SqliteStore::query_all(
-            &*self.conn()?,
-            "SELECT t.kind, t.lang, t.label, t.source, t.content FROM recording_text_tracks t
-             JOIN recordings r ON r.id = t.recording_id WHERE r.record_id = ?1 ORDER BY t.lang, t.kind",
-            [record_id],
-            |r| {
-                Ok(TextTrack {
-                    kind: r.get(0)?,
-                    lang: r.get(1)?,
-                    label: r.get(2)?,
-                    source: r.get(3)?,
-                    content: r.get(4)?,
-                })
-            },
-        )
+        let record_id = record_id.to_owned();
+        self.blocking(move |this| {
+            let record_id = record_id.as_str();
+            SqliteStore::query_all(
+                &*this.conn()?,
+                "SELECT t.kind, t.lang, t.label, t.source, t.content FROM recording_text_tracks t
+                 JOIN recordings r ON r.id = t.recording_id WHERE r.record_id = ?1 ORDER BY t.lang, t.kind",
+                [record_id],
+                |r| {
+                    Ok(TextTrack {
+                        kind: r.get(0)?,
+                        lang: r.get(1)?,
+                        label: r.get(2)?,
+                        source: r.get(3)?,
+                        content: r.get(4)?,
+                    })
+                },
+            )
+        })
+        .await
     }
 
     async fn set_ready_url(&self, tenant_id: &str, meeting_id: &str, url: &str) -> StoreResult<()> {
-        self.writer().await?
-            .execute(
-                "INSERT INTO recording_ready_urls (tenant_id, meeting_id, url, created_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (tenant_id, meeting_id) DO UPDATE SET url = excluded.url, created_at = excluded.created_at",
-                params![tenant_id, meeting_id, url, now_ms()],
-            )
-            .map_err(backend)?;
-        Ok(())
+        let tenant_id = tenant_id.to_owned();
+        let meeting_id = meeting_id.to_owned();
+        let url = url.to_owned();
+        self.blocking(move |this| {
+            let tenant_id = tenant_id.as_str();
+            let meeting_id = meeting_id.as_str();
+            let url = url.as_str();
+            this.writer()?
+                .execute(
+                    "INSERT INTO recording_ready_urls (tenant_id, meeting_id, url, created_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (tenant_id, meeting_id) DO UPDATE SET url = excluded.url, created_at = excluded.created_at",
+                    params![tenant_id, meeting_id, url, now_ms()],
+                )
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn ready_url(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<Option<String>> {
-        self.conn()?
-            .prepare_cached(
-                "SELECT url FROM recording_ready_urls WHERE tenant_id = ?1 AND meeting_id = ?2",
-            )
-            .and_then(|mut s| {
-                s.query_row([tenant_id, meeting_id], |r| r.get(0))
-                    .optional()
-            })
-            .map_err(backend)
+        let tenant_id = tenant_id.to_owned();
+        let meeting_id = meeting_id.to_owned();
+        self.blocking(move |this| {
+            let tenant_id = tenant_id.as_str();
+            let meeting_id = meeting_id.as_str();
+            this.conn()?
+                .prepare_cached(
+                    "SELECT url FROM recording_ready_urls WHERE tenant_id = ?1 AND meeting_id = ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_row([tenant_id, meeting_id], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(backend)
+        })
+        .await
     }
 
     async fn playback_access(
         &self,
         record_id: &str,
     ) -> StoreResult<Option<super::playback::PlaybackAccess>> {
-        super::sqlite_playback::access_of(&*self.conn()?, record_id)
+        let record_id = record_id.to_owned();
+        self.blocking(move |this| {
+            let record_id = record_id.as_str();
+            super::sqlite_playback::access_of(&*this.conn()?, record_id)
+        })
+        .await
     }
 
     async fn playback_all(&self) -> StoreResult<Vec<(String, super::playback::PlaybackAccess)>> {
-        super::sqlite_playback::access_all(&*self.conn()?)
+        self.blocking(move |this| super::sqlite_playback::access_all(&*this.conn()?))
+            .await
     }
 }
 
@@ -682,7 +780,7 @@ mod tests {
             internal_meeting_id: id.into(),
             name: "n".into(),
             published: true,
-            state: Some("published".into()),
+            state: Some(RecordingState::Published),
             start_time: start,
             end_time: start + 1000,
             metadata: meta
@@ -814,6 +912,9 @@ mod tests {
             .is_empty());
         assert!(st.tombstone_recording("abc-1").await.unwrap());
         let r = st.recording("abc-1").await.unwrap().unwrap();
-        assert_eq!((r.state.as_deref(), r.formats.len()), (Some("deleted"), 0));
+        assert_eq!(
+            (r.state, r.formats.len()),
+            (Some(RecordingState::Deleted), 0)
+        );
     }
 }
