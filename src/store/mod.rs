@@ -13,10 +13,13 @@
 //! `IMMEDIATE` transaction here; a Lua script in Redis). `contract.rs` is the behaviour
 //! every backend must show.
 
+pub mod backends;
 pub mod contract;
 pub mod placement;
 pub mod playback;
+pub mod postgres;
 pub mod recordings;
+pub mod redis;
 pub mod sqlite;
 mod sqlite_playback;
 mod sqlite_recordings;
