@@ -273,7 +273,11 @@ pub async fn deliver_due(app: &App) -> Result<usize, StoreError> {
 
 /// The delivery role of `serve`: one process at a time (the `callbacks` lease).
 pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
-    let mut lease = crate::lease::Lease::new(app.clone(), "callbacks", Duration::from_secs(30));
+    let mut lease = crate::lease::Lease::new(
+        app.clone(),
+        crate::store::LeaseRole::Callbacks,
+        Duration::from_secs(30),
+    );
     loop {
         if lease.acquire().await {
             if let Err(e) = deliver_due(&app).await {

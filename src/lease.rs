@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::App;
+use crate::store::LeaseRole;
 
 pub struct Lease {
     app: Arc<App>,
+    role: LeaseRole,
     name: &'static str,
     /// `<pid>-<uuid>`: unique per process, and says which process holds it.
     holder: String,
@@ -20,10 +22,11 @@ pub struct Lease {
 }
 
 impl Lease {
-    pub fn new(app: Arc<App>, name: &'static str, ttl: Duration) -> Lease {
+    pub fn new(app: Arc<App>, role: LeaseRole, ttl: Duration) -> Lease {
         Lease {
             app,
-            name,
+            role,
+            name: role.name(),
             holder: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
             ttl_ms: ttl.as_millis() as i64,
             held: false,
@@ -40,7 +43,7 @@ impl Lease {
         {
             Ok(held) => {
                 if held != self.held {
-                    let role = role_label(self.name);
+                    let role = self.role.label();
                     if held {
                         tracing::info!("this process is now the {role}");
                     } else {
@@ -87,15 +90,6 @@ impl Lease {
         if self.held {
             let _ = self.app.leases.release_lease(self.name, &self.holder).await;
         }
-    }
-}
-
-/// How the logs name the role a lease stands for.
-fn role_label(name: &str) -> &str {
-    match name {
-        "importer" => "recording importer",
-        "callbacks" => "callback sender",
-        other => other,
     }
 }
 

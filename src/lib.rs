@@ -39,6 +39,7 @@ pub mod api;
 pub mod app;
 pub mod balancer;
 pub mod bbb;
+pub mod blocking;
 pub mod callbacks;
 pub mod config;
 pub mod dialin;

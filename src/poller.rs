@@ -310,7 +310,7 @@ pub async fn poll_once(app: &Arc<App>) -> Result<Vec<ServerReport>, crate::store
 pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     let interval = app.config.poll_interval;
     let ttl = (interval * 3).max(Duration::from_secs(3)) + app.config.poller_wait_timeout;
-    let mut lease = crate::lease::Lease::new(app.clone(), "poller", ttl);
+    let mut lease = crate::lease::Lease::new(app.clone(), crate::store::LeaseRole::Poller, ttl);
     loop {
         if lease.acquire().await {
             if let Err(e) = poll_once(&app).await {

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use super::{AdminError, AdminResult};
-use crate::api::recordings::{remove_everywhere, set_published};
+use crate::api::recordings::{publish_one, remove_everywhere};
 use crate::app::App;
 use crate::recordings::{files, importer, in_place};
 use crate::store::now_ms;
@@ -146,16 +146,21 @@ pub async fn publish(app: &App, id: &str, publish: bool) -> AdminResult<()> {
     if rec.published == publish {
         return Ok(());
     }
-    set_published(app, &rec, publish)
+    publish_one(app, id, publish)
         .await
         .map_err(|e| AdminError::Invalid(format!("could not move the files of {id}: {e}")))
 }
 
 pub async fn delete(app: &App, id: &str) -> AdminResult<()> {
     let rec = existing(app, id).await?;
+    let claim = crate::store::claim::RecordingClaim::take(&app.leases, &rec.record_id).await?;
     app.recordings.tombstone_recording(&rec.record_id).await?;
     let cfg = &app.config.recordings;
-    remove_everywhere(&[cfg.publish_dir.clone(), cfg.unpublish_dir.clone()], id).map_err(|e| {
+    let removed = crate::blocking::run(|| {
+        remove_everywhere(&[cfg.publish_dir.clone(), cfg.unpublish_dir.clone()], id)
+    });
+    claim.release().await;
+    removed.map_err(|e| {
         AdminError::Invalid(format!(
             "{id} is deleted from the index, but files remain: {e}"
         ))

@@ -15,7 +15,7 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 
 use super::params::{cap_duration, Params, Policy};
-use super::response::{self, ApiError, HttpResponse};
+use super::response::{self, answer, ApiError, ApiResult, HttpResponse};
 use super::{Call, CallBody};
 use crate::app::App;
 use crate::balancer::{choose_server, voice_bridge_candidates, TagSpec};
@@ -27,7 +27,7 @@ use crate::tenant::{scope, unscope_text};
 const OFFLINE_LIMIT: Duration = Duration::from_secs(1);
 
 pub async fn dispatch(app: &App, call: Call) -> HttpResponse {
-    match call.name {
+    answer(match call.name {
         "create" => create(app, call).await,
         "join" => join(app, call).await,
         "end" => end(app, call).await,
@@ -36,8 +36,8 @@ pub async fn dispatch(app: &App, call: Call) -> HttpResponse {
         "sendChatMessage" => proxy(app, call, &["meetingID", "message", "userName"]).await,
         "insertDocument" => insert_document(app, call).await,
         "getMeetings" => get_meetings(app, call).await,
-        _ => ApiError::unsupported_request().into_response(),
-    }
+        _ => Err(ApiError::unsupported_request()),
+    })
 }
 
 /// Scalelite's answer when there are no meetings (or getMeetings is disabled).
@@ -46,11 +46,6 @@ pub fn no_meetings() -> HttpResponse {
         "<response><returncode>SUCCESS</returncode><messageKey>noMeetings</messageKey>\
          <message>no meetings were found on this server</message><meetings/></response>",
     )
-}
-
-fn store_failed(e: impl std::fmt::Display) -> HttpResponse {
-    tracing::error!(error = %e, "store error");
-    ApiError::internal("The load balancer's store is unavailable.").into_response()
 }
 
 /// Passes a BBB answer on: verbatim on SUCCESS, as a minimal FAILED document otherwise
@@ -77,15 +72,11 @@ fn relay(tenant_id: &str, reply: Reply, generic: &str) -> HttpResponse {
 /// The tenant's settings as policy layers: (defaults, overrides). Empty without a tenant.
 type Layers = (Vec<(String, String)>, Vec<(String, String)>);
 
-async fn tenant_layers(app: &App, call: &Call) -> Result<Layers, HttpResponse> {
+async fn tenant_layers(app: &App, call: &Call) -> Result<Layers, ApiError> {
     if call.tenant_id.is_empty() {
         return Ok(Default::default());
     }
-    let settings = app
-        .store
-        .tenant_settings(&call.tenant_id)
-        .await
-        .map_err(store_failed)?;
+    let settings = app.store.tenant_settings(&call.tenant_id).await?;
     let (overrides, defaults): (Vec<_>, Vec<_>) = settings.into_iter().partition(|s| s.is_override);
     let pairs = |v: Vec<crate::store::TenantSetting>| {
         v.into_iter()
@@ -140,7 +131,7 @@ async fn place(
     meeting_id: &str,
     spec: &TagSpec,
     exclude: &[String],
-) -> Result<Placement, HttpResponse> {
+) -> Result<Placement, ApiError> {
     let cfg = &app.config;
     let external = cfg
         .use_external_voice_bridge
@@ -164,31 +155,28 @@ async fn place(
             now_ms: now_ms(),
             max_tenant_meetings: call.tenant.as_ref().and_then(|t| t.max_meetings),
         };
-        match app.store.place_meeting(&req).await.map_err(store_failed)? {
+        match app.store.place_meeting(&req).await? {
             PlaceOutcome::Placed(m, s) => {
                 app.metrics.placements.get_or_create(&crate::metrics::ServerLabel { server: s.id.clone() }).inc();
                 return Ok(Placement::New(m, s));
             }
-            PlaceOutcome::Refused(ChoiceError::NoServer) => {
-                return Err(ApiError::no_server().into_response())
-            }
+            PlaceOutcome::Refused(ChoiceError::NoServer) => return Err(ApiError::no_server()),
             PlaceOutcome::Refused(ChoiceError::TagUnavailable(t)) => {
-                return Err(ApiError::tag_unavailable(&t).into_response())
+                return Err(ApiError::tag_unavailable(&t))
             }
             PlaceOutcome::TenantLimit(limit) => {
                 return Err(ApiError::new(
                     "maxMeetingsReached",
                     format!("This tenant already runs its maximum of {limit} concurrent meetings; end a meeting or ask the operator to raise the limit."),
-                )
-                .into_response())
+                ))
             }
             PlaceOutcome::NoVoiceBridge => {
-                return Err(
-                    ApiError::internal("Could not allocate a unique voice bridge.").into_response(),
-                )
+                return Err(ApiError::internal(
+                    "Could not allocate a unique voice bridge.",
+                ))
             }
             PlaceOutcome::Existing(m) => {
-                let server = app.store.server(&m.server_id).await.map_err(store_failed)?;
+                let server = app.store.server(&m.server_id).await?;
                 let keep = match &server {
                     None => false,
                     Some(s) if !s.online => false,
@@ -201,14 +189,15 @@ async fn place(
                         tracing::info!(meeting = %m.meeting_id, server = %m.server_id, "re-placing a meeting whose server cannot hold it");
                         app.store
                             .delete_meeting_on(&m.tenant_id, &m.meeting_id, &m.server_id)
-                            .await
-                            .map_err(store_failed)?;
+                            .await?;
                     }
                 }
             }
         }
     }
-    Err(ApiError::internal("Could not place the meeting; try again.").into_response())
+    Err(ApiError::internal(
+        "Could not place the meeting; try again.",
+    ))
 }
 
 /// Whether a cordoned or disabled server still runs the meeting.
@@ -254,15 +243,12 @@ async fn lrs_payload(app: &App, call: &Call) -> Option<crate::lrs::Payload> {
     crate::lrs::payload(&http, &lrs).await
 }
 
-async fn create(app: &App, mut call: Call) -> HttpResponse {
+async fn create(app: &App, mut call: Call) -> ApiResult {
     let Some(meeting_id) = call.params.non_empty("meetingID").map(str::to_string) else {
-        return ApiError::missing_meeting_id().into_response();
+        return Err(ApiError::missing_meeting_id());
     };
     let cfg = &app.config;
-    let layers = match tenant_layers(app, &call).await {
-        Ok(l) => l,
-        Err(r) => return r,
-    };
+    let layers = tenant_layers(app, &call).await?;
     let spec = tag_spec(app, &call.params, &layers);
     let lrs = lrs_payload(app, &call).await;
     let xml_body = match std::mem::replace(&mut call.body, CallBody::None) {
@@ -283,9 +269,9 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
             Ok(Placement::Existing(m, s)) => (m, s, false),
             Err(_) if !failed.is_empty() => {
                 tracing::warn!(meeting = %meeting_id, "no further server to try");
-                return ApiError::internal("Unable to create meeting on server.").into_response();
+                return Err(ApiError::internal("Unable to create meeting on server."));
             }
-            Err(resp) => return resp,
+            Err(e) => return Err(e),
         };
 
         let mut p = call.params.clone();
@@ -360,11 +346,11 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
                         .await;
                 }
                 tracing::info!(meeting = %meeting_id, server = %server.id, new, "create");
-                return relay(
+                return Ok(relay(
                     &call.tenant_id,
                     reply,
                     "Unable to create meeting on server.",
-                );
+                ));
             }
             Err(e) if new => {
                 tracing::warn!(meeting = %meeting_id, server = %server.id, error = %e, "create failed; trying another server");
@@ -375,56 +361,46 @@ async fn create(app: &App, mut call: Call) -> HttpResponse {
                 failed.push(server.id.clone());
             }
             Err(e) => {
-                return call_failed(&server, "create", &e, "Unable to create meeting on server.")
+                return Ok(call_failed(
+                    &server,
+                    "create",
+                    &e,
+                    "Unable to create meeting on server.",
+                ))
             }
         }
     }
 }
 
 /// Looks up the meeting named by `meetingID`; the error answer when it is missing.
-async fn lookup(app: &App, call: &Call) -> Result<Option<(Meeting, Option<Server>)>, HttpResponse> {
+async fn lookup(app: &App, call: &Call) -> Result<Option<(Meeting, Option<Server>)>, ApiError> {
     let Some(meeting_id) = call.params.non_empty("meetingID") else {
-        return Err(ApiError::missing_meeting_id().into_response());
+        return Err(ApiError::missing_meeting_id());
     };
-    app.store
-        .meeting(&call.tenant_id, meeting_id)
-        .await
-        .map_err(store_failed)
+    Ok(app.store.meeting(&call.tenant_id, meeting_id).await?)
 }
 
-async fn join(app: &App, call: Call) -> HttpResponse {
-    let (meeting, server) = match lookup(app, &call).await {
-        Err(r) => return r,
-        Ok(Some((m, Some(s)))) => (m, s),
-        Ok(_) => return ApiError::meeting_not_found().into_response(),
+async fn join(app: &App, call: Call) -> ApiResult {
+    let Some((meeting, Some(server))) = lookup(app, &call).await? else {
+        return Err(ApiError::meeting_not_found());
     };
     if !server.online || server.state == ServerState::Disabled {
-        return ApiError::server_unavailable().into_response();
+        return Err(ApiError::server_unavailable());
     }
     if let Some(limit) = call.tenant.as_ref().and_then(|t| t.max_participants) {
-        match app.store.tenant_usage(&call.tenant_id).await {
-            Ok((_, participants)) if participants >= limit => {
-                return ApiError::new(
-                    "maxParticipantsReached",
-                    format!("This tenant already has its maximum of {limit} participants in its meetings; try again later or ask the operator to raise the limit."),
-                )
-                .into_response()
-            }
-            Ok(_) => {}
-            Err(e) => return store_failed(e),
-        }
-        if let Err(e) = app
+        // Checked and counted in one store step, so concurrent joins cannot overshoot.
+        if !app
             .store
-            .add_participant(&meeting.tenant_id, &meeting.meeting_id)
-            .await
+            .admit_participant(&meeting.tenant_id, &meeting.meeting_id, limit)
+            .await?
         {
-            return store_failed(e);
+            return Err(ApiError::new(
+                "maxParticipantsReached",
+                format!("This tenant already has its maximum of {limit} participants in its meetings; try again later or ask the operator to raise the limit."),
+            ));
         }
     }
-    let layers = match tenant_layers(app, &call).await {
-        Ok(l) => l,
-        Err(r) => return r,
-    };
+    let layers = tenant_layers(app, &call).await?;
     let cfg = &app.config;
     let mut forwarded = Policy {
         defaults: &cfg.default_join_params,
@@ -436,86 +412,81 @@ async fn join(app: &App, call: Call) -> HttpResponse {
     .apply(&call.params);
     forwarded.set("meetingID", scope(&meeting.tenant_id, &meeting.meeting_id));
     app.bump_load(&server);
-    response::redirect(&crate::bbb::signed_url(
+    Ok(response::redirect(&crate::bbb::signed_url(
         &server.url,
         &server.secret,
         "join",
         &forwarded,
         call.alg,
-    ))
+    )))
 }
 
-async fn end(app: &App, call: Call) -> HttpResponse {
-    let (meeting, server) = match lookup(app, &call).await {
-        Err(r) => return r,
-        Ok(Some((m, Some(s)))) => (m, s),
-        Ok(_) => return ApiError::meeting_not_found().into_response(),
+async fn end(app: &App, call: Call) -> ApiResult {
+    let Some((meeting, Some(server))) = lookup(app, &call).await? else {
+        return Err(ApiError::meeting_not_found());
     };
     // Forget the meeting first (as Scalelite), so a failing server cannot pin it.
-    if let Err(e) = app
-        .store
+    app.store
         .delete_meeting(&meeting.tenant_id, &meeting.meeting_id)
-        .await
-    {
-        return store_failed(e);
-    }
+        .await?;
     let bbb_id = scope(&meeting.tenant_id, &meeting.meeting_id);
     let mut p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
     if let Some(pw) = call.params.get("password") {
         p.set("password", pw);
     }
-    match app
-        .bbb
-        .call(&server, "end", &p, call.alg, None, limit_for(&server))
-        .await
-    {
-        Ok(reply) => relay(
-            &call.tenant_id,
-            reply,
-            "Unable to access meeting on server.",
-        ),
-        Err(e) => call_failed(&server, "end", &e, "Unable to access meeting on server."),
-    }
+    Ok(
+        match app
+            .bbb
+            .call(&server, "end", &p, call.alg, None, limit_for(&server))
+            .await
+        {
+            Ok(reply) => relay(
+                &call.tenant_id,
+                reply,
+                "Unable to access meeting on server.",
+            ),
+            Err(e) => call_failed(&server, "end", &e, "Unable to access meeting on server."),
+        },
+    )
 }
 
 /// Forwards a meeting call with only `keep` parameters to the meeting's server.
-async fn proxy(app: &App, call: Call, keep: &[&str]) -> HttpResponse {
-    let server = match lookup(app, &call).await {
-        Err(r) => return r,
-        Ok(Some((_, Some(s)))) => s,
-        Ok(_) if call.name == "isMeetingRunning" => {
-            return response::xml(response::success(&[("running", "false")]))
+async fn proxy(app: &App, call: Call, keep: &[&str]) -> ApiResult {
+    let server = match lookup(app, &call).await? {
+        Some((_, Some(s))) => s,
+        _ if call.name == "isMeetingRunning" => {
+            return Ok(response::xml(response::success(&[("running", "false")])))
         }
-        Ok(_) => return ApiError::meeting_not_found().into_response(),
+        _ => return Err(ApiError::meeting_not_found()),
     };
     let mut p = call.params.only(keep);
     if let Some(id) = p.get("meetingID").map(|id| scope(&call.tenant_id, id)) {
         p.set("meetingID", id);
     }
-    match app
-        .bbb
-        .call(&server, call.name, &p, call.alg, None, limit_for(&server))
-        .await
-    {
-        Ok(reply) => relay(
-            &call.tenant_id,
-            reply,
-            "Unable to access meeting on server.",
-        ),
-        Err(e) => call_failed(
-            &server,
-            call.name,
-            &e,
-            "Unable to access meeting on server.",
-        ),
-    }
+    Ok(
+        match app
+            .bbb
+            .call(&server, call.name, &p, call.alg, None, limit_for(&server))
+            .await
+        {
+            Ok(reply) => relay(
+                &call.tenant_id,
+                reply,
+                "Unable to access meeting on server.",
+            ),
+            Err(e) => call_failed(
+                &server,
+                call.name,
+                &e,
+                "Unable to access meeting on server.",
+            ),
+        },
+    )
 }
 
-async fn insert_document(app: &App, call: Call) -> HttpResponse {
-    let server = match lookup(app, &call).await {
-        Err(r) => return r,
-        Ok(Some((_, Some(s)))) => s,
-        Ok(_) => return ApiError::meeting_not_found().into_response(),
+async fn insert_document(app: &App, call: Call) -> ApiResult {
+    let Some((_, Some(server))) = lookup(app, &call).await? else {
+        return Err(ApiError::meeting_not_found());
     };
     let mut p = call.params.only(&["meetingID"]);
     if let Some(id) = p.get("meetingID").map(|id| scope(&call.tenant_id, id)) {
@@ -529,35 +500,34 @@ async fn insert_document(app: &App, call: Call) -> HttpResponse {
         CallBody::Xml(b) => Some(Upload { body: b.into() }),
         _ => None,
     };
-    match app
-        .bbb
-        .call(
-            &server,
-            "insertDocument",
-            &p,
-            call.alg,
-            upload,
-            limit_for(&server),
-        )
-        .await
-    {
-        Ok(reply) => relay(&tenant_id, reply, "Unable to insert document on server."),
-        Err(e) => call_failed(
-            &server,
-            "insertDocument",
-            &e,
-            "Unable to insert document on server.",
-        ),
-    }
+    Ok(
+        match app
+            .bbb
+            .call(
+                &server,
+                "insertDocument",
+                &p,
+                call.alg,
+                upload,
+                limit_for(&server),
+            )
+            .await
+        {
+            Ok(reply) => relay(&tenant_id, reply, "Unable to insert document on server."),
+            Err(e) => call_failed(
+                &server,
+                "insertDocument",
+                &e,
+                "Unable to insert document on server.",
+            ),
+        },
+    )
 }
 
 /// Asks every online, non-disabled server in parallel and merges their meetings. A server
 /// that fails or does not answer within `GET_MEETINGS_TIMEOUT` is left out, not fatal.
-async fn get_meetings(app: &App, call: Call) -> HttpResponse {
-    let servers = match app.store.servers().await {
-        Ok(s) => s,
-        Err(e) => return store_failed(e),
-    };
+async fn get_meetings(app: &App, call: Call) -> ApiResult {
+    let servers = app.store.servers().await?;
     let limit = app.config.get_meetings_timeout;
     // With multitenancy, a tenant sees only meetings tagged with its id, and the bare host
     // only meetings without a tenant (Scalelite's filter on the `tenant-id` metadata).
@@ -594,13 +564,13 @@ async fn get_meetings(app: &App, call: Call) -> HttpResponse {
         }
     }
     if merged.is_empty() {
-        return no_meetings();
+        return Ok(no_meetings());
     }
     let mut body = Vec::with_capacity(merged.len() + 80);
     body.extend_from_slice(b"<response><returncode>SUCCESS</returncode><meetings>");
     body.extend_from_slice(&unscope_text(&call.tenant_id, &merged));
     body.extend_from_slice(b"</meetings></response>");
-    response::xml(body)
+    Ok(response::xml(body))
 }
 
 /// Whether a meeting's metadata says it belongs to `tenant_id` (empty: to no tenant).

@@ -23,6 +23,7 @@ use super::response::{self, ApiError, HttpResponse};
 use super::{Call, CallBody};
 use crate::app::App;
 use crate::recordings::{files, importer, upload};
+use crate::store::claim::RecordingClaim;
 use crate::store::recordings::{Recording, RecordingQuery, RecordingState, TextTrack};
 
 pub async fn dispatch(app: &App, call: Call) -> HttpResponse {
@@ -328,7 +329,7 @@ async fn publish_recordings(app: &App, call: Call) -> HttpResponse {
         return not_found().into_response();
     }
     for rec in recs.iter().filter(|r| r.published != publish) {
-        if let Err(e) = set_published(app, rec, publish).await {
+        if let Err(e) = publish_one(app, &rec.record_id, publish).await {
             tracing::warn!(record = %rec.record_id, error = %e, "publish/unpublish failed");
             return ApiError::internal("Unable to publish/unpublish recording.").into_response();
         }
@@ -340,8 +341,29 @@ async fn publish_recordings(app: &App, call: Call) -> HttpResponse {
     )]))
 }
 
+/// Publishes or unpublishes one recording under its claim: re-read, then (if it still
+/// needs it) its files moved and its index row changed together.
+pub async fn publish_one(app: &App, record_id: &str, publish: bool) -> Result<(), String> {
+    let claim = RecordingClaim::take(&app.leases, record_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = match app.recordings.recording(record_id).await {
+        Ok(Some(rec)) if rec.state.is_some_and(RecordingState::is_settled) => {
+            if rec.published == publish {
+                Ok(())
+            } else {
+                set_published(app, &rec, publish).await
+            }
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    };
+    claim.release().await;
+    result
+}
+
 /// Moves every format, then updates the index; a failed move puts back the ones already
-/// moved, so files and index always agree.
+/// moved, so files and index always agree. The caller holds the recording's claim.
 pub async fn set_published(app: &App, rec: &Recording, publish: bool) -> Result<(), String> {
     let cfg = &app.config.recordings;
     let (from, to) = if publish {
@@ -441,6 +463,10 @@ async fn delete_recordings(app: &App, call: Call) -> HttpResponse {
         return not_found().into_response();
     }
     for rec in &recs {
+        let claim = match RecordingClaim::take(&app.leases, &rec.record_id).await {
+            Ok(c) => c,
+            Err(e) => return store_failed(e),
+        };
         crate::playback::unlink(app, &rec.record_id);
         if let Err(e) = app.recordings.tombstone_recording(&rec.record_id).await {
             return store_failed(e);
@@ -452,6 +478,7 @@ async fn delete_recordings(app: &App, call: Call) -> HttpResponse {
             rec.record_id.clone(),
         );
         let removed = tokio::task::spawn_blocking(move || remove_everywhere(&[a, b], &rid)).await;
+        claim.release().await;
         if let Ok(Err(e)) = removed {
             tracing::warn!(record = %rec.record_id, error = %e, "recording deleted from the index, but some files remain");
         }
@@ -735,7 +762,7 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> HttpResponse {
             ),
         );
     }
-    if let Err(e) = std::fs::create_dir_all(&cfg.spool_dir) {
+    if let Err(e) = crate::blocking::run(|| std::fs::create_dir_all(&cfg.spool_dir)) {
         return upload_failed(
             StatusCode::SERVICE_UNAVAILABLE,
             "spoolUnavailable",
@@ -750,12 +777,12 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> HttpResponse {
     let digest = match receive(req.into_body(), &tmp, cfg.max_size_bytes).await {
         Ok(d) => d,
         Err((status, msg)) => {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = crate::blocking::run(|| std::fs::remove_file(&tmp));
             return upload_failed(status, "uploadFailed", msg);
         }
     };
     if !digest.eq_ignore_ascii_case(claims.sha256.trim()) {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = crate::blocking::run(|| std::fs::remove_file(&tmp));
         return upload_failed(
             StatusCode::UNPROCESSABLE_ENTITY,
             "checksumMismatch",
@@ -765,7 +792,7 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> HttpResponse {
     let name = format!("{}.tar", claims.sub);
     match importer::import_tarball(app, &tmp, Some(&claims.sub), importer::Origin::Upload).await {
         Ok(report) if report.failed.is_empty() => {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = crate::blocking::run(|| std::fs::remove_file(&tmp));
             tracing::info!(record = %claims.sub, server = %server, "recording uploaded");
             let formats: Vec<&String> = report.imported.iter().flat_map(|(_, f)| f).collect();
             upload_answer(
@@ -775,11 +802,11 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> HttpResponse {
         }
         Ok(report) => {
             let reason = importer::failed_reason(&report);
-            let _ = set_aside(app, &tmp, &name, &reason);
+            let _ = crate::blocking::run(|| set_aside(app, &tmp, &name, &reason));
             upload_failed(StatusCode::UNPROCESSABLE_ENTITY, "importFailed", format!("Some formats could not be imported (kept in the spool's failed/ folder): {reason}"))
         }
         Err(importer::ImportError::Refused(reason)) => {
-            let _ = set_aside(app, &tmp, &name, &reason);
+            let _ = crate::blocking::run(|| set_aside(app, &tmp, &name, &reason));
             upload_failed(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "importFailed",
@@ -787,7 +814,7 @@ pub async fn upload(app: &App, req: Request<Incoming>) -> HttpResponse {
             )
         }
         Err(importer::ImportError::Retry(reason)) => {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = crate::blocking::run(|| std::fs::remove_file(&tmp));
             upload_failed(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "importUnavailable",

@@ -9,6 +9,10 @@ use http_body_util::Full;
 
 pub type HttpResponse = Response<Full<Bytes>>;
 
+/// What a handler returns: its answer, or a FAILED document (`?` on a store error gives
+/// the generic one, see `From<StoreError>`).
+pub type ApiResult = Result<HttpResponse, ApiError>;
+
 /// A FAILED answer: `messageKey` and `message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -81,6 +85,25 @@ impl ApiError {
     pub fn into_response(self) -> HttpResponse {
         xml(self.to_xml())
     }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    /// The store failed: logged here, answered as Scalelite's generic `internalError`.
+    fn from(e: crate::store::StoreError) -> ApiError {
+        tracing::error!(error = %e, "store error");
+        ApiError::internal("The load balancer's store is unavailable.")
+    }
+}
+
+impl From<ApiError> for HttpResponse {
+    fn from(e: ApiError) -> HttpResponse {
+        e.into_response()
+    }
+}
+
+/// A handler's answer either way.
+pub fn answer(r: ApiResult) -> HttpResponse {
+    r.unwrap_or_else(ApiError::into_response)
 }
 
 /// Escapes text for an XML element or attribute value.

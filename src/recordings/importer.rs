@@ -137,7 +137,7 @@ pub async fn import_tarball(
     origin: Origin,
 ) -> Result<ImportReport, ImportError> {
     let work = work_dir(app, origin);
-    std::fs::create_dir_all(&work).map_err(|e| {
+    crate::blocking::run(|| std::fs::create_dir_all(&work)).map_err(|e| {
         retry(format!(
             "cannot create {} (RECORDING_WORK_DIR): {e}",
             work.display()
@@ -231,9 +231,11 @@ async fn import_extracted(
                 .push((label, "not the recording named in the upload token".into()));
             continue;
         }
-        let md = match std::fs::read(work.join(&format).join(&rid).join("metadata.xml"))
-            .map_err(|e| e.to_string())
-            .and_then(|b| metadata::parse(&b).map_err(|e| e.to_string()))
+        let md = match crate::blocking::run(|| {
+            std::fs::read(work.join(&format).join(&rid).join("metadata.xml"))
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|b| metadata::parse(&b).map_err(|e| e.to_string()))
         {
             Ok(md) => md,
             Err(e) => {
@@ -272,6 +274,11 @@ async fn import_extracted(
         )));
     }
     for (rid, formats) in by_record {
+        // Read, decide, place and record under the recording's claim: a concurrent
+        // publish/unpublish/delete of it waits (released when this iteration ends).
+        let _claim = crate::store::claim::RecordingClaim::take(&app.leases, &rid)
+            .await
+            .map_err(retry)?;
         let existing = app.recordings.recording(&rid).await.map_err(retry)?;
         let first = &formats[0].1;
         let published =
@@ -419,15 +426,15 @@ pub async fn import_spool_file(app: &App, path: &Path) -> Result<ImportReport, I
     let result = import_tarball(app, path, None, Origin::Spool).await;
     match &result {
         Ok(report) if report.failed.is_empty() => {
-            if let Err(e) = std::fs::remove_file(path) {
+            if let Err(e) = crate::blocking::run(|| std::fs::remove_file(path)) {
                 tracing::warn!(file = %path.display(), error = %e, "imported, but the tarball could not be removed");
             }
         }
         Ok(report) => {
-            let _ = set_aside(app, path, &failed_reason(report));
+            let _ = crate::blocking::run(|| set_aside(app, path, &failed_reason(report)));
         }
         Err(ImportError::Refused(why)) => {
-            let _ = set_aside(app, path, why);
+            let _ = crate::blocking::run(|| set_aside(app, path, why));
         }
         Err(ImportError::Retry(why)) => {
             tracing::warn!(file = %path.display(), error = %why, "import failed; will retry");
@@ -516,7 +523,7 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     if cfg.disabled {
         return;
     }
-    if let Err(e) = std::fs::create_dir_all(&cfg.spool_dir) {
+    if let Err(e) = crate::blocking::run(|| std::fs::create_dir_all(&cfg.spool_dir)) {
         tracing::warn!(dir = %cfg.spool_dir.display(), error = %e, "cannot create RECORDING_SPOOL_DIR; the importer waits for it");
     }
     let wake = Arc::new(tokio::sync::Notify::new());
@@ -525,7 +532,8 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     } else {
         watch(&cfg.spool_dir, wake.clone())
     };
-    let mut lease = crate::lease::Lease::new(app.clone(), "importer", LEASE_TTL);
+    let mut lease =
+        crate::lease::Lease::new(app.clone(), crate::store::LeaseRole::Importer, LEASE_TTL);
     let held_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Renew the lease while an import runs, so a crashed importer is replaced within
     // LEASE_TTL while a slow import keeps it.
@@ -545,9 +553,10 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
         let was_held = lease.held();
         if lease.acquire().await {
             if !was_held {
-                recover(&app);
+                crate::blocking::run(|| recover(&app));
             }
-            let (ready, s) = ready_files(&cfg.spool_dir, cfg.import_settle);
+            let (ready, s) =
+                crate::blocking::run(|| ready_files(&cfg.spool_dir, cfg.import_settle));
             settling = s;
             for path in ready {
                 if shutdown.is_shutdown() {

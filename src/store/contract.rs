@@ -143,6 +143,36 @@ pub async fn leases<S: LeaseStore, F: Fn() -> S>(make: &F) {
         "a released lease is free"
     );
     assert!(s.now().await.unwrap() >= t0, "the clock does not go back");
+    recording_claims_are_exclusive(s).await;
+}
+
+async fn recording_claims_are_exclusive<S: LeaseStore>(s: Arc<S>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let leases: Arc<dyn LeaseStore> = s;
+    let first = claim::RecordingClaim::take(&leases, "rec-1").await.unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let second = {
+        let (leases, done) = (leases.clone(), done.clone());
+        tokio::spawn(async move {
+            let c = claim::RecordingClaim::take(&leases, "rec-1").await.unwrap();
+            let after = done.load(Ordering::SeqCst);
+            c.release().await;
+            after
+        })
+    };
+    let other = claim::RecordingClaim::take(&leases, "rec-2").await;
+    assert!(
+        other.is_ok(),
+        "claims on different recordings are independent"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    done.store(true, Ordering::SeqCst);
+    first.release().await;
+    assert!(
+        second.await.unwrap(),
+        "a second claim on a recording waits until the first is released"
+    );
+    drop(other);
 }
 
 /// [`TokenStore`]: a token opens once, even when raced, and not after it expired.

@@ -14,6 +14,7 @@
 //! every backend must show.
 
 pub mod backends;
+pub mod claim;
 pub mod contract;
 pub mod placement;
 pub mod playback;
