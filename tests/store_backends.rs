@@ -201,3 +201,90 @@ fn serve_refuses_postgres_without_redis_in_one_line() {
         "{stderr}"
     );
 }
+
+/// A private `redis-sentinel` watching `master` as `mymaster`; killed when dropped.
+struct Sentinel {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    fn start(master: &Redis) -> Sentinel {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\nsentinel down-after-milliseconds mymaster 1000\n",
+                dir.path().display(),
+                master.port
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("redis-sentinel")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-sentinel starts (scripts/install-test-deps.sh)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-sentinel did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Sentinel {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_configuration_reaches_the_master() {
+    use ferrolite::config::{Config, Purpose};
+    let master = Redis::start();
+    let sentinel = Sentinel::start(&master);
+    for env in [
+        vec![
+            ("REDIS_SENTINELS", format!("127.0.0.1:{}", sentinel.port)),
+            ("REDIS_SENTINEL_MASTER", "mymaster".to_string()),
+        ],
+        vec![(
+            "REDIS_URL",
+            format!("redis+sentinel://127.0.0.1:{}/mymaster", sentinel.port),
+        )],
+    ] {
+        let map = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .chain([("REDIS_NAMESPACE".to_string(), "ha".to_string())])
+            .collect();
+        let config = Config::from_map(&map, Purpose::Cli).unwrap();
+        let store = RedisStore::connect(config.backends.redis.as_ref().unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("{env:?}: {e}"));
+        assert!(store
+            .take_lease("poller", "via-sentinel", 60_000)
+            .await
+            .unwrap());
+        assert_eq!(
+            master.cmd(&["HGET", "ha:lease:poller", "holder"]).await,
+            redis::Value::BulkString(b"via-sentinel".to_vec()),
+            "{env:?}: the lease was written on the master the Sentinel named"
+        );
+        store.release_lease("poller", "via-sentinel").await.unwrap();
+    }
+}
