@@ -32,6 +32,18 @@ async fn redis_keeps_the_lease_and_token_contract() {
     contract::tokens(&make).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_keeps_the_pool_contract() {
+    let r = Redis::start();
+    let con = redis_connection(&r).await;
+    let n = AtomicUsize::new(0);
+    let make = || {
+        let i = n.fetch_add(1, Ordering::Relaxed);
+        RedisStore::with_connections(vec![con.clone(), con.clone()], &format!("pool{i}"))
+    };
+    contract::pool(&make).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_lease_epochs_fence_take_overs() {
     let r = Redis::start();
@@ -287,4 +299,43 @@ async fn sentinel_configuration_reaches_the_master() {
         );
         store.release_lease("poller", "via-sentinel").await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_created_through_one_node_is_joined_through_another() {
+    let r = Redis::start();
+    let fake = common::Fake::start(&["s0", "s1"]);
+    let a = start_lb(with_backends(Some(&r), None));
+    let b = start_lb(with_backends(Some(&r), None));
+    // Servers added and polled through node A's CLI are node B's servers too.
+    let ids = a.add_fake_servers(&fake);
+    assert!(b.cli_ok(&["servers"]).contains(&ids[0]));
+    let (_, body) = a.get("create", "meetingID=shared&name=Shared").await;
+    assert!(body.contains("<returncode>SUCCESS</returncode>"), "{body}");
+    let holder = fake.holder("shared").await.unwrap();
+    // A create of the same room through B lands on the same server.
+    let (_, again) = b.get("create", "meetingID=shared&name=Shared").await;
+    assert!(
+        again.contains("<returncode>SUCCESS</returncode>"),
+        "{again}"
+    );
+    assert_eq!(fake.calls_to(1 - holder, "create").await.len(), 0);
+    let r2 = b
+        .http
+        .get(b.api_url("join", "meetingID=shared&fullName=Ann&role=MODERATOR"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r2.status().as_u16(), 302);
+    let location = r2.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("{}/join?", fake.servers[holder].url)),
+        "{location}"
+    );
+    let (_, info) = b.get("isMeetingRunning", "meetingID=shared").await;
+    assert!(info.contains("<returncode>SUCCESS</returncode>"), "{info}");
+    // Ended through B: gone for A as well.
+    let (_, end) = b.get("end", "meetingID=shared").await;
+    assert!(end.contains("<returncode>SUCCESS</returncode>"), "{end}");
+    assert!(!a.cli_ok(&["meetings", "list"]).contains("shared"));
 }

@@ -1,6 +1,6 @@
 //! Builds the [`Stores`] the configuration names (see `config::Backends`): the embedded
-//! SQLite file for everything by default; with `REDIS_URL`, leases and one-time tokens in
-//! Redis; with `DATABASE_URL=postgres://…`, the callback outbox in PostgreSQL (its
+//! SQLite file for everything by default; with `REDIS_URL`, the pool state (servers,
+//! meetings, tenants), leases and one-time tokens in Redis; with `DATABASE_URL=postgres://…`, the callback outbox in PostgreSQL (its
 //! migrations applied first). The concerns no shared backend takes yet stay in SQLite.
 
 use super::postgres::PostgresStore;
@@ -26,6 +26,7 @@ pub async fn open(config: &Config) -> Result<Stores, String> {
                 .await
                 .map_err(|e| format!("cannot reach Redis (REDIS_URL): {e}"))?,
         );
+        stores.pool = r.clone();
         stores.leases = r.clone();
         stores.tokens = r;
     }

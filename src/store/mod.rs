@@ -21,6 +21,7 @@ pub mod playback;
 pub mod postgres;
 pub mod recordings;
 pub mod redis;
+mod redis_pool;
 pub mod sqlite;
 mod sqlite_playback;
 mod sqlite_recordings;

@@ -1,6 +1,7 @@
 //! The Redis backend: the state several processes and hosts share through one Redis (or a
 //! Sentinel-managed master) — fenced leases for the roles that run once ([`LeaseStore`]) and
-//! one-time playback tokens ([`TokenStore`]). Every key starts with `<REDIS_NAMESPACE>:`.
+//! one-time playback tokens ([`TokenStore`]), and the pool state ([`PoolStore`](super::PoolStore),
+//! in `redis_pool.rs`). Every key starts with `<REDIS_NAMESPACE>:`.
 //!
 //! - A lease is a hash `<ns>:lease:<name>` {holder, until, epoch}, taken and renewed by one
 //!   Lua script judged by Redis's own clock (`TIME`). The epoch increments each time the
@@ -88,9 +89,18 @@ impl RedisStore {
         }
     }
 
-    fn con(&self) -> ConnectionManager {
+    pub(super) fn con(&self) -> ConnectionManager {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         self.conns[i].clone()
+    }
+
+    /// `<namespace>:<rest>`.
+    pub(super) fn k(&self, rest: &str) -> String {
+        format!("{}:{rest}", self.ns)
+    }
+
+    pub(super) fn namespace(&self) -> &str {
+        &self.ns
     }
 
     fn key(&self, kind: &str, name: &str) -> String {
