@@ -334,7 +334,9 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
         name: spec.name,
         params,
         alg,
-        tenant_id: tenant.as_ref().map(|t| t.id.clone()).unwrap_or_default(),
+        tenant_id: tenant
+            .as_ref()
+            .map_or_else(|| crate::store::NO_TENANT.to_string(), |t| t.id.clone()),
         tenant,
         body,
         scheme,

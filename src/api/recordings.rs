@@ -19,7 +19,7 @@ use serde_json::json;
 use sha2::Digest;
 
 use super::params::Params;
-use super::response::{self, ApiError, HttpResponse};
+use super::response::{self, answer, ApiError, ApiResult, HttpResponse};
 use super::{Call, CallBody};
 use crate::app::App;
 use crate::recordings::{files, importer, upload};
@@ -28,10 +28,10 @@ use crate::store::recordings::{Recording, RecordingQuery, RecordingState, TextTr
 
 pub async fn dispatch(app: &App, call: Call) -> HttpResponse {
     match call.name {
-        "getRecordings" => get_recordings(app, call).await,
-        "publishRecordings" => publish_recordings(app, call).await,
-        "updateRecordings" => update_recordings(app, call).await,
-        "deleteRecordings" => delete_recordings(app, call).await,
+        "getRecordings" => answer(get_recordings(app, call).await),
+        "publishRecordings" => answer(publish_recordings(app, call).await),
+        "updateRecordings" => answer(update_recordings(app, call).await),
+        "deleteRecordings" => answer(delete_recordings(app, call).await),
         "getRecordingTextTracks" => get_text_tracks(app, call).await,
         "putRecordingTextTrack" => put_text_track(app, call).await,
         _ => ApiError::unsupported_request().into_response(),
@@ -60,9 +60,8 @@ fn missing_record_id() -> ApiError {
     ApiError::new("missingParamRecordID", "You must specify a recordID.")
 }
 
-fn store_failed(e: impl std::fmt::Display) -> HttpResponse {
-    tracing::error!(error = %e, "recording store error");
-    ApiError::internal("The recordings index is unavailable.").into_response()
+fn store_failed(e: crate::store::StoreError) -> HttpResponse {
+    ApiError::from(e).into_response()
 }
 
 fn tenant(call: &Call) -> Option<&str> {
@@ -264,23 +263,14 @@ fn url_prefix(call: &Call) -> String {
     format!("{}://{}", call.scheme, call.host)
 }
 
-async fn get_recordings(app: &App, call: Call) -> HttpResponse {
-    let q = match query_from(
+async fn get_recordings(app: &App, call: Call) -> ApiResult {
+    let q = query_from(
         &call.params,
         tenant(&call),
         app.config.recordings.api_filtered,
-    ) {
-        Ok(q) => q,
-        Err(e) => return e.into_response(),
-    };
-    let page = match app.recordings.find_recordings(&q).await {
-        Ok(p) => p,
-        Err(e) => return store_failed(e),
-    };
-    let links = match crate::playback::mint_links(app, &page.recordings).await {
-        Ok(l) => l,
-        Err(e) => return store_failed(e),
-    };
+    )?;
+    let page = app.recordings.find_recordings(&q).await?;
+    let links = crate::playback::mint_links(app, &page.recordings).await?;
     let prefix = url_prefix(&call);
     let mut out = String::with_capacity(1024 + page.recordings.len() * 1500);
     out.push_str("<response><returncode>SUCCESS</returncode><recordings>");
@@ -301,44 +291,43 @@ async fn get_recordings(app: &App, call: Call) -> HttpResponse {
         el(&mut out, "totalElements", total);
     }
     out.push_str("</response>");
-    response::xml(out)
+    Ok(response::xml(out))
 }
 
-async fn publish_recordings(app: &App, call: Call) -> HttpResponse {
+async fn publish_recordings(app: &App, call: Call) -> ApiResult {
     let ids = list(call.params.get("recordID"));
     if ids.is_empty() {
-        return missing_record_id().into_response();
+        return Err(missing_record_id());
     }
     let Some(publish) = call.params.get("publish") else {
-        return ApiError::new(
+        return Err(ApiError::new(
             "missingParamPublish",
             "You must specify a publish value true or false.",
-        )
-        .into_response();
+        ));
     };
     let publish = publish.eq_ignore_ascii_case("true");
-    let recs = match app.recordings.recordings_by_ids(&ids, tenant(&call)).await {
-        Ok(r) => r,
-        Err(e) => return store_failed(e),
-    };
+    let recs = app
+        .recordings
+        .recordings_by_ids(&ids, tenant(&call))
+        .await?;
     let recs: Vec<Recording> = recs
         .into_iter()
         .filter(|r| r.state.is_some_and(RecordingState::is_settled))
         .collect();
     if recs.is_empty() {
-        return not_found().into_response();
+        return Err(not_found());
     }
     for rec in recs.iter().filter(|r| r.published != publish) {
         if let Err(e) = publish_one(app, &rec.record_id, publish).await {
             tracing::warn!(record = %rec.record_id, error = %e, "publish/unpublish failed");
-            return ApiError::internal("Unable to publish/unpublish recording.").into_response();
+            return Err(ApiError::internal("Unable to publish/unpublish recording."));
         }
         crate::playback::refresh(app, &rec.record_id).await;
     }
-    response::xml(response::success(&[(
+    Ok(response::xml(response::success(&[(
         "published",
         if publish { "true" } else { "false" },
-    )]))
+    )])))
 }
 
 /// Publishes or unpublishes one recording under its claim: re-read, then (if it still
@@ -418,10 +407,10 @@ pub fn rails_bool(v: &str) -> Option<bool> {
     }
 }
 
-async fn update_recordings(app: &App, call: Call) -> HttpResponse {
+async fn update_recordings(app: &App, call: Call) -> ApiResult {
     let ids = list(call.params.get("recordID"));
     if ids.is_empty() {
-        return missing_record_id().into_response();
+        return Err(missing_record_id());
     }
     let changes = meta_changes(&call.params);
     let protect = call.params.get("protect").and_then(rails_bool);
@@ -438,39 +427,29 @@ async fn update_recordings(app: &App, call: Call) -> HttpResponse {
     for id in &ids {
         crate::playback::refresh(app, id).await;
     }
-    match result {
-        Ok(r) => {
-            let updated = r.unwrap_or(false);
-            response::xml(response::success(&[(
-                "updated",
-                if updated { "true" } else { "false" },
-            )]))
-        }
-        Err(e) => store_failed(e),
-    }
+    let updated = result?.unwrap_or(false);
+    Ok(response::xml(response::success(&[(
+        "updated",
+        if updated { "true" } else { "false" },
+    )])))
 }
 
-async fn delete_recordings(app: &App, call: Call) -> HttpResponse {
+async fn delete_recordings(app: &App, call: Call) -> ApiResult {
     let ids = list(call.params.get("recordID"));
     if ids.is_empty() {
-        return missing_record_id().into_response();
+        return Err(missing_record_id());
     }
-    let recs = match app.recordings.recordings_by_ids(&ids, tenant(&call)).await {
-        Ok(r) => r,
-        Err(e) => return store_failed(e),
-    };
+    let recs = app
+        .recordings
+        .recordings_by_ids(&ids, tenant(&call))
+        .await?;
     if recs.is_empty() {
-        return not_found().into_response();
+        return Err(not_found());
     }
     for rec in &recs {
-        let claim = match RecordingClaim::take(&app.leases, &rec.record_id).await {
-            Ok(c) => c,
-            Err(e) => return store_failed(e),
-        };
+        let claim = RecordingClaim::take(&app.leases, &rec.record_id).await?;
         crate::playback::unlink(app, &rec.record_id);
-        if let Err(e) = app.recordings.tombstone_recording(&rec.record_id).await {
-            return store_failed(e);
-        }
+        app.recordings.tombstone_recording(&rec.record_id).await?;
         crate::playback::unlink(app, &rec.record_id);
         let (a, b, rid) = (
             app.config.recordings.publish_dir.clone(),
@@ -483,7 +462,7 @@ async fn delete_recordings(app: &App, call: Call) -> HttpResponse {
             tracing::warn!(record = %rec.record_id, error = %e, "recording deleted from the index, but some files remain");
         }
     }
-    response::xml(response::success(&[("deleted", "true")]))
+    Ok(response::xml(response::success(&[("deleted", "true")])))
 }
 
 /// Removes `<root>/<any format>/<record_id>` under each root.

@@ -554,6 +554,36 @@ async fn placement_rechecks_the_server<S: PoolStore>(s: Arc<S>) {
     let placement::Decision::Commit(commit) = placement::decide(&req, &snap) else {
         panic!("the snapshot allows a placement")
     };
+    // Two decisions on one snapshot: the second must not commit on the load the first raised.
+    let other_vbs = vec!["4001".to_string()];
+    let other = PlaceRequest {
+        meeting_id: "other",
+        voice_bridges: &other_vbs,
+        ..req
+    };
+    let other_snap = s
+        .placement_snapshot(NO_TENANT, "other", false, &other_vbs)
+        .await
+        .unwrap();
+    let placement::Decision::Commit(first) = placement::decide(&other, &other_snap) else {
+        panic!("the snapshot allows a placement")
+    };
+    assert!(matches!(
+        s.commit_placement(&first).await.unwrap(),
+        placement::CommitOutcome::Placed(_)
+    ));
+    assert_eq!(
+        s.commit_placement(&commit).await.unwrap(),
+        placement::CommitOutcome::Conflict(placement::Conflict::Server),
+        "a commit on a load that changed since the snapshot conflicts"
+    );
+    let snap = s
+        .placement_snapshot(NO_TENANT, "m", false, &vbs)
+        .await
+        .unwrap();
+    let placement::Decision::Commit(commit) = placement::decide(&req, &snap) else {
+        panic!("the snapshot allows a placement")
+    };
     // The server is cordoned between the snapshot and the commit.
     s.update_server(
         "s0",

@@ -16,7 +16,7 @@ use super::{ChoiceError, Meeting, PlaceOutcome, PlaceRequest, PoolStore, Server,
 use super::{StoreError, StoreResult};
 
 /// How many snapshot-decide-commit rounds a placement tries before giving up.
-pub const MAX_ATTEMPTS: usize = 8;
+pub const MAX_ATTEMPTS: u32 = 32;
 
 /// What placement reads first, as one consistent view.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -31,13 +31,16 @@ pub struct PlacementSnapshot {
     pub free_voice_bridges: Vec<String>,
 }
 
-/// The facts about the chosen server that made it eligible; the commit checks that they are
-/// unchanged (equality on data, so every backend can check them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The facts about the chosen server that the decision rested on: what made it eligible and
+/// the load it was compared by. The commit checks that they are unchanged (equality on
+/// data, so every backend can check them). Including the load means two concurrent creates
+/// that picked the same server cannot both commit on a stale load: the second retries and
+/// sees the first, so a burst spreads as if the decisions had been taken one by one.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ServerGuard {
     pub state: ServerState,
     pub online: bool,
-    pub has_load: bool,
+    pub load: Option<f64>,
 }
 
 impl ServerGuard {
@@ -45,7 +48,7 @@ impl ServerGuard {
         ServerGuard {
             state: s.state,
             online: s.online,
-            has_load: s.load.is_some(),
+            load: s.load,
         }
     }
 }
@@ -64,7 +67,7 @@ pub struct PlacementCommit {
 /// Which observation no longer held at commit time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {
-    /// The server is gone or its state, health or load-known flag changed.
+    /// The server is gone or its state, health or load changed.
     Server,
     /// The tenant reached its limit meanwhile.
     TenantLimit,
@@ -122,12 +125,20 @@ pub fn decide(req: &PlaceRequest<'_>, snap: &PlacementSnapshot) -> Decision {
     })
 }
 
-/// Snapshot, decide, commit; again on a conflict, at most [`MAX_ATTEMPTS`] times.
+/// Snapshot, decide, commit; again on a conflict (after a short random pause that grows
+/// with the attempts, so colliding creates drift apart), at most [`MAX_ATTEMPTS`] times.
 pub async fn place<S: PoolStore + ?Sized>(
     store: &S,
     req: &PlaceRequest<'_>,
 ) -> StoreResult<PlaceOutcome> {
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            let pause = {
+                use rand::Rng;
+                rand::thread_rng().gen_range(0..=200 * attempt.min(10) as u64)
+            };
+            tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
+        }
         let snap = store
             .placement_snapshot(
                 req.tenant_id,

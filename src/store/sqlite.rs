@@ -702,7 +702,7 @@ impl PoolStore for SqliteStore {
                 }
                 Err(e) => return Err(backend(e)),
             }
-            if commit.guard.has_load {
+            if commit.guard.load.is_some() {
                 tx.prepare_cached("UPDATE servers SET load = load + load_multiplier WHERE id = ?1")
                     .and_then(|mut st| st.execute([&m.server_id]))
                     .map_err(backend)?;
