@@ -19,7 +19,8 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("redis: {e}"))
 }
 
-/// Records the meeting if absent, the server still matches the guard, the tenant is under
+/// Records the meeting if absent, the server still matches the guard (state, health and the
+/// load the decision saw, compared as numbers), the tenant is under
 /// its limit and the voice bridge is free; raises the server's load. Returns
 /// `{'placed', server fields…}`, `{'existing', meeting fields…}` or `{'conflict', what}`.
 const COMMIT_PLACEMENT: &str = r"
@@ -34,9 +35,11 @@ if redis.call('EXISTS', mkey) == 1 then
 end
 local s = redis.call('HMGET', skey, 'state', 'online', 'load')
 if not s[1] then return {'conflict', 'server'} end
-local has_load = '0'
-if s[3] and s[3] ~= '' then has_load = '1' end
-if s[1] ~= ARGV[9] or s[2] ~= ARGV[10] or has_load ~= ARGV[11] then
+local load = nil
+if s[3] and s[3] ~= '' then load = tonumber(s[3]) end
+local seen = nil
+if ARGV[11] ~= '' then seen = tonumber(ARGV[11]) end
+if s[1] ~= ARGV[9] or s[2] ~= ARGV[10] or load ~= seen then
   return {'conflict', 'server'}
 end
 local limit = tonumber(ARGV[12])
@@ -49,9 +52,9 @@ redis.call('HSET', mkey, 'tenant_id', ARGV[3], 'meeting_id', ARGV[4], 'server_id
 redis.call('SADD', ns .. ':meetings', mid)
 redis.call('SADD', ns .. ':server-meetings:' .. ARGV[5], mid)
 redis.call('SADD', tset, mid)
-if has_load == '1' then
+if load then
   local mult = redis.call('HGET', skey, 'load_multiplier')
-  redis.call('HSET', skey, 'load', tostring(tonumber(s[3]) + tonumber(mult)))
+  redis.call('HSET', skey, 'load', tostring(load + tonumber(mult)))
 end
 local out = redis.call('HGETALL', skey)
 table.insert(out, 1, 'placed')
@@ -453,10 +456,10 @@ impl PoolStore for RedisStore {
         Ok(Some((m, server)))
     }
 
-    /// [`placement::place`] under a short cluster-wide placement lock: the commit's guard
-    /// does not carry the loads the decision saw, so without it concurrent creates on
-    /// several nodes would all pick the same least-loaded server (each commit is still
-    /// checked; the lock only keeps the spread as even as SQLite's).
+    /// [`placement::place`] under a short cluster-wide placement lock. The commit's load
+    /// guard alone keeps the spread even, but over Redis's round trips a burst of creates
+    /// (32 at once) keeps conflicting until the retries run out; queueing them on the lock
+    /// (one Redis round trip each) lets every one commit on the first try.
     async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome> {
         let key = self.k("placement-lock");
         let token = uuid::Uuid::new_v4().to_string();
@@ -549,6 +552,7 @@ impl PoolStore for RedisStore {
         let m = &commit.meeting;
         let id = mid(&m.tenant_id, &m.meeting_id);
         let created = m.created_at.to_string();
+        let seen_load = commit.guard.load.map(|l| l.to_string()).unwrap_or_default();
         let limit = commit
             .max_tenant_meetings
             .map(|l| l as i64)
@@ -567,7 +571,7 @@ impl PoolStore for RedisStore {
                     &created,
                     commit.guard.state.as_str(),
                     if commit.guard.online { "1" } else { "0" },
-                    if commit.guard.has_load { "1" } else { "0" },
+                    &seen_load,
                     &limit,
                 ],
             )
