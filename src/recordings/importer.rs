@@ -274,11 +274,6 @@ async fn import_extracted(
         )));
     }
     for (rid, formats) in by_record {
-        // Read, decide, place and record under the recording's claim: a concurrent
-        // publish/unpublish/delete of it waits (released when this iteration ends).
-        let _claim = crate::store::claim::RecordingClaim::take(&app.leases, &rid)
-            .await
-            .map_err(retry)?;
         let existing = app.recordings.recording(&rid).await.map_err(retry)?;
         let first = &formats[0].1;
         let published =

@@ -1,9 +1,10 @@
 //! A claim on one recording: a short lease (`recording:<id>`, [`super::recording_claim`])
-//! held while its files and its index row change together — a publish, an unpublish, a
-//! delete or an import — so two of them never interleave, on one node or several.
+//! held while its files and its index row change together — a publish, an unpublish or a
+//! delete — so two of them never interleave, on one node or several.
 //!
-//! Dropping the claim releases it (in a background task); a holder that dies leaves it to
-//! expire after [`CLAIM_TTL`].
+//! Release it with [`RecordingClaim::release`]; dropping it releases it in a background
+//! task (which a process that exits at once never runs), and a holder that dies leaves it
+//! to expire after [`CLAIM_TTL`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use super::{recording_claim, LeaseStore, StoreError, StoreResult};
 
 /// How long a claim lasts if its holder dies without releasing it.
-pub const CLAIM_TTL: Duration = Duration::from_secs(600);
+pub const CLAIM_TTL: Duration = Duration::from_secs(60);
 /// How long [`RecordingClaim::take`] waits for another holder to finish.
 pub const CLAIM_WAIT: Duration = Duration::from_secs(15);
 const RETRY_EVERY: Duration = Duration::from_millis(25);
