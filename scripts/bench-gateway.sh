@@ -4,7 +4,8 @@
 # over 10 servers; plus Ferrolite's resident memory at idle and its peak under load.
 #
 # usage: scripts/bench-gateway.sh [seconds per run, default 10]
-# Needs wrk (Debian package `wrk`; installed here if missing).
+#        BACKEND=redis scripts/bench-gateway.sh   (pool, leases and tokens in a private Redis)
+# Needs wrk (Debian package `wrk`; installed here if missing); redis-server for BACKEND=redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
@@ -15,6 +16,17 @@ BIN=target/release
 WORK=$(mktemp -d)
 cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
+
+BACKEND=${BACKEND:-sqlite}
+case "$BACKEND" in
+  sqlite) ;;
+  redis)
+    RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >/dev/null &
+    sleep 0.5
+    export REDIS_URL="redis://127.0.0.1:$RPORT/" ;;
+  *) echo "BACKEND must be sqlite or redis" >&2; exit 1 ;;
+esac
 
 SECRETS=$(python3 -c 'print(",".join(f"bench{i}" for i in range(10)))')
 $BIN/fake-bbb --secrets "$SECRETS" --seed-meetings 5 --seed-users 8 > "$WORK/fake.json" 2>/dev/null &
@@ -68,7 +80,7 @@ run() { # name base-url paths-file [connections]
   printf '%-34s c=%-3s %9s req/s  p50 %8s  p99 %8s  ferrolite CPU %4s us/req  %s\n' "$1" "$conns" "$rps" "$p50" "$p99" "$cpu" "$errs"
 }
 
-echo "ferrolite $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores, concurrency $CONC, ${DUR}s per run"
+echo "ferrolite $(git rev-parse --short HEAD 2>/dev/null), backend $BACKEND, $(nproc) cores, concurrency $CONC, ${DUR}s per run"
 run "join (no backend call)" "$LB" "$WORK/join.txt"
 run "getMeetings (10 servers)" "$LB" "$WORK/getmeetings.txt"
 run "create, direct to fake-bbb" "$FAKE0_BASE" "$WORK/direct.txt"

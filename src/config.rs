@@ -119,6 +119,8 @@ pub struct Config {
     pub http: HttpLimits,
     /// Limits on what BBB servers send back (see [`BackendLimits`]).
     pub backend: BackendLimits,
+    /// Shared-state backends: Redis and PostgreSQL (see [`Backends`]).
+    pub backends: Backends,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -504,8 +506,12 @@ impl Config {
 
         let bind = parse_bind(v.get("BIND"), v.get("PORT"))?;
 
+        let backends = Backends::from_vars(&v, purpose)?;
         let database_path = match v.get("DATABASE_URL") {
             None => PathBuf::from("ferrolite.db"),
+            Some(_) if backends.postgres_url.is_some() => {
+                PathBuf::from(v.get("SQLITE_PATH").unwrap_or("ferrolite.db"))
+            }
             Some(url) => parse_database_url(url)?,
         };
 
@@ -593,6 +599,7 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
             recordings: RecordingConfig::from_vars(&v)?,
+            backends,
             ops: OpsConfig::from_vars(&v)?,
             http: HttpLimits::from_vars(&v)?,
             backend: BackendLimits::from_vars(&v)?,
@@ -871,12 +878,6 @@ pub fn valid_cidr(s: &str) -> bool {
 }
 
 fn parse_database_url(url: &str) -> Result<PathBuf, ConfigError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(Vars::err(
-            "DATABASE_URL",
-            "PostgreSQL is not supported yet; unset DATABASE_URL or give a SQLite file path (sqlite:/var/lib/ferrolite/ferrolite.db)",
-        ));
-    }
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -977,7 +978,219 @@ impl BackendLimits {
     }
 }
 
-/// `RECORDING_PLAYBACK_FORMATS` (`:`-separated), or Scalelite's default list.
+// ---------------------------------------------------------------------------------------
+// Shared-state backends (issue 10, `crate::store::redis`, `crate::store::postgres`).
+// ---------------------------------------------------------------------------------------
+
+/// Where the state shared between processes and hosts lives. Both `None`: the embedded
+/// SQLite file holds everything (the default).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Backends {
+    /// `REDIS_URL` / `REDIS_SENTINELS`: leases and one-time playback tokens.
+    pub redis: Option<RedisConfig>,
+    /// `DATABASE_URL` when it names PostgreSQL: the callback outbox.
+    pub postgres_url: Option<String>,
+}
+
+/// How to reach Redis, and under which key prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    pub target: RedisTarget,
+    /// `REDIS_NAMESPACE` (default `ferrolite`): every key starts with `<namespace>:`.
+    pub namespace: String,
+    /// `REDIS_POOL` (default 4): multiplexed connections shared by the process.
+    pub pool: usize,
+}
+
+/// One Redis server (`redis://`, `rediss://` for TLS), or the master a set of Sentinels names.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    Url(String),
+    Sentinel {
+        /// `redis://host:port` (or `rediss://`) of each Sentinel.
+        sentinels: Vec<String>,
+        /// The master's name (`REDIS_SENTINEL_MASTER`).
+        master: String,
+        /// Credentials and database for the master, as a URL whose host is unused.
+        auth_url: Option<String>,
+    },
+}
+
+impl fmt::Debug for RedisTarget {
+    /// Never prints a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedisTarget::Url(u) => write!(f, "{}", redact_url(u)),
+            RedisTarget::Sentinel {
+                sentinels,
+                master,
+                auth_url,
+            } => write!(
+                f,
+                "sentinel master {master} via {} ({})",
+                sentinels.join(","),
+                auth_url.as_deref().map(redact_url).unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// The URL without its password.
+pub fn redact_url(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut p) if p.password().is_some() => {
+            let _ = p.set_password(Some("***"));
+            p.to_string()
+        }
+        Ok(p) => p.to_string(),
+        Err(_) => "(unparsable URL)".to_string(),
+    }
+}
+
+impl Backends {
+    fn from_vars(v: &Vars, purpose: Purpose) -> Result<Backends, ConfigError> {
+        let postgres_url = match v.get("DATABASE_URL") {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                u.parse::<tokio_postgres::Config>().map_err(|e| {
+                    Vars::err("DATABASE_URL", format!("is not a PostgreSQL URL: {e}"))
+                })?;
+                Some(u.to_string())
+            }
+            _ => None,
+        };
+        let namespace = v.get("REDIS_NAMESPACE").unwrap_or("ferrolite").to_string();
+        if namespace.contains(char::is_whitespace) {
+            return Err(Vars::err("REDIS_NAMESPACE", "must not contain spaces"));
+        }
+        let pool: usize = v.num("REDIS_POOL", 4)?;
+        if pool == 0 {
+            return Err(Vars::err("REDIS_POOL", "must be at least 1"));
+        }
+        let target = redis_target(v)?;
+        let backends = Backends {
+            redis: target.map(|target| RedisConfig {
+                target,
+                namespace,
+                pool,
+            }),
+            postgres_url,
+        };
+        if purpose == Purpose::Serve {
+            backends
+                .check_serve()
+                .map_err(|m| Vars::err("DATABASE_URL", m))?;
+        }
+        Ok(backends)
+    }
+
+    /// Refuses (one line) a combination that cannot be safe when several processes or hosts
+    /// share it: a shared outbox in PostgreSQL with the callback sender's lease in a local
+    /// SQLite file would let every host send the same callbacks.
+    pub fn check_serve(&self) -> Result<(), String> {
+        if self.postgres_url.is_some() && self.redis.is_none() {
+            return Err("PostgreSQL needs REDIS_URL too: leases in a local SQLite file cannot keep two hosts from sending the same callback".into());
+        }
+        Ok(())
+    }
+}
+
+fn redis_target(v: &Vars) -> Result<Option<RedisTarget>, ConfigError> {
+    let url = v.get("REDIS_URL");
+    if let Some(list) = v.get("REDIS_SENTINELS") {
+        let master = v.get("REDIS_SENTINEL_MASTER").ok_or_else(|| {
+            Vars::err(
+                "REDIS_SENTINEL_MASTER",
+                "is not set; REDIS_SENTINELS needs the master's name",
+            )
+        })?;
+        let tls = url.is_some_and(|u| u.starts_with("rediss://"));
+        let sentinels = sentinel_nodes(list, tls).map_err(|m| Vars::err("REDIS_SENTINELS", m))?;
+        if let Some(u) = url {
+            check_redis_url(u)?;
+        }
+        return Ok(Some(RedisTarget::Sentinel {
+            sentinels,
+            master: master.to_string(),
+            auth_url: url.map(str::to_string),
+        }));
+    }
+    let Some(u) = url else { return Ok(None) };
+    if let Some(rest) = u
+        .strip_prefix("redis+sentinel://")
+        .or_else(|| u.strip_prefix("rediss+sentinel://"))
+    {
+        let tls = u.starts_with("rediss+");
+        // [user:password@]host:port[,host:port...]/master[/db]
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((a, r)) => (Some(a), r),
+            None => (None, rest),
+        };
+        let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut parts = path.split('/').filter(|p| !p.is_empty());
+        let master = parts.next().ok_or_else(|| {
+            Vars::err(
+                "REDIS_URL",
+                "a redis+sentinel:// URL names the master after the hosts: redis+sentinel://h1:26379,h2:26379/mymaster",
+            )
+        })?;
+        let db = parts.next().unwrap_or("0");
+        let sentinels = sentinel_nodes(hosts, tls).map_err(|m| Vars::err("REDIS_URL", m))?;
+        let scheme = if tls { "rediss" } else { "redis" };
+        let auth_url = format!(
+            "{scheme}://{}localhost/{db}",
+            auth.map(|a| format!("{a}@")).unwrap_or_default()
+        );
+        check_redis_url(&auth_url)?;
+        return Ok(Some(RedisTarget::Sentinel {
+            sentinels,
+            master: master.to_string(),
+            auth_url: Some(auth_url),
+        }));
+    }
+    check_redis_url(u)?;
+    Ok(Some(RedisTarget::Url(u.to_string())))
+}
+
+fn check_redis_url(u: &str) -> Result<(), ConfigError> {
+    let parsed =
+        url::Url::parse(u).map_err(|e| Vars::err("REDIS_URL", format!("is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "redis" | "rediss") {
+        return Err(Vars::err(
+            "REDIS_URL",
+            "use redis://, rediss:// (TLS) or redis+sentinel://",
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(Vars::err("REDIS_URL", "names no host"));
+    }
+    Ok(())
+}
+
+/// `host:port,host:port` as Sentinel URLs.
+fn sentinel_nodes(list: &str, tls: bool) -> Result<Vec<String>, String> {
+    let scheme = if tls { "rediss" } else { "redis" };
+    let nodes: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            let (host, port) = h
+                .rsplit_once(':')
+                .ok_or_else(|| format!("{h:?} is not host:port"))?;
+            port.parse::<u16>()
+                .map_err(|_| format!("{h:?} has no valid port"))?;
+            if host.is_empty() {
+                return Err(format!("{h:?} names no host"));
+            }
+            Ok(format!("{scheme}://{host}:{port}"))
+        })
+        .collect::<Result<_, _>>()?;
+    if nodes.is_empty() {
+        return Err("lists no Sentinel (host:port,host:port)".into());
+    }
+    Ok(nodes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1090,7 +1303,7 @@ mod tests {
         assert_eq!(e.var, "MAX_MEETING_DURATION");
         let e = cfg(&[
             ("LOADBALANCER_SECRET", "s"),
-            ("DATABASE_URL", "postgres://x"),
+            ("DATABASE_URL", "postgres://x:notaport/db"),
         ])
         .unwrap_err();
         assert_eq!(e.var, "DATABASE_URL");
@@ -1171,5 +1384,114 @@ mod tests {
         );
         let e = cfg(&[("LOADBALANCER_SECRET", "s"), ("VOICE_BRIDGE_MIN", "10")]).unwrap_err();
         assert_eq!(e.var, "VOICE_BRIDGE_MIN");
+    }
+
+    #[test]
+    fn backends_default_to_sqlite_alone() {
+        let c = cfg(&[("LOADBALANCER_SECRET", "s")]).unwrap();
+        assert_eq!(c.backends, Backends::default());
+        assert_eq!(c.database_path, PathBuf::from("ferrolite.db"));
+    }
+
+    #[test]
+    fn redis_urls_with_tls_auth_and_sentinels_parse() {
+        let b = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("LOADBALANCER_SECRET", "s")];
+            all.extend_from_slice(pairs);
+            cfg(&all).map(|c| c.backends)
+        };
+        let r = b(&[("REDIS_URL", "rediss://user:pw@cache.example:6380/2")])
+            .unwrap()
+            .redis
+            .unwrap();
+        assert_eq!(
+            r.target,
+            RedisTarget::Url("rediss://user:pw@cache.example:6380/2".into())
+        );
+        assert_eq!((r.namespace.as_str(), r.pool), ("ferrolite", 4));
+        assert!(!format!("{r:?}").contains("pw"), "Debug hides the password");
+
+        let r = b(&[
+            ("REDIS_SENTINELS", "s1:26379, s2:26379"),
+            ("REDIS_SENTINEL_MASTER", "mymaster"),
+            ("REDIS_NAMESPACE", "lb"),
+            ("REDIS_POOL", "8"),
+        ])
+        .unwrap()
+        .redis
+        .unwrap();
+        assert_eq!(
+            r.target,
+            RedisTarget::Sentinel {
+                sentinels: vec!["redis://s1:26379".into(), "redis://s2:26379".into()],
+                master: "mymaster".into(),
+                auth_url: None,
+            }
+        );
+        assert_eq!((r.namespace.as_str(), r.pool), ("lb", 8));
+
+        let r = b(&[(
+            "REDIS_URL",
+            "redis+sentinel://:pw@s1:26379,s2:26380/mymaster/3",
+        )])
+        .unwrap()
+        .redis
+        .unwrap();
+        assert_eq!(
+            r.target,
+            RedisTarget::Sentinel {
+                sentinels: vec!["redis://s1:26379".into(), "redis://s2:26380".into()],
+                master: "mymaster".into(),
+                auth_url: Some("redis://:pw@localhost/3".into()),
+            }
+        );
+
+        for (k, bad) in [
+            ("REDIS_URL", "http://cache:6379"),
+            ("REDIS_URL", "not a url"),
+            ("REDIS_URL", "redis+sentinel://s1:26379"),
+            ("REDIS_URL", "redis+sentinel://s1:nope/m"),
+            ("REDIS_POOL", "0"),
+            ("REDIS_SENTINELS", "s1:26379"),
+        ] {
+            let mut pairs = vec![(k, bad)];
+            if k == "REDIS_POOL" {
+                pairs.push(("REDIS_URL", "redis://c"));
+            }
+            assert!(b(&pairs).is_err(), "{k}={bad} is refused");
+        }
+    }
+
+    #[test]
+    fn postgres_needs_redis_to_serve() {
+        let e = cfg(&[
+            ("LOADBALANCER_SECRET", "s"),
+            ("DATABASE_URL", "postgres://u@db.example/ferrolite"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "DATABASE_URL");
+        assert!(e.message.contains("REDIS_URL"), "{}", e.message);
+        let c = cfg(&[
+            ("LOADBALANCER_SECRET", "s"),
+            ("DATABASE_URL", "postgres://u@db.example/ferrolite"),
+            ("REDIS_URL", "redis://cache.example/"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.backends.postgres_url.as_deref(),
+            Some("postgres://u@db.example/ferrolite")
+        );
+        let cli = Config::from_map(
+            &[("DATABASE_URL", "postgres://u@db.example/ferrolite")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            Purpose::Cli,
+        )
+        .unwrap();
+        assert!(
+            cli.backends.postgres_url.is_some(),
+            "the CLI may migrate alone"
+        );
     }
 }

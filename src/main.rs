@@ -7,7 +7,6 @@ use clap::Parser;
 use ferrolite::admin::cli::{Cli, Command};
 use ferrolite::app::App;
 use ferrolite::config::{Config, Purpose};
-use ferrolite::store::SqliteStore;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -96,18 +95,29 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let store = match SqliteStore::open(&config.database_path) {
+        if let Command::Db { .. } = cli.command {
+            return match ferrolite::store::backends::migrate(&config).await {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("{l}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ferrolite: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        let stores = match ferrolite::store::backends::open(&config).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!(
-                    "ferrolite: cannot open the database {} (DATABASE_URL): {e}",
-                    config.database_path.display()
-                );
+                eprintln!("ferrolite: {e}");
                 return ExitCode::from(1);
             }
         };
         let db = config.database_path.clone();
-        let app = App::new(config, ferrolite::store::Stores::all(store));
+        let app = App::new(config, stores);
         let code = match cli.command {
             Command::Serve => serve(app).await,
             command => match ferrolite::admin::cli::run(app, command).await {

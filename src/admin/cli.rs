@@ -102,6 +102,17 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::scalelite::cli::ScaleliteCommand,
     },
+    /// The shared database (DATABASE_URL=postgres://...).
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Apply PostgreSQL's missing migrations (serve also applies them on start).
+    Migrate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -360,7 +371,9 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<Outcome> {
     let mut out = std::io::stdout().lock();
     let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
     match command {
-        Command::Serve | Command::NginxConfig => unreachable!("handled by main"),
+        Command::Serve | Command::NginxConfig | Command::Db { .. } => {
+            unreachable!("handled by main")
+        }
         Command::Servers {
             command: None,
             show_secrets,

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use super::{PgState, RedisState, SlRecording};
-use crate::store::recordings::{PlaybackFormat, Recording, Thumbnail};
+use crate::store::recordings::{PlaybackFormat, Recording, RecordingState, Thumbnail};
 use crate::store::{
     Meeting, PollUpdate, Server, ServerState, ServerStats, Tenant, TenantLrs, TenantSetting,
 };
@@ -268,10 +268,7 @@ pub fn recording_of(r: &SlRecording, record_id: &str) -> Recording {
         internal_meeting_id: record_id.to_string(),
         name: r.name.clone().unwrap_or_default(),
         published: r.published.unwrap_or(false),
-        state: r
-            .state
-            .as_deref()
-            .and_then(crate::store::RecordingState::parse),
+        state: r.state.as_deref().and_then(RecordingState::parse),
         start_time: r.start_ms.unwrap_or(0),
         end_time: r.end_ms.unwrap_or(0),
         participants: r.participants,

@@ -13,12 +13,16 @@
 //! `IMMEDIATE` transaction here; a Lua script in Redis). `contract.rs` is the behaviour
 //! every backend must show.
 
+pub mod backends;
 pub mod claim;
 pub mod contract;
 pub mod ops;
 pub mod placement;
 pub mod playback;
+pub mod postgres;
 pub mod recordings;
+pub mod redis;
+mod redis_pool;
 pub mod sqlite;
 mod sqlite_ops;
 mod sqlite_playback;

@@ -1,0 +1,341 @@
+//! The shared backends against private, real servers: the store contract's lease and token
+//! suites on Redis and its outbox suite on PostgreSQL, lease fencing, migrations, and
+//! `serve` / `db migrate` configured with them.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::postgres::Postgres;
+use common::redis::Redis;
+use common::Lb;
+use ferrolite::store::postgres::{PostgresStore, MIGRATIONS};
+use ferrolite::store::redis::RedisStore;
+use ferrolite::store::{contract, LeaseStore};
+
+async fn redis_connection(r: &Redis) -> redis::aio::ConnectionManager {
+    let client = redis::Client::open(r.url.as_str()).unwrap();
+    redis::aio::ConnectionManager::new(client).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_keeps_the_lease_and_token_contract() {
+    let r = Redis::start();
+    let con = redis_connection(&r).await;
+    let n = AtomicUsize::new(0);
+    let make = || {
+        let i = n.fetch_add(1, Ordering::Relaxed);
+        RedisStore::with_connections(vec![con.clone(), con.clone()], &format!("contract{i}"))
+    };
+    contract::leases(&make).await;
+    contract::tokens(&make).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_keeps_the_pool_contract() {
+    let r = Redis::start();
+    let con = redis_connection(&r).await;
+    let n = AtomicUsize::new(0);
+    let make = || {
+        let i = n.fetch_add(1, Ordering::Relaxed);
+        RedisStore::with_connections(vec![con.clone(), con.clone()], &format!("pool{i}"))
+    };
+    contract::pool(&make).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_lease_epochs_fence_take_overs() {
+    let r = Redis::start();
+    let s = RedisStore::with_connections(vec![redis_connection(&r).await], "fence");
+    let e1 = s
+        .take_lease_epoch("poller", "a", 200)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.take_lease_epoch("poller", "a", 200).await.unwrap(),
+        Some(e1),
+        "a renewal keeps the epoch"
+    );
+    assert_eq!(s.take_lease_epoch("poller", "b", 200).await.unwrap(), None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let e2 = s
+        .take_lease_epoch("poller", "b", 200)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(e2 > e1, "a take-over raises the epoch ({e1} -> {e2})");
+    s.release_lease("poller", "b").await.unwrap();
+    let e3 = s
+        .take_lease_epoch("poller", "a", 200)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(e3 > e2, "the epoch survives a release ({e2} -> {e3})");
+    // Namespaces keep stores apart on one Redis.
+    let other = RedisStore::with_connections(vec![redis_connection(&r).await], "other");
+    assert!(other.take_lease("poller", "z", 200).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_keeps_the_outbox_contract_and_migrates_once() {
+    let pg = Postgres::start();
+    let url = pg.create_database("contract").await;
+    let store = PostgresStore::connect(&url, 4).await.unwrap();
+    let make = || store.clone();
+    contract::outbox(&make).await;
+
+    assert!(
+        store.migrate().await.unwrap().is_empty(),
+        "a current schema applies nothing"
+    );
+    // Several nodes starting at once on a fresh database: each migration is applied once.
+    let url = pg.create_database("racing").await;
+    let racers = (0..4).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { PostgresStore::open(&url, 1).unwrap().migrate().await })
+    });
+    let mut applied = 0;
+    for r in racers {
+        applied += r
+            .await
+            .unwrap()
+            .expect("a concurrent migrate succeeds")
+            .len();
+    }
+    assert_eq!(
+        applied,
+        MIGRATIONS.len(),
+        "each migration applied exactly once"
+    );
+}
+
+fn with_backends(redis: Option<&Redis>, pg_url: Option<&str>) -> Vec<(String, String)> {
+    let mut env = vec![];
+    if let Some(r) = redis {
+        env.push(("REDIS_URL".to_string(), r.url.clone()));
+    }
+    if let Some(u) = pg_url {
+        env.push(("DATABASE_URL".to_string(), u.to_string()));
+    }
+    env
+}
+
+fn start_lb(extra: Vec<(String, String)>) -> Lb {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Lb::base_env(&dir);
+    for (k, v) in extra {
+        env.retain(|(ek, _)| *ek != k);
+        env.push((k, v));
+    }
+    Lb::start_in(dir, env)
+}
+
+async fn lease_holder(r: &Redis, name: &str) -> Option<String> {
+    match r
+        .cmd(&["HGET", &format!("ferrolite:lease:{name}"), "holder"])
+        .await
+    {
+        redis::Value::BulkString(b) if !b.is_empty() => Some(String::from_utf8(b).unwrap()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_processes_share_one_redis_and_postgres() {
+    let r = Redis::start();
+    let pg = Postgres::start();
+    let url = pg.create_database("lb").await;
+
+    // `db migrate` before anything ran: applies the schema, then reports it current.
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Lb::base_env(&dir);
+    env.retain(|(k, _)| k != "DATABASE_URL");
+    env.extend(with_backends(Some(&r), Some(&url)));
+    let out = common::cli_with(&env, dir.path(), &["db", "migrate"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("applied 1 callback outbox"), "{stdout}");
+    let out = common::cli_with(&env, dir.path(), &["db", "migrate"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+
+    let mut a = start_lb(with_backends(Some(&r), Some(&url)));
+    let mut b = start_lb(with_backends(Some(&r), Some(&url)));
+    // The callback sender runs once across both: one holder, which is one of the two.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let holder = loop {
+        if let Some(h) = lease_holder(&r, "callbacks").await {
+            break h;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no node took the callbacks lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let pids = [a.pid().to_string(), b.pid().to_string()];
+    assert!(
+        pids.iter().any(|p| holder.starts_with(&format!("{p}-"))),
+        "the holder {holder} is one of {pids:?}"
+    );
+    // Both answer the API.
+    for lb in [&a, &b] {
+        let (status, body) = lb.get("getMeetings", "").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("<returncode>SUCCESS</returncode>"), "{body}");
+    }
+    a.terminate();
+    b.terminate();
+}
+
+#[test]
+fn serve_refuses_postgres_without_redis_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Lb::base_env(&dir);
+    env.retain(|(k, _)| k != "DATABASE_URL");
+    env.push((
+        "DATABASE_URL".into(),
+        "postgres://postgres@127.0.0.1:9/ferrolite".into(),
+    ));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrolite"))
+        .arg("serve")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("DATABASE_URL") && stderr.contains("REDIS_URL"),
+        "{stderr}"
+    );
+}
+
+/// A private `redis-sentinel` watching `master` as `mymaster`; killed when dropped.
+struct Sentinel {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    fn start(master: &Redis) -> Sentinel {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\nsentinel down-after-milliseconds mymaster 1000\n",
+                dir.path().display(),
+                master.port
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("redis-sentinel")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-sentinel starts (scripts/install-test-deps.sh)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-sentinel did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Sentinel {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_configuration_reaches_the_master() {
+    use ferrolite::config::{Config, Purpose};
+    let master = Redis::start();
+    let sentinel = Sentinel::start(&master);
+    for env in [
+        vec![
+            ("REDIS_SENTINELS", format!("127.0.0.1:{}", sentinel.port)),
+            ("REDIS_SENTINEL_MASTER", "mymaster".to_string()),
+        ],
+        vec![(
+            "REDIS_URL",
+            format!("redis+sentinel://127.0.0.1:{}/mymaster", sentinel.port),
+        )],
+    ] {
+        let map = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .chain([("REDIS_NAMESPACE".to_string(), "ha".to_string())])
+            .collect();
+        let config = Config::from_map(&map, Purpose::Cli).unwrap();
+        let store = RedisStore::connect(config.backends.redis.as_ref().unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("{env:?}: {e}"));
+        assert!(store
+            .take_lease("poller", "via-sentinel", 60_000)
+            .await
+            .unwrap());
+        assert_eq!(
+            master.cmd(&["HGET", "ha:lease:poller", "holder"]).await,
+            redis::Value::BulkString(b"via-sentinel".to_vec()),
+            "{env:?}: the lease was written on the master the Sentinel named"
+        );
+        store.release_lease("poller", "via-sentinel").await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meeting_created_through_one_node_is_joined_through_another() {
+    let r = Redis::start();
+    let fake = common::Fake::start(&["s0", "s1"]);
+    let a = start_lb(with_backends(Some(&r), None));
+    let b = start_lb(with_backends(Some(&r), None));
+    // Servers added and polled through node A's CLI are node B's servers too.
+    let ids = a.add_fake_servers(&fake);
+    assert!(b.cli_ok(&["servers"]).contains(&ids[0]));
+    let (_, body) = a.get("create", "meetingID=shared&name=Shared").await;
+    assert!(body.contains("<returncode>SUCCESS</returncode>"), "{body}");
+    let holder = fake.holder("shared").await.unwrap();
+    // A create of the same room through B lands on the same server.
+    let (_, again) = b.get("create", "meetingID=shared&name=Shared").await;
+    assert!(
+        again.contains("<returncode>SUCCESS</returncode>"),
+        "{again}"
+    );
+    assert_eq!(fake.calls_to(1 - holder, "create").await.len(), 0);
+    let r2 = b
+        .http
+        .get(b.api_url("join", "meetingID=shared&fullName=Ann&role=MODERATOR"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r2.status().as_u16(), 302);
+    let location = r2.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("{}/join?", fake.servers[holder].url)),
+        "{location}"
+    );
+    let (_, info) = b.get("isMeetingRunning", "meetingID=shared").await;
+    assert!(info.contains("<returncode>SUCCESS</returncode>"), "{info}");
+    // Ended through B: gone for A as well.
+    let (_, end) = b.get("end", "meetingID=shared").await;
+    assert!(end.contains("<returncode>SUCCESS</returncode>"), "{end}");
+    assert!(!a.cli_ok(&["meetings", "list"]).contains("shared"));
+}
