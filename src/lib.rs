@@ -1,38 +1,37 @@
 //! Ferrolite: a load balancer for BigBlueButton, a drop-in replacement for Scalelite.
 //!
-//! A tour, in the order a request meets the code:
+//! A tour from the ground up, in the layers ARCHITECTURE.md names (a module imports only
+//! its own layer and those below; `tests/architecture.rs` checks it):
 //!
-//! - [`config`] reads every environment variable (Scalelite's names and defaults).
-//! - [`http`] listens on TCP or a Unix socket and hands each request to [`api::handle`].
-//! - [`api`] routes BBB calls, checks content types and checksums ([`api::checksum`]),
-//!   and runs the handlers ([`api::meetings`]); [`api::params`] holds the parameter
-//!   rewrite policy and [`api::response`] the XML answers and error catalogue.
-//! - [`balancer`] is pure: the load models, the choice of server, voice bridges.
+//! - Primitives. [`bbb`] is the BBB protocol: checksums ([`bbb::checksum`]), ordered
+//!   parameters and Scalelite's rewrite policy ([`bbb::params`]), the calls Ferrolite
+//!   answers as one type ([`bbb::calls::ApiCall`]), XML reading, and the client for the
+//!   backend servers. [`tenant`] scopes meeting IDs per tenant on the BBB side and unscopes
+//!   answers; [`shutdown`], [`blocking`] and [`envfile`] are small shared helpers.
+//! - [`config`] reads every environment variable (Scalelite's names and defaults), once.
+//! - [`http`] is the listener with its edge limits, request helpers, bounded bodies and the
+//!   BBB-style responses ([`http::response`]).
 //! - [`store`] is the state behind one trait per concern: [`store::PoolStore`] (servers,
-//!   meetings, tenants), [`store::Outbox`], [`store::LeaseStore`], [`store::TokenStore`]
-//!   (playback tokens) and [`store::RecordingStore`] (recordings and the playback access
-//!   lookup); [`store::SqliteStore`] is the embedded default and implements them all.
-//! - [`recordings`] brings recordings in: [`recordings::importer`] (spool watch, safe
-//!   extraction in [`recordings::files`], [`recordings::metadata`] parsing), tarballs pushed
-//!   over HTTP ([`recordings::upload`]), and the recording-ready callback
-//!   ([`recordings::callback`]); [`api::recordings`] answers the recording calls.
-//! - [`bbb`] calls the backend BBB servers with timeouts and reads their XML.
-//! - [`poller`] keeps health and load current and reconciles meetings.
-//! - [`callbacks`] is the persisted outbox for callbacks to front ends (retries, SSRF guard).
-//! - [`tenant`] resolves the tenant from the Host and scopes meeting IDs per tenant on the
-//!   BBB side (and unscopes every answer); [`api::admin`] is the JSON admin API and
-//!   [`api::callbacks`] relays BBB's analytics and meeting-ended callbacks through
-//!   [`callbacks`]' outbox.
-//! - [`dialin`] builds FreeSWITCH dialplans (pure); [`api::fsapi`] answers `POST /fsapi`.
-//! - [`lrs`] seals a tenant's xAPI/LRS credentials into `meta_secret-lrs-payload` at create.
-//! - [`lease`] lets only one process run a role (poller, importer, callbacks) at a time.
-//! - [`metrics`] is the Prometheus endpoint (`GET /metrics`).
-//! - [`playback`] is what nginx asks for: one-time links and cookies of protected
-//!   recordings, the `auth_request` decision, the public-link farm nginx serves unprotected
-//!   recordings from, and the rendered nginx configuration ([`playback::nginx`]).
-//! - [`admin`] holds the actions behind the CLI and the admin API (servers, tenants).
-//! - [`fake`] is the simulated BBB server used by tests, demos and benchmarks.
-//! - [`app`] ties configuration, store and client together; [`shutdown`] stops it cleanly.
+//!   meetings, tenants), [`store::Outbox`], [`store::LeaseStore`], [`store::TokenStore`],
+//!   [`store::RecordingStore`] and [`store::OpsStore`]; SQLite is the embedded default, Redis
+//!   and PostgreSQL the shared backends, and [`store::contract`] the suite all must pass.
+//! - Decisions, pure: [`balancer`] (load models, server choice, voice bridges, create
+//!   failure streaks), [`dialin`] (FreeSWITCH dialplans), [`autoscale`] (pool size).
+//! - Domain: [`app`] ties configuration, stores and clients together; [`recordings`]
+//!   imports, indexes and acts on recordings ([`recordings::actions`] is shared by the API
+//!   and the CLI); [`playback`] decides protected access and keeps the public-link farm and
+//!   the nginx site ([`playback::nginx`]); [`callbacks`] is the persisted outbox;
+//!   [`lease`] names the holders of the roles; [`admin`] holds the actions behind the CLI
+//!   and the admin API and the status [`admin::status::snapshot`]; [`metrics`], [`lrs`],
+//!   [`adopt`], [`usage`] and [`scalelite`] (the one-command switch) sit here too.
+//! - Roles: [`poller`] keeps health and load current and reconciles meetings;
+//!   [`autoscaler`] acts on the autoscaling signal; the importer and the callback sender run
+//!   beside their domain code.
+//! - [`api`] routes every request ([`api::serve`], [`api::handle`]): the BBB calls
+//!   ([`api::meetings`], [`api::recordings`]), the admin API, `/fsapi`, the callbacks relay,
+//!   playback routes and the status page.
+//! - Entry points: `main.rs` and the CLI ([`admin::cli`]); [`fake`] is the simulated BBB
+//!   server used by tests, demos and benchmarks (with a checksum check of its own).
 
 pub mod admin;
 pub mod adopt;

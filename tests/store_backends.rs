@@ -176,7 +176,8 @@ async fn two_serve_processes_share_one_redis_and_postgres() {
     };
     let pids = [a.pid().to_string(), b.pid().to_string()];
     assert!(
-        pids.iter().any(|p| holder.starts_with(&format!("{p}-"))),
+        // Holders are `<node>:<pid>`.
+        pids.iter().any(|p| holder.ends_with(&format!(":{p}"))),
         "the holder {holder} is one of {pids:?}"
     );
     // Both answer the API.
