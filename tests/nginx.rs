@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::browser::Browser;
 use common::nginx::Nginx;
 use common::*;
 
@@ -295,140 +296,6 @@ async fn tokens_survive_a_restart_and_public_files_need_no_worker() {
         "a link minted before the restart still opens once"
     );
     assert_eq!(s.get(&path, None).await.status(), 404);
-}
-
-/// A WebDriver session on Debian's headless Chromium, through chromedriver.
-struct Browser {
-    driver: std::process::Child,
-    base: String,
-    session: String,
-    http: reqwest::Client,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    /// `None` (after saying why) when Chromium is not installed outside CI; in CI a missing
-    /// browser fails the test.
-    async fn start() -> Option<Browser> {
-        let missing: Vec<&str> = ["/usr/bin/chromium", "/usr/bin/chromedriver"]
-            .into_iter()
-            .filter(|p| !std::path::Path::new(p).exists())
-            .collect();
-        if !missing.is_empty() {
-            let msg = format!(
-                "headless Chromium test NOT RUN: {} missing; run scripts/install-test-deps.sh (Debian chromium + chromium-driver)",
-                missing.join(", ")
-            );
-            assert!(std::env::var_os("CI").is_none(), "{msg}");
-            eprintln!("{msg}");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = std::process::Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let ready = eventually(std::time::Duration::from_secs(20), || {
-            let (h, u) = (http.clone(), format!("{base}/status"));
-            async move { h.get(u).send().await.is_ok() }
-        })
-        .await;
-        assert!(ready, "chromedriver did not start");
-        let profile = tempfile::tempdir().unwrap();
-        let args = serde_json::json!([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            format!("--user-data-dir={}", profile.path().display())
-        ]);
-        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}
-        }}});
-        let v: serde_json::Value = http
-            .post(format!("{base}/session"))
-            .json(&caps)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let session = v["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no WebDriver session: {v}"))
-            .to_string();
-        Some(Browser {
-            driver,
-            base,
-            session,
-            http,
-            _profile: profile,
-        })
-    }
-
-    async fn cmd(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> serde_json::Value {
-        let mut r = self.http.request(
-            method,
-            format!("{}/session/{}{path}", self.base, self.session),
-        );
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let v: serde_json::Value = r.send().await.unwrap().json().await.unwrap();
-        v["value"].clone()
-    }
-
-    async fn open(&self, url: &str) {
-        self.cmd(
-            reqwest::Method::POST,
-            "/url",
-            Some(serde_json::json!({ "url": url })),
-        )
-        .await;
-    }
-
-    async fn title(&self) -> String {
-        self.cmd(reqwest::Method::GET, "/title", None)
-            .await
-            .as_str()
-            .unwrap_or("")
-            .to_string()
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-X",
-                "DELETE",
-                &format!("{}/session/{}", self.base, self.session),
-            ])
-            .output();
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
 }
 
 #[tokio::test]
