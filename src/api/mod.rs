@@ -20,20 +20,16 @@ use http::{header, Method, StatusCode};
 use hyper::body::Incoming;
 use hyper::Request;
 
-// The protocol primitives live below the API; these names stay for older call sites.
-pub use crate::bbb::{checksum, params};
-pub use crate::http::response;
-
 use crate::app::App;
 use crate::bbb::calls::{ApiCall, Bodies, Family};
-pub use crate::http::request::{
+use crate::bbb::checksum;
+use crate::bbb::params::Params;
+use crate::http::body::{read_limited, MAX_CREATE_XML_BODY, MAX_FORM_BODY};
+use crate::http::request::{
     content_type, has_body, host_of, is_form, is_xml, mime, mime_of, scheme_of,
 };
-pub use call::{Call, CallBody};
-use params::Params;
-use response::{ApiError, HttpResponse};
-
-pub use crate::http::body::{read_limited, MAX_CREATE_XML_BODY, MAX_FORM_BODY};
+use crate::http::response::{self, ApiError, HttpResponse};
+use call::{Call, CallBody};
 
 /// Serves every route for `app` on `listener` until `shutdown` (the listener's limits
 /// from `HTTP_*`).
@@ -175,9 +171,9 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
     let mut params = Params::parse(raw_query.as_bytes());
 
     // The tenant's secrets only on a tenant host; the load balancer's only without tenant.
-    let tenant = match request_tenant(app, &host).await {
+    let tenant = match app.host_tenant(&host).await {
         Ok(t) => t,
-        Err(resp) => return resp,
+        Err(e) => return e.into_response(),
     };
     if let Some(t) = &tenant {
         tracing::Span::current().record("tenant", t.name.as_str());
@@ -253,14 +249,6 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
         host,
     };
     dispatch(app, call).await
-}
-
-/// The tenant a request's Host names, as an HTTP answer on refusal (see [`App::host_tenant`]).
-pub async fn request_tenant(
-    app: &App,
-    host: &str,
-) -> Result<Option<crate::store::Tenant>, HttpResponse> {
-    app.host_tenant(host).await.map_err(ApiError::into_response)
 }
 
 /// Whether the request's Host may be served ([`crate::tenant::host_allowed`]).

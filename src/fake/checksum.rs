@@ -1,5 +1,5 @@
 //! The fake BBB server's own checksum check, written apart from the production code in
-//! `api::checksum` on purpose: if both shared one implementation, a bug in it would sign
+//! `bbb::checksum` on purpose: if both shared one implementation, a bug in it would sign
 //! and verify every call the same wrong way and no test would notice. It follows BBB's
 //! rule as BBB's Java code states it: drop the `checksum` pair from the query string,
 //! then `hex(H(call + query + secret))`, with H picked by the length of the supplied value.
