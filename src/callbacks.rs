@@ -28,7 +28,7 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::app::App;
 use crate::shutdown::Shutdown;
-use crate::store::{now_ms, CallbackStatus, CallbackVariant, OutgoingCallback, StoreError};
+use crate::store::{now_ms, CallbackStatus, CallbackVariant, Fence, OutgoingCallback, StoreError};
 
 /// Whether `ip` is a public unicast address (not loopback, private, link-local, unique-local,
 /// CGNAT, multicast, broadcast, documentation, reserved or unspecified). An IPv6 address that
@@ -259,7 +259,13 @@ pub fn attempt_deadline(claim: Duration) -> Duration {
     claim.saturating_sub(Duration::from_secs(3))
 }
 
-async fn deliver(app: &App, claimer: &str, claim: Duration, cb: OutgoingCallback) {
+async fn deliver(
+    app: &App,
+    claimer: &str,
+    fence: Option<&Fence>,
+    claim: Duration,
+    cb: OutgoingCallback,
+) {
     let attempts = cb.attempts + 1;
     let outcome = match tokio::time::timeout(attempt_deadline(claim), attempt(app, &cb)).await {
         Ok(o) => o,
@@ -299,10 +305,13 @@ async fn deliver(app: &App, claimer: &str, claim: Duration, cb: OutgoingCallback
         .inc();
     match app
         .outbox
-        .finish_callback(claimer, &cb.id, status, attempts, next, &error)
+        .finish_callback(claimer, &cb.id, status, attempts, next, &error, fence)
         .await
     {
         Ok(true) => {}
+        Err(StoreError::Fenced(why)) => {
+            tracing::warn!(id = %cb.id, why, "another process took the callback sender over; this attempt's outcome was not recorded")
+        }
         Ok(false) => {
             tracing::warn!(id = %cb.id, "a callback's claim was lost before its attempt was recorded")
         }
@@ -315,22 +324,33 @@ const CONCURRENCY: usize = 8;
 
 /// Sends every due callback once, as `claimer`: claims a few at a time (an atomic claim
 /// with a visibility timeout in the store, so no two processes send the same one and a
-/// sender that dies only delays its claimed ones until the claim expires).
-pub async fn deliver_due(app: &App, claimer: &str) -> Result<usize, StoreError> {
+/// sender that dies only delays its claimed ones until the claim expires). With the role's
+/// `fence`, claims and outcomes are refused once another process took the role over.
+pub async fn deliver_due(
+    app: &App,
+    claimer: &str,
+    fence: Option<&Fence>,
+) -> Result<usize, StoreError> {
     let claim = claim_ttl(app.config.connect_timeout, app.config.response_timeout);
     let mut n = 0;
     loop {
         let now = now_ms();
         let due = app
             .outbox
-            .claim_callbacks(now, CONCURRENCY, claimer, now + claim.as_millis() as i64)
+            .claim_callbacks(
+                now,
+                CONCURRENCY,
+                claimer,
+                now + claim.as_millis() as i64,
+                fence,
+            )
             .await?;
         if due.is_empty() {
             return Ok(n);
         }
         n += due.len();
         stream::iter(due)
-            .for_each_concurrent(CONCURRENCY, |cb| deliver(app, claimer, claim, cb))
+            .for_each_concurrent(CONCURRENCY, |cb| deliver(app, claimer, fence, claim, cb))
             .await;
     }
 }
@@ -364,7 +384,8 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     loop {
         if lease.acquire().await {
             let heartbeat = lease.heartbeat();
-            if let Err(e) = deliver_due(&app, lease.holder()).await {
+            let fence = lease.fence();
+            if let Err(e) = deliver_due(&app, lease.holder(), fence.as_ref()).await {
                 tracing::warn!(error = %e, "callback delivery failed");
             }
             if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {

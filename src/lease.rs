@@ -7,7 +7,9 @@
 //! on the same node: the holder is `<node id>:<pid>` (`NODE_ID`, default the host name), so
 //! a restarted process that finds its node's lease held by a pid that is gone takes it back
 //! at once ([`reclaimable`]) instead of waiting for the TTL. Work that outlasts a cycle runs
-//! under a [`Heartbeat`], which renews the lease until the work ends.
+//! under a [`Heartbeat`], which renews the lease until the work ends. Each tenure has an
+//! epoch ([`Lease::fence`]) that the role's writes carry, so a holder that was paused past
+//! its lease cannot overwrite the new holder's work (`store::fence`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 use crate::app::App;
 use crate::config::Config;
-use crate::store::LeaseRole;
+use crate::store::{Fence, LeaseRole};
 
 /// This node's id: `NODE_ID`, else the host name, else `node`.
 pub fn node_id(config: &Config) -> String {
@@ -94,7 +96,8 @@ pub struct Lease {
     holder: String,
     node: String,
     ttl_ms: i64,
-    held: bool,
+    /// The epoch of this process's tenure while it holds the lease.
+    epoch: Option<u64>,
 }
 
 impl Lease {
@@ -107,7 +110,7 @@ impl Lease {
             role,
             name: role.name(),
             ttl_ms: ttl.as_millis() as i64,
-            held: false,
+            epoch: None,
         }
     }
 
@@ -121,44 +124,50 @@ impl Lease {
         let mut result = self
             .app
             .leases
-            .take_lease(self.name, &self.holder, self.ttl_ms)
+            .take_lease_epoch(self.name, &self.holder, self.ttl_ms)
             .await;
-        if let Ok(false) = result {
+        if let Ok(None) = result {
             result = self.take_back().await;
         }
         match result {
-            Ok(held) => {
-                if held != self.held {
+            Ok(epoch) => {
+                if epoch != self.epoch {
                     let role = self.role.label();
-                    if held {
-                        tracing::info!(holder = %self.holder, "this process is now the {role}");
-                    } else {
-                        tracing::info!("another process is now the {role}");
+                    match epoch {
+                        Some(e) => {
+                            tracing::info!(holder = %self.holder, epoch = e, "this process is now the {role}")
+                        }
+                        None => tracing::info!("another process is now the {role}"),
                     }
                 }
-                self.held = held;
+                self.epoch = epoch;
             }
             Err(e) => {
                 tracing::warn!(role = self.name, error = %e, "could not take the {} lease", self.name)
             }
         }
-        self.held
+        self.held()
+    }
+
+    /// The fence of this tenure, for the role's writes; `None` when not held.
+    pub fn fence(&self) -> Option<Fence> {
+        self.epoch.map(|e| Fence::new(self.name, e))
     }
 
     /// Takes the lease from a gone predecessor on this node (a crashed `serve` restarted).
-    async fn take_back(&self) -> Result<bool, crate::store::StoreError> {
+    async fn take_back(&self) -> Result<Option<u64>, crate::store::StoreError> {
         let Some((previous, _)) = self.app.leases.lease_holder(self.name).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         if !reclaimable(&previous, &self.node, std::process::id(), process_alive) {
-            return Ok(false);
+            return Ok(None);
         }
         let taken = self
             .app
             .leases
             .replace_lease(self.name, &previous, &self.holder, self.ttl_ms)
             .await?;
-        if taken {
+        if taken.is_some() {
             tracing::info!(previous = %previous, "took the {} lease back from a process of this node that is gone", self.name);
         }
         Ok(taken)
@@ -166,12 +175,12 @@ impl Lease {
 
     /// Whether the last [`Lease::acquire`] found this process holding the lease.
     pub fn held(&self) -> bool {
-        self.held
+        self.epoch.is_some()
     }
 
     /// Renews the lease if held (for work that outlasts a cycle).
     pub async fn renew(&self) {
-        if self.held {
+        if self.held() {
             self.renewer().renew().await;
         }
     }
@@ -183,13 +192,14 @@ impl Lease {
             name: self.name,
             holder: self.holder.clone(),
             ttl_ms: self.ttl_ms,
+            epoch: self.epoch,
         }
     }
 
     /// Renews the lease every third of its TTL until the returned guard is stopped or
     /// dropped: wrap every piece of work done under the lease in one.
     pub fn heartbeat(&self) -> Heartbeat {
-        let held = Arc::new(AtomicBool::new(self.held));
+        let held = Arc::new(AtomicBool::new(self.held()));
         let (renewer, flag) = (self.renewer(), held.clone());
         let every = Duration::from_millis((self.ttl_ms / 3).max(50) as u64);
         let task = tokio::spawn(async move {
@@ -209,7 +219,7 @@ impl Lease {
 
     /// Gives the lease up on shutdown, so another process need not wait for the TTL.
     pub async fn release(self) {
-        if self.held {
+        if self.held() {
             let _ = self.app.leases.release_lease(self.name, &self.holder).await;
         }
     }
@@ -245,17 +255,24 @@ pub struct Renewer {
     name: &'static str,
     holder: String,
     ttl_ms: i64,
+    epoch: Option<u64>,
 }
 
 impl Renewer {
-    /// Renews; true while this process still holds the lease (a store error counts as held:
-    /// the lease is only lost when another holder is seen).
+    /// Renews; true while this process still holds the lease in the same tenure (a store
+    /// error counts as held: the lease is only lost when another holder is seen, and the
+    /// fenced writes refuse what a lost tenure still tries to write).
     pub async fn renew(&self) -> bool {
-        self.app
+        match self
+            .app
             .leases
-            .take_lease(self.name, &self.holder, self.ttl_ms)
+            .take_lease_epoch(self.name, &self.holder, self.ttl_ms)
             .await
-            .unwrap_or(true)
+        {
+            Ok(Some(e)) => self.epoch.is_none_or(|mine| mine == e),
+            Ok(None) => false,
+            Err(_) => true,
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use crate::balancer::{server_load, LoadParams};
 use crate::bbb::params::Params;
 use crate::bbb::{parse_meetings, CallError, MeetingEntry};
 use crate::shutdown::Shutdown;
-use crate::store::{now_ms, PollUpdate, Server, ServerState, ServerStats};
+use crate::store::{now_ms, Fence, PollUpdate, Server, ServerState, ServerStats};
 
 /// The health counters after one poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +161,7 @@ async fn poll_server(
     server: Server,
     outcome: Result<(Vec<MeetingEntry>, Option<String>), String>,
     started_ms: i64,
+    fence: Option<&Fence>,
 ) -> ServerReport {
     let c = &app.config;
     let ok = outcome.is_ok();
@@ -274,7 +275,7 @@ async fn poll_server(
             }
         }
     };
-    if let Err(e) = app.store.save_poll(&server.id, &update).await {
+    if let Err(e) = app.store.save_poll_fenced(&server.id, &update, fence).await {
         tracing::warn!(server = %server.id, error = %e, "could not save poll result");
     }
     report
@@ -301,7 +302,7 @@ async fn pollable(app: &App) -> Result<Vec<Server>, crate::store::StoreError> {
 }
 
 /// Asks one server (bounded by `POLLER_WAIT_TIMEOUT`) and writes the outcome.
-async fn poll_one(app: Arc<App>, server: Server) -> ServerReport {
+async fn poll_one(app: Arc<App>, server: Server, fence: Option<Fence>) -> ServerReport {
     let started = now_ms();
     let wait = app.config.poller_wait_timeout;
     let outcome = match tokio::time::timeout(wait, ask(&app, &server)).await {
@@ -311,7 +312,7 @@ async fn poll_one(app: Arc<App>, server: Server) -> ServerReport {
             wait.as_secs_f64()
         )),
     };
-    poll_server(&app, server, outcome, started).await
+    poll_server(&app, server, outcome, started, fence.as_ref()).await
 }
 
 /// One poll cycle over every enabled and cordoned server, waiting for all of them
@@ -322,7 +323,7 @@ pub async fn poll_once(app: &Arc<App>) -> Result<Vec<ServerReport>, crate::store
     let reports = stream::iter(
         servers
             .into_iter()
-            .map(|server| poll_one(app.clone(), server)),
+            .map(|server| poll_one(app.clone(), server, None)),
     )
     .buffer_unordered(app.config.poller_threads)
     .collect::<Vec<_>>()
@@ -350,11 +351,12 @@ impl InFlight {
 
 /// One cycle of the `serve` poller: starts a poll of every server not still being polled
 /// (at most `POLLER_THREADS` at a time) and waits for them at most `within`; polls still
-/// running then carry on into the next cycle.
+/// running then carry on into the next cycle. Their writes carry the poller's `fence`.
 pub async fn poll_cycle(
     app: &Arc<App>,
     inflight: &mut InFlight,
     within: Duration,
+    fence: Option<Fence>,
 ) -> Result<usize, crate::store::StoreError> {
     let started_at = std::time::Instant::now();
     let slots = Arc::new(tokio::sync::Semaphore::new(
@@ -367,9 +369,10 @@ pub async fn poll_cycle(
             continue;
         }
         let (app, slots, id) = (app.clone(), slots.clone(), server.id.clone());
+        let fence = fence.clone();
         let poll = tokio::spawn(async move {
             let _slot = slots.acquire_owned().await;
-            poll_one(app, server).await
+            poll_one(app, server, fence).await
         });
         started.push(id.clone());
         inflight.polls.insert(id, poll);
@@ -397,7 +400,7 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     let mut inflight = InFlight::default();
     loop {
         if lease.acquire().await {
-            if let Err(e) = poll_cycle(&app, &mut inflight, interval).await {
+            if let Err(e) = poll_cycle(&app, &mut inflight, interval, lease.fence()).await {
                 tracing::warn!(error = %e, "poll cycle failed");
             }
         }

@@ -1,5 +1,6 @@
 //! The shared backends against private, real servers: the store contract's lease and token
-//! suites on Redis and its outbox suite on PostgreSQL, lease fencing, migrations, and
+//! suites on Redis and its outbox suite on PostgreSQL, fenced writes on both, lease epochs,
+//! migrations, and
 //! `serve` / `db migrate` configured with them.
 
 mod common;
@@ -42,6 +43,8 @@ async fn redis_keeps_the_pool_contract() {
         RedisStore::with_connections(vec![con.clone(), con.clone()], &format!("pool{i}"))
     };
     contract::pool(&make).await;
+    contract::fenced_pool(&make).await;
+    contract::fenced_by_the_lease(&make).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,6 +88,7 @@ async fn postgres_keeps_the_outbox_contract_and_migrates_once() {
     let store = PostgresStore::connect(&url, 4).await.unwrap();
     let make = || store.clone();
     contract::outbox(&make).await;
+    contract::fenced_outbox(&make).await;
 
     assert!(
         store.migrate().await.unwrap().is_empty(),

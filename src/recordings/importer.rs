@@ -29,8 +29,8 @@ use std::time::{Duration, SystemTime};
 use super::{callback, files, ioerr, metadata};
 use crate::app::App;
 use crate::shutdown::Shutdown;
-use crate::store::now_ms;
 use crate::store::recordings::{PlaybackFormat, Recording};
+use crate::store::{now_ms, Fence};
 
 /// How long the `importer` lease lasts without renewal (renewed every third of it).
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
@@ -203,6 +203,18 @@ pub async fn import_tarball(
     expect: Option<&str>,
     origin: Origin,
 ) -> Result<ImportReport, ImportError> {
+    import_tarball_fenced(app, tarball, expect, origin, None).await
+}
+
+/// [`import_tarball`] under the importer role's fence: its index commit is refused once
+/// another process took the role over (the tarball then stays for the new holder).
+async fn import_tarball_fenced(
+    app: &App,
+    tarball: &Path,
+    expect: Option<&str>,
+    origin: Origin,
+    fence: Option<&Fence>,
+) -> Result<ImportReport, ImportError> {
     let work = work_dir(app, origin);
     crate::blocking::run(|| std::fs::create_dir_all(&work)).map_err(|e| {
         machine_failure(app, "extract", &work, &e).unwrap_or_else(|| {
@@ -213,7 +225,7 @@ pub async fn import_tarball(
             ))
         })
     })?;
-    let result = import_in(app, tarball, &work, expect).await;
+    let result = import_in(app, tarball, &work, expect, fence).await;
     let w = work.clone();
     let _ = blocking(move || std::fs::remove_dir_all(w)).await;
     result
@@ -230,7 +242,7 @@ pub async fn import_tree(app: &App, tree: &Path) -> Result<ImportReport, ImportE
             tree.display()
         ))
     })?;
-    let result = import_extracted(app, &work, None).await;
+    let result = import_extracted(app, &work, None, None).await;
     let w = work.clone();
     let _ = blocking(move || std::fs::remove_dir_all(w)).await;
     result
@@ -255,6 +267,7 @@ async fn import_in(
     tarball: &Path,
     work: &Path,
     expect: Option<&str>,
+    fence: Option<&Fence>,
 ) -> Result<ImportReport, ImportError> {
     let (max, max_entries) = (
         app.config.recordings.max_size_bytes,
@@ -279,7 +292,7 @@ async fn import_in(
             files::ExtractError::Refused(r) => ImportError::Refused(r.0),
         })?;
     fault_delay("import-after-extract").await;
-    import_extracted(app, work, expect).await
+    import_extracted(app, work, expect, fence).await
 }
 
 /// Steps 2–5 over an extracted work directory.
@@ -287,6 +300,7 @@ async fn import_extracted(
     app: &App,
     work: &Path,
     expect: Option<&str>,
+    fence: Option<&Fence>,
 ) -> Result<ImportReport, ImportError> {
     let cfg = &app.config.recordings;
     let w = work.to_path_buf();
@@ -405,7 +419,7 @@ async fn import_extracted(
         // Durable (a FULL-synchronous commit): the caller deletes the tarball after this.
         let stored = app
             .recordings
-            .import_recording(&rec)
+            .import_recording_fenced(&rec, fence)
             .await
             .map_err(|e| store_failed(app, e))?;
         fault("import-after-commit");
@@ -529,8 +543,14 @@ pub fn failed_reason(report: &ImportReport) -> String {
 
 /// Imports a spool file and disposes of it: deleted when fully imported, set aside when
 /// refused or partly failed, left in place when the failure is worth retrying.
-pub async fn import_spool_file(app: &App, path: &Path) -> Result<ImportReport, ImportError> {
-    let result = import_tarball(app, path, None, Origin::Spool).await;
+/// With the importer role's `fence`, the index commit is refused once another process
+/// took the role over.
+pub async fn import_spool_file(
+    app: &App,
+    path: &Path,
+    fence: Option<&Fence>,
+) -> Result<ImportReport, ImportError> {
+    let result = import_tarball_fenced(app, path, None, Origin::Spool, fence).await;
     app.metrics.observe_import(match &result {
         Ok(rep) if rep.failed.is_empty() => "imported",
         Ok(_) => "partial",
@@ -727,7 +747,7 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
                 if !backoff.due(&path, std::time::Instant::now()) {
                     continue;
                 }
-                match import_spool_file(&app, &path).await {
+                match import_spool_file(&app, &path, lease.fence().as_ref()).await {
                     Err(ImportError::Retry(_)) => {
                         let wait = backoff.failed(&path, std::time::Instant::now());
                         tracing::info!(file = %path.display(), wait_s = wait.as_secs_f64(), "next import attempt after back-off");

@@ -26,6 +26,10 @@ where
     leases(&make).await;
     tokens(&make).await;
     recordings(&make).await;
+    fenced_pool(&make).await;
+    fenced_outbox(&make).await;
+    fenced_recordings(&make).await;
+    fenced_by_the_lease(&make).await;
 }
 
 /// [`PoolStore`]: placement idempotency, one server per room, unique voice bridges and
@@ -143,6 +147,7 @@ pub async fn leases<S: LeaseStore, F: Fn() -> S>(make: &F) {
         "a released lease is free"
     );
     assert!(s.now().await.unwrap() >= t0, "the clock does not go back");
+    lease_epochs_grow_with_each_hand_over(&*s).await;
     recording_claims_are_exclusive(s).await;
 }
 
@@ -605,4 +610,267 @@ async fn placement_rechecks_the_server<S: PoolStore>(s: Arc<S>) {
         PlaceOutcome::Refused(ChoiceError::NoServer),
         "the retry decides on the new state"
     );
+}
+
+/// A lease's epoch stays while its holder renews and grows whenever it changes hands —
+/// taken over after expiry, released and taken again, handed over from a gone holder.
+async fn lease_epochs_grow_with_each_hand_over<S: LeaseStore>(s: &S) {
+    let e1 = s
+        .take_lease_epoch("epochs", "a", 300)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.take_lease_epoch("epochs", "a", 300).await.unwrap(),
+        Some(e1),
+        "a renewal keeps the epoch"
+    );
+    assert_eq!(s.take_lease_epoch("epochs", "b", 300).await.unwrap(), None);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let e2 = s
+        .take_lease_epoch("epochs", "b", 300)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        e2 > e1,
+        "a take-over after expiry raises the epoch ({e1} -> {e2})"
+    );
+    s.release_lease("epochs", "b").await.unwrap();
+    assert_eq!(s.lease_holder("epochs").await.unwrap(), None, "released");
+    let e3 = s
+        .take_lease_epoch("epochs", "a", 300)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(e3 > e2, "the epoch survives a release ({e2} -> {e3})");
+    let e4 = s
+        .replace_lease("epochs", "a", "c", 300)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(e4 > e3, "a hand-over from a gone holder raises the epoch");
+    assert_eq!(
+        s.replace_lease("epochs", "a", "d", 300).await.unwrap(),
+        None,
+        "only from the holder named"
+    );
+}
+
+fn fence(epoch: u64) -> Fence {
+    Fence::new("poller", epoch)
+}
+
+fn is_fenced<T: std::fmt::Debug>(r: StoreResult<T>) -> bool {
+    matches!(r, Err(StoreError::Fenced(_)))
+}
+
+fn poll_with_load(load: f64) -> PollUpdate {
+    PollUpdate {
+        online: true,
+        load: Some(load),
+        stats: ServerStats::default(),
+        bbb_version: None,
+        healthy_counter: 0,
+        unhealthy_counter: 0,
+        state: None,
+    }
+}
+
+async fn load_of<S: PoolStore>(s: &S) -> Option<f64> {
+    s.server("s0").await.unwrap().unwrap().load
+}
+
+/// Fenced [`PoolStore::save_poll`]: once a write of epoch 200 was seen, one of epoch 100 is
+/// refused and changes nothing; the same or a newer epoch, and unfenced writes, pass.
+pub async fn fenced_pool<S: PoolStore, F: Fn() -> S>(make: &F) {
+    let s = make();
+    servers(&s, 1).await;
+    s.save_poll_fenced("s0", &poll_with_load(1.0), Some(&fence(100)))
+        .await
+        .unwrap();
+    s.save_poll_fenced("s0", &poll_with_load(2.0), Some(&fence(200)))
+        .await
+        .unwrap();
+    assert!(
+        is_fenced(
+            s.save_poll_fenced("s0", &poll_with_load(9.0), Some(&fence(100)))
+                .await
+        ),
+        "an older epoch's poll result is refused"
+    );
+    assert_eq!(
+        load_of(&s).await,
+        Some(2.0),
+        "a refused write changes nothing"
+    );
+    s.save_poll_fenced("s0", &poll_with_load(3.0), Some(&fence(200)))
+        .await
+        .unwrap();
+    s.save_poll_fenced("s0", &poll_with_load(4.0), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        load_of(&s).await,
+        Some(4.0),
+        "the current epoch and operators write"
+    );
+    assert!(
+        s.save_poll_fenced("s0", &poll_with_load(5.0), Some(&Fence::new("other", 1)))
+            .await
+            .is_ok(),
+        "each lease has its own epochs"
+    );
+}
+
+/// Fenced claims and outcomes ([`Outbox::claim_callbacks`], [`Outbox::finish_callback`]):
+/// the old sender can neither claim nor record once the new one's epoch was seen.
+pub async fn fenced_outbox<S: Outbox, F: Fn() -> S>(make: &F) {
+    let s = make();
+    let now = s_now();
+    for id in ["fenced-a", "fenced-b", "fenced-c"] {
+        let cb = OutgoingCallback {
+            id: id.into(),
+            kind: "analytics".into(),
+            method: "POST".into(),
+            url: format!("http://127.0.0.1:9/{id}"),
+            variants: vec![],
+            attempts: 0,
+            next_attempt_at: now - 1000,
+            created_at: now,
+            status: CallbackStatus::Pending,
+            last_error: String::new(),
+        };
+        assert!(s.enqueue_callback(&cb).await.unwrap());
+    }
+    let f = |e| Fence::new("callbacks", e);
+    let old = s
+        .claim_callbacks(now, 1, "old", now + 60_000, Some(&f(100)))
+        .await
+        .unwrap();
+    assert_eq!(old.len(), 1);
+    let new = s
+        .claim_callbacks(now, 1, "new", now + 60_000, Some(&f(200)))
+        .await
+        .unwrap();
+    assert_eq!(new.len(), 1);
+    assert!(
+        is_fenced(
+            s.finish_callback(
+                "old",
+                &old[0].id,
+                CallbackStatus::Delivered,
+                1,
+                0,
+                "",
+                Some(&f(100))
+            )
+            .await
+        ),
+        "the old sender's outcome is refused"
+    );
+    assert!(
+        is_fenced(
+            s.claim_callbacks(now, 8, "old", now + 60_000, Some(&f(100)))
+                .await
+        ),
+        "the old sender claims nothing more"
+    );
+    let left = s.callbacks().await.unwrap();
+    let a = left.iter().find(|c| c.id == old[0].id).unwrap();
+    assert_eq!(
+        (a.status, a.attempts),
+        (CallbackStatus::Pending, 0),
+        "a refused outcome changes nothing"
+    );
+    assert!(s
+        .finish_callback(
+            "new",
+            &new[0].id,
+            CallbackStatus::Delivered,
+            1,
+            0,
+            "",
+            Some(&f(200))
+        )
+        .await
+        .unwrap());
+    let rest = s
+        .claim_callbacks(now, 8, "new", now + 60_000, Some(&f(200)))
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.len(),
+        1,
+        "the third, unclaimed one goes to the new sender"
+    );
+}
+
+/// Fenced [`RecordingStore::import_recording`]: an old importer's commit is refused.
+pub async fn fenced_recordings<S: RecordingStore, F: Fn() -> S>(make: &F) {
+    let s = make();
+    let rec = |name: &str| Recording {
+        record_id: "rec-f".into(),
+        meeting_id: "m1".into(),
+        internal_meeting_id: "rec-f".into(),
+        name: name.into(),
+        published: true,
+        state: Some(RecordingState::Published),
+        start_time: 1,
+        end_time: 2,
+        ..Default::default()
+    };
+    let f = |e| Fence::new("importer", e);
+    s.import_recording_fenced(&rec("first"), Some(&f(100)))
+        .await
+        .unwrap();
+    s.import_recording_fenced(&rec("second"), Some(&f(200)))
+        .await
+        .unwrap();
+    assert!(
+        is_fenced(
+            s.import_recording_fenced(&rec("stale"), Some(&f(100)))
+                .await
+        ),
+        "an old importer's commit is refused"
+    );
+    assert_eq!(
+        s.recording("rec-f").await.unwrap().unwrap().name,
+        "second",
+        "a refused commit changes nothing"
+    );
+    s.import_recording(&rec("by hand")).await.unwrap();
+}
+
+/// Where the lease lives in the same backend as the write, a write of a tenure that was
+/// taken over is refused at once, before the new holder wrote anything.
+pub async fn fenced_by_the_lease<S: LeaseStore + PoolStore, F: Fn() -> S>(make: &F) {
+    let s = make();
+    servers(&s, 1).await;
+    let old = s
+        .take_lease_epoch("poller", "old", 200)
+        .await
+        .unwrap()
+        .unwrap();
+    s.save_poll_fenced("s0", &poll_with_load(1.0), Some(&fence(old)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let new = s
+        .take_lease_epoch("poller", "new", 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(new > old);
+    assert!(
+        is_fenced(
+            s.save_poll_fenced("s0", &poll_with_load(7.0), Some(&fence(old)))
+                .await
+        ),
+        "a taken-over tenure's write is refused before the new holder writes"
+    );
+    s.save_poll_fenced("s0", &poll_with_load(2.0), Some(&fence(new)))
+        .await
+        .unwrap();
+    assert_eq!(s.server("s0").await.unwrap().unwrap().load, Some(2.0));
 }

@@ -16,6 +16,7 @@
 pub mod backends;
 pub mod claim;
 pub mod contract;
+pub mod fence;
 pub mod ops;
 pub mod placement;
 pub mod playback;
@@ -24,6 +25,7 @@ pub mod recordings;
 pub mod redis;
 mod redis_pool;
 pub mod sqlite;
+mod sqlite_fence;
 mod sqlite_ops;
 mod sqlite_playback;
 mod sqlite_reconcile;
@@ -34,6 +36,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+pub use fence::Fence;
 pub use ops::OpsStore;
 pub use placement::{CommitOutcome, PlacementCommit, PlacementSnapshot};
 pub use playback::TokenStore;
@@ -393,6 +396,10 @@ pub enum StoreError {
     /// An optimistic operation kept conflicting with concurrent writers; try again later.
     #[error("the store is busy: {0}")]
     Busy(String),
+    /// A role's write carried an older lease epoch than the backend has seen: another
+    /// process took the role over (see [`fence`]). Nothing was written.
+    #[error("fenced off: {0}")]
+    Fenced(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -409,7 +416,18 @@ pub trait PoolStore: Send + Sync + 'static {
     async fn remove_server(&self, id: &str) -> StoreResult<bool>;
     /// Raises loads (joins, creates) of servers that have a known load.
     async fn add_load(&self, deltas: &[(String, f64)]) -> StoreResult<()>;
-    async fn save_poll(&self, id: &str, update: &PollUpdate) -> StoreResult<()>;
+    /// Writes a poll's outcome (an operator's: not fenced).
+    async fn save_poll(&self, id: &str, update: &PollUpdate) -> StoreResult<()> {
+        self.save_poll_fenced(id, update, None).await
+    }
+    /// [`PoolStore::save_poll`]; with a fence (the poller's), only if its epoch is not older
+    /// than the poller's latest ([`StoreError::Fenced`] otherwise, nothing written).
+    async fn save_poll_fenced(
+        &self,
+        id: &str,
+        update: &PollUpdate,
+        fence: Option<&Fence>,
+    ) -> StoreResult<()>;
 
     /// The meeting and its server (`None` if the server was removed).
     async fn meeting(
@@ -516,16 +534,20 @@ pub trait Outbox: Send + Sync + 'static {
     async fn callbacks(&self) -> StoreResult<Vec<OutgoingCallback>>;
     /// Claims up to `limit` due pending callbacks for `claimer` until `claim_until` (Unix ms),
     /// in one atomic statement: a callback claimed by a live claim is not returned to anyone
-    /// else; an expired claim (its claimer died) is claimed again.
+    /// else; an expired claim (its claimer died) is claimed again. With a fence, nothing is
+    /// claimed ([`StoreError::Fenced`]) when its epoch is older than the sender's latest.
     async fn claim_callbacks(
         &self,
         now_ms: i64,
         limit: usize,
         claimer: &str,
         claim_until: i64,
+        fence: Option<&Fence>,
     ) -> StoreResult<Vec<OutgoingCallback>>;
     /// [`Outbox::update_callback`] for a claimed callback, releasing the claim; false (and
-    /// nothing changes) when `claimer` no longer holds it.
+    /// nothing changes) when `claimer` no longer holds it; [`StoreError::Fenced`] (nothing
+    /// changes) when the fence's epoch is older than the sender's latest.
+    #[allow(clippy::too_many_arguments)]
     async fn finish_callback(
         &self,
         claimer: &str,
@@ -534,6 +556,7 @@ pub trait Outbox: Send + Sync + 'static {
         attempts: u32,
         next_attempt_at: i64,
         last_error: &str,
+        fence: Option<&Fence>,
     ) -> StoreResult<bool>;
     /// Deletes finished (not pending) callbacks created before `before_ms`; returns how many.
     async fn prune_callbacks(&self, before_ms: i64) -> StoreResult<usize>;
@@ -548,21 +571,32 @@ pub trait LeaseStore: Send + Sync + 'static {
     /// compare lease, token and claim times against.
     async fn now(&self) -> StoreResult<i64>;
     /// Takes the named lease for `holder` if it is free, expired or already `holder`'s, until
-    /// the store's now + `ttl_ms`. True if held.
-    async fn take_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool>;
+    /// the store's now + `ttl_ms`; the epoch of this tenure if held (see [`fence`]: it stays
+    /// while `holder` keeps renewing and grows whenever the lease changes hands), `None` if
+    /// another holder's lease has not expired.
+    async fn take_lease_epoch(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> StoreResult<Option<u64>>;
+    /// [`LeaseStore::take_lease_epoch`] without the epoch: true if held.
+    async fn take_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
+        Ok(self.take_lease_epoch(name, holder, ttl_ms).await?.is_some())
+    }
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
 
     /// The named lease's holder and expiry (Unix ms), if anyone holds or held it.
     async fn lease_holder(&self, name: &str) -> StoreResult<Option<(String, i64)>>;
-    /// Hands the lease from `previous` (a holder known to be gone) to `holder`, atomically:
-    /// false when someone else took it meanwhile.
+    /// Hands the lease from `previous` (a holder known to be gone) to `holder`, atomically,
+    /// with a new epoch (returned); `None` when someone else took it meanwhile.
     async fn replace_lease(
         &self,
         name: &str,
         previous: &str,
         holder: &str,
         ttl_ms: i64,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<Option<u64>>;
 }
 
 /// Every store a running process uses, one per concern (see the module doc). A backend

@@ -10,7 +10,35 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use super::{CallbackStatus, CallbackVariant, Outbox, OutgoingCallback, StoreError, StoreResult};
+use super::{
+    CallbackStatus, CallbackVariant, Fence, Outbox, OutgoingCallback, StoreError, StoreResult,
+};
+
+/// The PostgreSQL side of [`Fence`]: inside the write's transaction, refuses it when an
+/// older epoch than the newest seen for its lease, else records it as the newest (the
+/// `fences` row stays locked until the transaction ends, so check and write are one step).
+pub(super) async fn check_fence(
+    tx: &tokio_postgres::Transaction<'_>,
+    fence: Option<&Fence>,
+) -> StoreResult<()> {
+    let Some(f) = fence else {
+        return Ok(());
+    };
+    let newest: i64 = tx
+        .query_one(
+            "INSERT INTO fences (name, epoch) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET epoch = GREATEST(fences.epoch, EXCLUDED.epoch)
+             RETURNING epoch",
+            &[&f.lease, &f.epoch_i64()],
+        )
+        .await
+        .map_err(backend)?
+        .get(0);
+    if f.epoch_i64() < newest {
+        return Err(f.refused(newest));
+    }
+    Ok(())
+}
 
 /// The schema, one step per entry: `(version, name, SQL)`. Append only.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
@@ -36,6 +64,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "callback-claims",
         "ALTER TABLE callbacks ADD COLUMN claimed_until BIGINT;
     ALTER TABLE callbacks ADD COLUMN claimed_by TEXT;",
+    ),
+    (
+        3,
+        "fences",
+        "CREATE TABLE fences (name TEXT PRIMARY KEY, epoch BIGINT NOT NULL);",
     ),
 ];
 
@@ -232,11 +265,14 @@ impl Outbox for PostgresStore {
         limit: usize,
         claimer: &str,
         claim_until: i64,
+        fence: Option<&Fence>,
     ) -> StoreResult<Vec<OutgoingCallback>> {
         let limit = limit.min(i64::MAX as usize) as i64;
-        let client = self.pool.get().await.map_err(backend)?;
+        let mut client = self.pool.get().await.map_err(backend)?;
+        let tx = client.transaction().await.map_err(backend)?;
+        check_fence(&tx, fence).await?;
         // SKIP LOCKED: two nodes claiming at once take different rows, neither waits.
-        let rows = client
+        let rows = tx
             .query(
                 "UPDATE callbacks SET claimed_until = $3, claimed_by = $4
                  WHERE id IN (SELECT id FROM callbacks
@@ -248,6 +284,7 @@ impl Outbox for PostgresStore {
             )
             .await
             .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
         drop(client);
         let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
         if ids.is_empty() {
@@ -268,9 +305,12 @@ impl Outbox for PostgresStore {
         attempts: u32,
         next_attempt_at: i64,
         last_error: &str,
+        fence: Option<&Fence>,
     ) -> StoreResult<bool> {
-        let client = self.pool.get().await.map_err(backend)?;
-        let n = client
+        let mut client = self.pool.get().await.map_err(backend)?;
+        let tx = client.transaction().await.map_err(backend)?;
+        check_fence(&tx, fence).await?;
+        let n = tx
             .execute(
                 "UPDATE callbacks SET status = $3, attempts = $4, next_attempt_at = $5, last_error = $6,
                      claimed_until = NULL, claimed_by = NULL
@@ -286,6 +326,7 @@ impl Outbox for PostgresStore {
             )
             .await
             .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
         Ok(n > 0)
     }
 

@@ -181,7 +181,18 @@ pub trait RecordingStore: Send + Sync + 'static {
     /// An import: upserts the recording (fields already decided: published, protected),
     /// merges its metadata (keys not listed are kept), replaces the formats it lists and their
     /// thumbnails (other formats are kept), all in one transaction. Returns the stored result.
-    async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording>;
+    /// An operator's import (not fenced): [`RecordingStore::import_recording_fenced`].
+    async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording> {
+        self.import_recording_fenced(rec, None).await
+    }
+    /// [`RecordingStore::import_recording`]; with a fence (the importer role's), nothing is
+    /// written ([`StoreError::Fenced`](super::StoreError::Fenced)) when its epoch is older
+    /// than the importer's latest, checked in the same transaction.
+    async fn import_recording_fenced(
+        &self,
+        rec: &Recording,
+        fence: Option<&super::Fence>,
+    ) -> StoreResult<Recording>;
     /// Sets `published`, `state` and `publish_updated` (publishRecordings).
     async fn set_published(&self, record_id: &str, published: bool) -> StoreResult<()>;
     /// updateRecordings: all of `record_ids` must exist (tenant-scoped) or nothing changes

@@ -25,17 +25,18 @@ use super::{LeaseStore, StoreError, StoreResult, TokenStore};
 use crate::config::{RedisConfig, RedisTarget};
 
 /// Takes or renews the lease KEYS[1] for ARGV[1] for ARGV[2] ms; returns the epoch held, or
-/// 0 when another holder's lease has not expired.
+/// 0 when another holder's lease has not expired. The epoch stays while the holder renews;
+/// a hand-over sets it to Redis's now in ms, at least the previous + 1 (`store::fence`).
 const TAKE_LEASE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local cur = redis.call('HMGET', KEYS[1], 'holder', 'until', 'epoch')
 local epoch = tonumber(cur[3]) or 0
-if cur[1] and cur[1] ~= ARGV[1] and tonumber(cur[2]) > now then
+if cur[1] and cur[1] ~= '' and cur[1] ~= ARGV[1] and tonumber(cur[2]) > now then
   return 0
 end
-if cur[1] ~= ARGV[1] or tonumber(cur[2]) <= now then
-  epoch = epoch + 1
+if cur[1] ~= ARGV[1] then
+  epoch = math.max(epoch + 1, now)
 end
 redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'until', now + tonumber(ARGV[2]), 'epoch', epoch)
 return epoch
@@ -52,12 +53,13 @@ return 1
 /// Hands KEYS[1] from ARGV[1] (a holder known to be gone) to ARGV[2] for ARGV[3] ms, a new
 /// epoch; 0 when someone else holds it now.
 const REPLACE_LEASE: &str = r"
-if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] then
+local prev = redis.call('HGET', KEYS[1], 'holder')
+if not prev or prev == '' or prev ~= ARGV[1] then
   return 0
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local epoch = (tonumber(redis.call('HGET', KEYS[1], 'epoch')) or 0) + 1
+local epoch = math.max((tonumber(redis.call('HGET', KEYS[1], 'epoch')) or 0) + 1, now)
 redis.call('HSET', KEYS[1], 'holder', ARGV[2], 'until', now + tonumber(ARGV[3]), 'epoch', epoch)
 return epoch
 ";
@@ -121,25 +123,6 @@ impl RedisStore {
     fn key(&self, kind: &str, name: &str) -> String {
         format!("{}:{kind}:{name}", self.ns)
     }
-
-    /// Takes or renews the lease like [`LeaseStore::take_lease`], returning its epoch: it
-    /// grows each time the lease changes hands, so writes carrying it can be fenced.
-    pub async fn take_lease_epoch(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl_ms: i64,
-    ) -> StoreResult<Option<u64>> {
-        let epoch: u64 = self
-            .take
-            .key(self.key("lease", name))
-            .arg(holder)
-            .arg(ttl_ms.max(1))
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(backend)?;
-        Ok((epoch > 0).then_some(epoch))
-    }
 }
 
 /// The client of the configured target; for Sentinel, of the master they name now.
@@ -182,8 +165,21 @@ impl LeaseStore for RedisStore {
         Ok(secs * 1000 + micros / 1000)
     }
 
-    async fn take_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
-        Ok(self.take_lease_epoch(name, holder, ttl_ms).await?.is_some())
+    async fn take_lease_epoch(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> StoreResult<Option<u64>> {
+        let epoch: u64 = self
+            .take
+            .key(self.key("lease", name))
+            .arg(holder)
+            .arg(ttl_ms.max(1))
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(backend)?;
+        Ok((epoch > 0).then_some(epoch))
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
@@ -216,8 +212,8 @@ impl LeaseStore for RedisStore {
         previous: &str,
         holder: &str,
         ttl_ms: i64,
-    ) -> StoreResult<bool> {
-        let epoch: i64 = self
+    ) -> StoreResult<Option<u64>> {
+        let epoch: u64 = self
             .replace
             .key(self.key("lease", name))
             .arg(previous)
@@ -226,7 +222,7 @@ impl LeaseStore for RedisStore {
             .invoke_async(&mut self.con())
             .await
             .map_err(backend)?;
-        Ok(epoch > 0)
+        Ok((epoch > 0).then_some(epoch))
     }
 }
 

@@ -19,6 +19,35 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("redis: {e}"))
 }
 
+/// A fenced write's check (see `store::fence`), for the scripts below: ARGV[f] the epoch
+/// (`0`: not fenced), ARGV[f + 1] the lease's name. Returns the newer epoch that refuses the
+/// write, or nil after recording this one as the newest seen.
+const FENCE_CHECK: &str = r"
+local function fence_refused(ns, f)
+  local epoch = tonumber(ARGV[f])
+  if epoch == 0 then return nil end
+  local fkey = ns .. ':fence:' .. ARGV[f + 1]
+  local seen = tonumber(redis.call('GET', fkey)) or 0
+  local held = tonumber(redis.call('HGET', ns .. ':lease:' .. ARGV[f + 1], 'epoch')) or 0
+  local newest = math.max(seen, held)
+  if epoch < newest then return newest end
+  if epoch > seen then redis.call('SET', fkey, ARGV[f]) end
+  return nil
+end
+";
+
+/// Writes a poll's fields (ARGV[5..], name/value pairs) to server ARGV[2] if it exists,
+/// fenced by ARGV[3..4]. Returns `{'ok'}`, `{'absent'}` or `{'fenced', newest}`.
+const SAVE_POLL: &str = r"
+local ns = ARGV[1]
+local newest = fence_refused(ns, 3)
+if newest then return {'fenced', string.format('%d', newest)} end
+local skey = ns .. ':server:' .. ARGV[2]
+if redis.call('EXISTS', skey) == 0 then return {'absent'} end
+redis.call('HSET', skey, unpack(ARGV, 5))
+return {'ok'}
+";
+
 /// Records the meeting if absent, the server still matches the guard (state, health and the
 /// load the decision saw, compared as numbers), the tenant is under
 /// its limit and the voice bridge is free; raises the server's load. Returns
@@ -253,7 +282,7 @@ impl RedisStore {
         cmd.query_async(&mut self.con()).await.map_err(backend)
     }
 
-    async fn script(&self, src: &'static str, args: &[&str]) -> StoreResult<Vec<String>> {
+    async fn script(&self, src: &str, args: &[&str]) -> StoreResult<Vec<String>> {
         let script = ::redis::Script::new(src);
         let mut inv = script.prepare_invoke();
         inv.arg(self.namespace());
@@ -404,7 +433,12 @@ impl PoolStore for RedisStore {
         Ok(())
     }
 
-    async fn save_poll(&self, id: &str, u: &PollUpdate) -> StoreResult<()> {
+    async fn save_poll_fenced(
+        &self,
+        id: &str,
+        u: &PollUpdate,
+        fence: Option<&Fence>,
+    ) -> StoreResult<()> {
         let Some(s) = self.server(id).await? else {
             return Ok(());
         };
@@ -431,12 +465,19 @@ impl PoolStore for RedisStore {
         if let Some(st) = u.state {
             set.push(("state", st.as_str().to_string()));
         }
-        let () = self
-            .q(::redis::cmd("HSET")
-                .arg(self.k(&format!("server:{id}")))
-                .arg(set))
-            .await?;
-        Ok(())
+        let (epoch, lease) = fence.map_or((0, ""), |f| (f.epoch, f.lease.as_str()));
+        let epoch = epoch.to_string();
+        let mut args: Vec<&str> = vec![id, &epoch, lease];
+        for (k, v) in &set {
+            args.push(k);
+            args.push(v);
+        }
+        let script = format!("{FENCE_CHECK}{SAVE_POLL}");
+        let out = self.script(&script, &args).await?;
+        match (out.first().map(String::as_str), fence) {
+            (Some("fenced"), Some(f)) => Err(f.refused(out[1].parse().unwrap_or(0))),
+            _ => Ok(()),
+        }
     }
 
     async fn meeting(

@@ -494,14 +494,24 @@ impl PoolStore for SqliteStore {
         .await
     }
 
-    async fn save_poll(&self, id: &str, u: &PollUpdate) -> StoreResult<()> {
+    async fn save_poll_fenced(
+        &self,
+        id: &str,
+        u: &PollUpdate,
+        fence: Option<&Fence>,
+    ) -> StoreResult<()> {
         let id = id.to_owned();
         let u = u.clone();
+        let fence = fence.cloned();
         self.blocking(move |this| {
             let id = id.as_str();
             let u = &u;
-            let conn = this.writer()?;
-            conn.execute(
+            let mut conn = this.writer()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            super::sqlite_fence::check(&tx, fence.as_ref())?;
+            tx.execute(
                 "UPDATE servers SET online = ?2, load = CASE WHEN state = 'disabled' THEN NULL ELSE ?3 END,
                      meetings = ?4, users = ?5, largest_meeting = ?6, videos = ?7,
                      bbb_version = COALESCE(?8, bbb_version), healthy_counter = ?9, unhealthy_counter = ?10,
@@ -522,7 +532,7 @@ impl PoolStore for SqliteStore {
                 ],
             )
             .map_err(backend)?;
-            Ok(())
+            tx.commit().map_err(backend)
         })
         .await
     }
@@ -1110,12 +1120,18 @@ impl Outbox for SqliteStore {
         limit: usize,
         claimer: &str,
         claim_until: i64,
+        fence: Option<&Fence>,
     ) -> StoreResult<Vec<OutgoingCallback>> {
         let claimer = claimer.to_owned();
+        let fence = fence.cloned();
         self.blocking(move |this| {
-            let conn = this.writer()?;
+            let mut conn = this.writer()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            super::sqlite_fence::check(&tx, fence.as_ref())?;
             let ids: Vec<String> = Self::query_all(
-                &conn,
+                &tx,
                 "UPDATE callbacks SET claimed_until = ?3, claimed_by = ?4
                  WHERE id IN (SELECT id FROM callbacks
                      WHERE status = 'pending' AND next_attempt_at <= ?1
@@ -1125,6 +1141,7 @@ impl Outbox for SqliteStore {
                 params![now_ms, limit as i64, claim_until, claimer],
                 |r| r.get(0),
             )?;
+            tx.commit().map_err(backend)?;
             drop(conn);
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
@@ -1146,11 +1163,17 @@ impl Outbox for SqliteStore {
         attempts: u32,
         next_attempt_at: i64,
         last_error: &str,
+        fence: Option<&Fence>,
     ) -> StoreResult<bool> {
         let (claimer, id, last_error) = (claimer.to_owned(), id.to_owned(), last_error.to_owned());
+        let fence = fence.cloned();
         self.blocking(move |this| {
-            let n = this
-                .writer()?
+            let mut conn = this.writer()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            super::sqlite_fence::check(&tx, fence.as_ref())?;
+            let n = tx
                 .execute(
                     "UPDATE callbacks SET status = ?3, attempts = ?4, next_attempt_at = ?5, last_error = ?6,
                          claimed_until = NULL, claimed_by = NULL
@@ -1158,6 +1181,7 @@ impl Outbox for SqliteStore {
                     params![id, claimer, status.as_str(), attempts, next_attempt_at, last_error],
                 )
                 .map_err(backend)?;
+            tx.commit().map_err(backend)?;
             Ok(n > 0)
         })
         .await
@@ -1187,22 +1211,32 @@ impl LeaseStore for SqliteStore {
         .await
     }
 
-    async fn take_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
+    async fn take_lease_epoch(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> StoreResult<Option<u64>> {
         let name = name.to_owned();
         let holder = holder.to_owned();
         self.blocking(move |this| {
             let name = name.as_str();
             let holder = holder.as_str();
             let conn = this.writer()?;
-            let n = conn
+            // The epoch stays while the holder renews; a hand-over sets it to the store's
+            // now, and at least one more than before (see `store::fence`).
+            let epoch: Option<i64> = conn
                 .prepare_cached(&format!(
-                    "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, {NOW_MS} + ?3)
-                     ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-                     WHERE leases.holder = excluded.holder OR leases.expires_at < {NOW_MS}"
+                    "INSERT INTO leases (name, holder, expires_at, epoch) VALUES (?1, ?2, {NOW_MS} + ?3, {NOW_MS})
+                     ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
+                         epoch = CASE WHEN leases.holder = excluded.holder THEN leases.epoch
+                                      ELSE MAX(leases.epoch + 1, excluded.epoch) END
+                     WHERE leases.holder = excluded.holder OR leases.expires_at < {NOW_MS}
+                     RETURNING epoch"
                 ))
-                .and_then(|mut st| st.execute(params![name, holder, ttl_ms]))
+                .and_then(|mut st| st.query_row(params![name, holder, ttl_ms], |r| r.get(0)).optional())
                 .map_err(backend)?;
-            Ok(n > 0)
+            Ok(epoch.map(|e| e.max(1) as u64))
         })
         .await
     }
@@ -1214,8 +1248,9 @@ impl LeaseStore for SqliteStore {
             let name = name.as_str();
             let holder = holder.as_str();
             let conn = this.writer()?;
+            // The row stays, with its epoch: the next holder's epoch must be greater.
             conn.execute(
-                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+                "UPDATE leases SET holder = '', expires_at = 0 WHERE name = ?1 AND holder = ?2",
                 [name, holder],
             )
             .map_err(backend)?;
@@ -1228,7 +1263,9 @@ impl LeaseStore for SqliteStore {
         let name = name.to_owned();
         self.blocking(move |this| {
             this.conn()?
-                .prepare_cached("SELECT holder, expires_at FROM leases WHERE name = ?1")
+                .prepare_cached(
+                    "SELECT holder, expires_at FROM leases WHERE name = ?1 AND holder <> ''",
+                )
                 .and_then(|mut s| {
                     s.query_row([&name], |r| Ok((r.get(0)?, r.get(1)?)))
                         .optional()
@@ -1244,19 +1281,22 @@ impl LeaseStore for SqliteStore {
         previous: &str,
         holder: &str,
         ttl_ms: i64,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<u64>> {
         let (name, previous, holder) = (name.to_owned(), previous.to_owned(), holder.to_owned());
         self.blocking(move |this| {
-            let n = this
+            let epoch: Option<i64> = this
                 .writer()?
-                .execute(
+                .query_row(
                     &format!(
-                        "UPDATE leases SET holder = ?3, expires_at = {NOW_MS} + ?4 WHERE name = ?1 AND holder = ?2"
+                        "UPDATE leases SET holder = ?3, expires_at = {NOW_MS} + ?4, epoch = MAX(epoch + 1, {NOW_MS})
+                         WHERE name = ?1 AND holder = ?2 AND holder <> '' RETURNING epoch"
                     ),
                     params![name, previous, holder, ttl_ms],
+                    |r| r.get(0),
                 )
+                .optional()
                 .map_err(backend)?;
-            Ok(n > 0)
+            Ok(epoch.map(|e| e.max(1) as u64))
         })
         .await
     }
@@ -1370,27 +1410,43 @@ mod tests {
             };
             assert!(st.enqueue_callback(&cb).await.unwrap());
         }
-        let first = st.claim_callbacks(1000, 2, "p1", 5000).await.unwrap();
+        let first = st.claim_callbacks(1000, 2, "p1", 5000, None).await.unwrap();
         assert_eq!(first.len(), 2);
-        let second = st.claim_callbacks(1000, 8, "p2", 8000).await.unwrap();
+        let second = st.claim_callbacks(1000, 8, "p2", 8000, None).await.unwrap();
         assert_eq!(second.len(), 1, "claimed ones are not handed out again");
         assert!(first.iter().all(|c| c.id != second[0].id));
         assert!(st
-            .claim_callbacks(2000, 8, "p3", 6000)
+            .claim_callbacks(2000, 8, "p3", 6000, None)
             .await
             .unwrap()
             .is_empty());
         // p1 dies; after its claim expires, another claimer takes its callbacks.
-        let again = st.claim_callbacks(5001, 8, "p3", 9000).await.unwrap();
+        let again = st.claim_callbacks(5001, 8, "p3", 9000, None).await.unwrap();
         assert_eq!(again.len(), 2);
         assert!(
-            !st.finish_callback("p1", &first[0].id, CallbackStatus::Delivered, 1, 0, "")
-                .await
-                .unwrap(),
+            !st.finish_callback(
+                "p1",
+                &first[0].id,
+                CallbackStatus::Delivered,
+                1,
+                0,
+                "",
+                None
+            )
+            .await
+            .unwrap(),
             "a lost claim cannot record an outcome"
         );
         assert!(st
-            .finish_callback("p3", &first[0].id, CallbackStatus::Delivered, 1, 0, "")
+            .finish_callback(
+                "p3",
+                &first[0].id,
+                CallbackStatus::Delivered,
+                1,
+                0,
+                "",
+                None
+            )
             .await
             .unwrap());
         assert_eq!(
@@ -1408,14 +1464,16 @@ mod tests {
         let (holder, expires) = st.lease_holder("importer").await.unwrap().unwrap();
         assert_eq!(holder, "n1:10");
         assert!(expires > st.now().await.unwrap());
-        assert!(!st
+        assert!(st
             .replace_lease("importer", "n1:9", "n1:11", 60_000)
             .await
-            .unwrap());
+            .unwrap()
+            .is_none());
         assert!(st
             .replace_lease("importer", "n1:10", "n1:11", 60_000)
             .await
-            .unwrap());
+            .unwrap()
+            .is_some());
         assert!(!st.take_lease("importer", "n1:10", 60_000).await.unwrap());
     }
 

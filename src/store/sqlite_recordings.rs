@@ -371,8 +371,13 @@ impl RecordingStore for SqliteStore {
         self.blocking(move |this| load(&*this.conn()?, &ids)).await
     }
 
-    async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording> {
+    async fn import_recording_fenced(
+        &self,
+        rec: &Recording,
+        fence: Option<&super::Fence>,
+    ) -> StoreResult<Recording> {
         let rec = rec.clone();
+        let fence = fence.cloned();
         self.blocking(move |this| {
             let rec = &rec;
             let mut conn = this.writer()?;
@@ -382,6 +387,7 @@ impl RecordingStore for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
+            super::sqlite_fence::check(&tx, fence.as_ref())?;
             let now = now_ms();
             tx.execute(
                 "INSERT INTO recordings (record_id, meeting_id, internal_meeting_id, name, published, state,

@@ -98,6 +98,11 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
     ALTER TABLE callbacks ADD COLUMN claimed_by TEXT;",
     ),
     ("0600-ops", OPS),
+    (
+        "0700-lease-epochs-fences",
+        "ALTER TABLE leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE fences (name TEXT PRIMARY KEY, epoch INTEGER NOT NULL);",
+    ),
 ];
 
 /// Schema step `0100-recordings`.
