@@ -378,7 +378,7 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     let mut lease = crate::lease::Lease::new(
         app.clone(),
         crate::store::LeaseRole::Callbacks,
-        Duration::from_secs(30),
+        app.config.role_lease_ttl,
     );
     let mut last_prune: Option<std::time::Instant> = None;
     loop {

@@ -104,6 +104,10 @@ pub struct Config {
     /// This node's stable name in role leases (`NODE_ID`; default: the host name). A
     /// restarted process on the same node takes its roles back at once.
     pub node_id: Option<String>,
+    /// How long the importer's and the callback sender's leases last without renewal
+    /// (`ROLE_LEASE_TTL`, seconds, default 15; renewed every third of it while held): a
+    /// dead holder's role is taken over within this.
+    pub role_lease_ttl: Duration,
 
     /// Recordings: import, index and API (`RECORDING_*`, see [`RecordingConfig`]).
     pub recordings: RecordingConfig,
@@ -593,6 +597,9 @@ impl Config {
             callback_retention: Duration::from_secs_f64(
                 86_400.0 * v.num::<f64>("CALLBACK_RETENTION", 30.0)?.max(0.0),
             ),
+            role_lease_ttl: v
+                .secs("ROLE_LEASE_TTL", 15.0)?
+                .max(Duration::from_millis(300)),
             node_id: v
                 .get("NODE_ID")
                 .map(str::trim)

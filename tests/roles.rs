@@ -6,46 +6,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::cluster::ready_claims;
+use common::trees::{tarball_for, PRES};
 use common::*;
-
-const PRES: &str = "a0715c95000a2bcb90604ecc7097dbc94592c690-1715261728123";
-
-/// presentation.tar with its record id replaced by `rid` (paths and metadata.xml).
-fn tarball_for(rid: &str, dest: &Path) {
-    let src = std::fs::File::open(fixtures().join("recordings/presentation.tar")).unwrap();
-    let mut input = tar::Archive::new(src);
-    let tmp = dest.with_file_name(format!(
-        ".{}.tmp",
-        dest.file_name().unwrap().to_string_lossy()
-    ));
-    let mut out = tar::Builder::new(std::fs::File::create(&tmp).unwrap());
-    for e in input.entries().unwrap() {
-        let mut e = e.unwrap();
-        let path = e.path().unwrap().to_string_lossy().replace(PRES, rid);
-        let mut header = e.header().clone();
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-        if path.ends_with("metadata.xml") {
-            data = String::from_utf8(data)
-                .unwrap()
-                .replace(PRES, rid)
-                .into_bytes();
-        }
-        header.set_size(data.len() as u64);
-        if header.entry_type() == tar::EntryType::Symlink {
-            let target = e.link_name().unwrap().unwrap().into_owned();
-            out.append_link(&mut header, &path, target).unwrap();
-        } else {
-            out.append_data(&mut header, &path, &data[..]).unwrap();
-        }
-    }
-    out.finish().unwrap();
-    std::fs::rename(&tmp, dest).unwrap();
-}
 
 /// A receiver that takes `delay` to answer each request and records every body.
 async fn slow_receiver(delay: Duration) -> (String, Arc<Mutex<Vec<String>>>) {
@@ -92,21 +58,6 @@ async fn slow_receiver(delay: Duration) -> (String, Arc<Mutex<Vec<String>>>) {
         }
     });
     (url, seen)
-}
-
-fn claims(body: &str) -> serde_json::Value {
-    let token = body
-        .strip_prefix("signed_parameters=")
-        .expect("a signed_parameters form body");
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    v.required_spec_claims.clear();
-    jsonwebtoken::decode::<serde_json::Value>(
-        token,
-        &jsonwebtoken::DecodingKey::from_secret(LB_SECRET.as_bytes()),
-        &v,
-    )
-    .expect("signed with the LB secret")
-    .claims
 }
 
 fn env_with(dir: &tempfile::TempDir, extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -164,7 +115,12 @@ async fn callbacks_survive_twenty_kill_9s_delivered_at_least_once_with_a_stable_
                 .lock()
                 .unwrap()
                 .iter()
-                .map(|b| claims(b)["record_id"].as_str().unwrap_or("").to_string())
+                .map(|b| {
+                    ready_claims(b)["record_id"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string()
+                })
                 .collect();
             rids.iter().all(|r| got.contains(r))
         }
@@ -180,7 +136,7 @@ async fn callbacks_survive_twenty_kill_9s_delivered_at_least_once_with_a_stable_
     let bodies = seen.lock().unwrap().clone();
     let mut per_record: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for b in &bodies {
-        let c = claims(b);
+        let c = ready_claims(b);
         assert_eq!(c["meeting_id"], "ext-meeting-1");
         let rid = c["record_id"].as_str().unwrap().to_string();
         let jti = c["jti"]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::postgres::Postgres;
-use common::redis::Redis;
+use common::redis::{Redis, Sentinel};
 use common::Lb;
 use ferrolite::store::postgres::{PostgresStore, MIGRATIONS};
 use ferrolite::store::redis::RedisStore;
@@ -217,56 +217,6 @@ fn serve_refuses_postgres_without_redis_in_one_line() {
         stderr.contains("DATABASE_URL") && stderr.contains("REDIS_URL"),
         "{stderr}"
     );
-}
-
-/// A private `redis-sentinel` watching `master` as `mymaster`; killed when dropped.
-struct Sentinel {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Sentinel {
-    fn start(master: &Redis) -> Sentinel {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let conf = dir.path().join("sentinel.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\nsentinel down-after-milliseconds mymaster 1000\n",
-                dir.path().display(),
-                master.port
-            ),
-        )
-        .unwrap();
-        let child = std::process::Command::new("redis-sentinel")
-            .arg(&conf)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-sentinel starts (scripts/install-test-deps.sh)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-sentinel did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Sentinel {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Sentinel {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,9 +32,6 @@ use crate::shutdown::Shutdown;
 use crate::store::recordings::{PlaybackFormat, Recording};
 use crate::store::{now_ms, Fence};
 
-/// How long the `importer` lease lasts without renewal (renewed every third of it).
-pub const LEASE_TTL: Duration = Duration::from_secs(15);
-
 /// Why an import did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImportError {
@@ -724,8 +721,11 @@ pub async fn run(app: Arc<App>, mut shutdown: Shutdown) {
     } else {
         watch(&cfg.spool_dir, wake.clone())
     };
-    let mut lease =
-        crate::lease::Lease::new(app.clone(), crate::store::LeaseRole::Importer, LEASE_TTL);
+    let mut lease = crate::lease::Lease::new(
+        app.clone(),
+        crate::store::LeaseRole::Importer,
+        app.config.role_lease_ttl,
+    );
     let mut backoff = Backoff::default();
     loop {
         let mut settling = false;

@@ -23,6 +23,7 @@ pub mod playback;
 pub mod postgres;
 pub mod recordings;
 pub mod redis;
+mod redis_conn;
 mod redis_pool;
 pub mod sqlite;
 mod sqlite_fence;

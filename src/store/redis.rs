@@ -11,9 +11,9 @@
 //!   Redis's expiry is the store clock, and two concurrent uses never both succeed.
 //!
 //! Connections are `redis`'s multiplexed [`ConnectionManager`]s (reconnecting), `REDIS_POOL`
-//! of them used in turn.
+//! of them used in turn; with Sentinel they follow the master through failovers
+//! (`redis_conn.rs`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -21,8 +21,9 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 use super::playback::NewToken;
+use super::redis_conn::Connections;
 use super::{LeaseStore, StoreError, StoreResult, TokenStore};
-use crate::config::{RedisConfig, RedisTarget};
+use crate::config::RedisConfig;
 
 /// Takes or renews the lease KEYS[1] for ARGV[1] for ARGV[2] ms; returns the epoch held, or
 /// 0 when another holder's lease has not expired. The epoch stays while the holder renews;
@@ -66,8 +67,7 @@ return epoch
 
 #[derive(Clone)]
 pub struct RedisStore {
-    conns: Arc<Vec<ConnectionManager>>,
-    next: Arc<AtomicUsize>,
+    conns: Arc<Connections>,
     ns: String,
     take: Arc<redis::Script>,
     release: Arc<redis::Script>,
@@ -79,26 +79,21 @@ fn backend(e: redis::RedisError) -> StoreError {
 }
 
 impl RedisStore {
-    /// Connects `config.pool` connections (to the master the Sentinels name, if so).
+    /// Connects `config.pool` connections (to the master the Sentinels name, if so, and
+    /// then to whichever server they promote).
     pub async fn connect(config: &RedisConfig) -> StoreResult<RedisStore> {
-        let client = client_for(&config.target).await?;
-        let mut conns = Vec::with_capacity(config.pool);
-        for _ in 0..config.pool {
-            conns.push(
-                ConnectionManager::new(client.clone())
-                    .await
-                    .map_err(backend)?,
-            );
-        }
-        Ok(RedisStore::with_connections(conns, &config.namespace))
+        let conns = Connections::open(config).await?;
+        Ok(RedisStore::over(conns, &config.namespace))
     }
 
     /// A store over existing connections, under `namespace` (tests give each store its own).
     pub fn with_connections(conns: Vec<ConnectionManager>, namespace: &str) -> RedisStore {
-        assert!(!conns.is_empty(), "at least one connection");
+        RedisStore::over(Connections::fixed(conns), namespace)
+    }
+
+    fn over(conns: Arc<Connections>, namespace: &str) -> RedisStore {
         RedisStore {
-            conns: Arc::new(conns),
-            next: Arc::new(AtomicUsize::new(0)),
+            conns,
             ns: namespace.to_string(),
             take: Arc::new(redis::Script::new(TAKE_LEASE)),
             release: Arc::new(redis::Script::new(RELEASE_LEASE)),
@@ -107,8 +102,14 @@ impl RedisStore {
     }
 
     pub(super) fn con(&self) -> ConnectionManager {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
-        self.conns[i].clone()
+        self.conns.get()
+    }
+
+    /// A failed command's error; a dropped connection or a `READONLY` answer also makes
+    /// the Sentinel watcher look for a new master at once.
+    pub(super) fn err(&self, e: redis::RedisError) -> StoreError {
+        self.conns.failed(&e);
+        backend(e)
     }
 
     /// `<namespace>:<rest>`.
@@ -125,43 +126,13 @@ impl RedisStore {
     }
 }
 
-/// The client of the configured target; for Sentinel, of the master they name now.
-async fn client_for(target: &RedisTarget) -> StoreResult<redis::Client> {
-    match target {
-        RedisTarget::Url(u) => redis::Client::open(u.as_str()).map_err(backend),
-        RedisTarget::Sentinel {
-            sentinels,
-            master,
-            auth_url,
-        } => {
-            use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
-            use redis::IntoConnectionInfo;
-            let mut s = Sentinel::build(sentinels.clone()).map_err(backend)?;
-            let info = match auth_url {
-                Some(u) => {
-                    let ci = u.as_str().into_connection_info().map_err(backend)?;
-                    let tls = matches!(ci.addr, redis::ConnectionAddr::TcpTls { .. });
-                    SentinelNodeConnectionInfo {
-                        tls_mode: tls.then_some(redis::TlsMode::Secure),
-                        redis_connection_info: Some(ci.redis),
-                    }
-                }
-                None => SentinelNodeConnectionInfo::default(),
-            };
-            s.async_master_for(master, Some(&info))
-                .await
-                .map_err(backend)
-        }
-    }
-}
-
 #[async_trait]
 impl LeaseStore for RedisStore {
     async fn now(&self) -> StoreResult<i64> {
         let (secs, micros): (i64, i64) = redis::cmd("TIME")
             .query_async(&mut self.con())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.err(e))?;
         Ok(secs * 1000 + micros / 1000)
     }
 
@@ -178,7 +149,7 @@ impl LeaseStore for RedisStore {
             .arg(ttl_ms.max(1))
             .invoke_async(&mut self.con())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.err(e))?;
         Ok((epoch > 0).then_some(epoch))
     }
 
@@ -189,7 +160,7 @@ impl LeaseStore for RedisStore {
             .arg(holder)
             .invoke_async(&mut self.con())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -200,7 +171,7 @@ impl LeaseStore for RedisStore {
             .arg("until")
             .query_async(&mut self.con())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.err(e))?;
         Ok(holder
             .filter(|h| !h.is_empty())
             .map(|h| (h, until.unwrap_or(0))))
@@ -221,7 +192,7 @@ impl LeaseStore for RedisStore {
             .arg(ttl_ms.max(1))
             .invoke_async(&mut self.con())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.err(e))?;
         Ok((epoch > 0).then_some(epoch))
     }
 }
@@ -243,7 +214,10 @@ impl TokenStore for RedisStore {
                 .arg(ttl_ms.max(1))
                 .ignore();
         }
-        let () = pipe.query_async(&mut self.con()).await.map_err(backend)?;
+        let () = pipe
+            .query_async(&mut self.con())
+            .await
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -252,7 +226,7 @@ impl TokenStore for RedisStore {
             .con()
             .get_del(self.key("token", hash))
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.err(e))?;
         match v {
             None => Ok(None),
             Some(v) => serde_json::from_str(&v)

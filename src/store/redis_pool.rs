@@ -167,7 +167,7 @@ local s = redis.call('HMGET', skey, 'state', 'load')
 if s[1] == 'enabled' and s[2] and s[2] ~= '' then
   redis.call('HSET', skey, 'load', tostring(tonumber(s[2]) + tonumber(ARGV[3])))
 end
-return 1
+return {}
 ";
 
 fn mid(tenant_id: &str, meeting_id: &str) -> String {
@@ -279,7 +279,9 @@ type LrsDoc = (
 
 impl RedisStore {
     async fn q<T: ::redis::FromRedisValue>(&self, cmd: &::redis::Cmd) -> StoreResult<T> {
-        cmd.query_async(&mut self.con()).await.map_err(backend)
+        cmd.query_async(&mut self.con())
+            .await
+            .map_err(|e| self.err(e))
     }
 
     async fn script(&self, src: &str, args: &[&str]) -> StoreResult<Vec<String>> {
@@ -289,7 +291,9 @@ impl RedisStore {
         for a in args {
             inv.arg(*a);
         }
-        inv.invoke_async(&mut self.con()).await.map_err(backend)
+        inv.invoke_async(&mut self.con())
+            .await
+            .map_err(|e| self.err(e))
     }
 
     async fn hgetall_many(&self, keys: &[String]) -> StoreResult<Vec<Vec<String>>> {
@@ -300,7 +304,9 @@ impl RedisStore {
         for k in keys {
             pipe.cmd("HGETALL").arg(k);
         }
-        pipe.query_async(&mut self.con()).await.map_err(backend)
+        pipe.query_async(&mut self.con())
+            .await
+            .map_err(|e| self.err(e))
     }
 
     async fn meetings_in(&self, set: &str) -> StoreResult<Vec<Meeting>> {
@@ -528,7 +534,7 @@ impl PoolStore for RedisStore {
             .arg(&token)
             .invoke_async(&mut self.con())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.err(e))?;
         out
     }
 
@@ -548,15 +554,18 @@ impl PoolStore for RedisStore {
         for vb in voice_bridges {
             inv.arg(vb);
         }
-        let out: Vec<::redis::Value> = inv.invoke_async(&mut self.con()).await.map_err(backend)?;
+        let out: Vec<::redis::Value> = inv
+            .invoke_async(&mut self.con())
+            .await
+            .map_err(|e| self.err(e))?;
         let strings = |v: &::redis::Value| -> StoreResult<Vec<String>> {
-            ::redis::from_redis_value(v).map_err(backend)
+            ::redis::from_redis_value(v).map_err(|e| self.err(e))
         };
         let tag: String = out
             .first()
             .map(::redis::from_redis_value)
             .transpose()
-            .map_err(backend)?
+            .map_err(|e| self.err(e))?
             .unwrap_or_default();
         if tag == "existing" {
             let f = strings(&out[1])?;
@@ -568,13 +577,13 @@ impl PoolStore for RedisStore {
         if tag != "snapshot" || out.len() != 4 {
             return Err(backend("the placement snapshot script answered oddly"));
         }
-        let tenant_meetings: u32 = ::redis::from_redis_value(&out[1]).map_err(backend)?;
+        let tenant_meetings: u32 = ::redis::from_redis_value(&out[1]).map_err(|e| self.err(e))?;
         let ::redis::Value::Array(pairs) = &out[2] else {
             return Err(backend("the placement snapshot has no server list"));
         };
         let mut servers = Vec::new();
         for pair in pairs.chunks(2) {
-            let id: String = ::redis::from_redis_value(&pair[0]).map_err(backend)?;
+            let id: String = ::redis::from_redis_value(&pair[0]).map_err(|e| self.err(e))?;
             let f = strings(&pair[1])?;
             if !f.is_empty() {
                 servers.push(server_of(&id, &fields(&f))?);
@@ -810,7 +819,10 @@ impl PoolStore for RedisStore {
             .arg(self.k(&format!("tenant-lrs:{id}")))
             .arg(self.k(&format!("tenant-settings:{id}")))
             .ignore();
-        let () = pipe.query_async(&mut self.con()).await.map_err(backend)?;
+        let () = pipe
+            .query_async(&mut self.con())
+            .await
+            .map_err(|e| self.err(e))?;
         Ok(true)
     }
 
@@ -833,7 +845,10 @@ impl PoolStore for RedisStore {
             .arg(self.k(&format!("tenant-settings:{}", s.tenant_id)))
             .arg(json)
             .ignore();
-        let () = pipe.query_async(&mut self.con()).await.map_err(backend)?;
+        let () = pipe
+            .query_async(&mut self.con())
+            .await
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -943,7 +958,10 @@ impl PoolStore for RedisStore {
                 .arg(self.k(&format!("meeting:{i}")))
                 .arg("participants");
         }
-        let counts: Vec<Option<u32>> = pipe.query_async(&mut self.con()).await.map_err(backend)?;
+        let counts: Vec<Option<u32>> = pipe
+            .query_async(&mut self.con())
+            .await
+            .map_err(|e| self.err(e))?;
         Ok((ids.len() as u32, counts.into_iter().flatten().sum()))
     }
 
@@ -966,7 +984,7 @@ impl PoolStore for RedisStore {
             .arg(limit)
             .invoke_async(&mut self.con())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.err(e))?;
         Ok(out == 1)
     }
 
@@ -997,7 +1015,7 @@ impl RedisStore {
             .arg(value)
             .invoke_async(&mut self.con())
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 

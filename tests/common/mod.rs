@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub mod browser;
+pub mod cluster;
 pub mod nginx;
 pub mod postgres;
 pub mod redis;

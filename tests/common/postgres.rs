@@ -96,37 +96,35 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = super::redis::free_port();
-        let child = as_pg_user(&pg_bin("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
-            .arg(dir.path())
-            .args(["-c", "fsync=off", "-c", "logging_collector=off"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("postgres starts");
+        let child = spawn(dir.path(), port);
         let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = Command::new(pg_bin("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q"])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ready {
-                break;
-            }
-            assert!(Instant::now() < deadline, "postgres did not become ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
         Postgres {
             child,
             port,
             url,
             _dir: dir,
         }
+    }
+
+    /// Stops the server (a fast shutdown: every client connection is cut) and starts it
+    /// again on the same port and data; returns once it accepts connections.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn(self._dir.path(), self.port);
+    }
+
+    fn stop(&mut self) {
+        // SIGINT: PostgreSQL's fast shutdown.
+        super::unsafe_kill(self.child.id(), "INT");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// A database of its own on this server (`CREATE DATABASE`); returns its URL.
@@ -152,18 +150,38 @@ pub async fn batch(url: &str, sql: &str) {
     let _ = task.await;
 }
 
+/// Starts `postgres` on the data under `dir` and waits until it is ready (the caller
+/// keeps the child and waits for it in [`Postgres::stop`]).
+#[allow(clippy::zombie_processes)]
+fn spawn(dir: &Path, port: u16) -> Child {
+    let child = as_pg_user(&pg_bin("postgres"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
+        .arg(dir)
+        .args(["-c", "fsync=off", "-c", "logging_collector=off"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("postgres starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = Command::new(pg_bin("pg_isready"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ready {
+            return child;
+        }
+        assert!(Instant::now() < deadline, "postgres did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
-        // SIGINT: PostgreSQL's fast shutdown.
-        super::unsafe_kill(self.child.id(), "INT");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }

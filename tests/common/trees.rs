@@ -1,5 +1,5 @@
 //! Recording trees on disk as BBB publishes them (`<root>/<format>/<recordID>/`), for the
-//! in-place import tests.
+//! in-place import tests, and tarballs as BBB servers send them ([`tarball_for`]).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -30,4 +30,40 @@ pub fn write_recording(root: &Path, rid: &str, meeting: &str) -> PathBuf {
 /// The inode number of a file: unchanged by a rename, new for a copy.
 pub fn inode(p: &Path) -> u64 {
     std::fs::metadata(p).unwrap().ino()
+}
+
+/// The record id of `fixtures/recordings/presentation.tar`.
+pub use super::nginx::PRES;
+
+/// presentation.tar with its record id replaced by `rid` (paths and metadata.xml).
+pub fn tarball_for(rid: &str, dest: &Path) {
+    let src = std::fs::File::open(super::fixtures().join("recordings/presentation.tar")).unwrap();
+    let mut input = tar::Archive::new(src);
+    let tmp = dest.with_file_name(format!(
+        ".{}.tmp",
+        dest.file_name().unwrap().to_string_lossy()
+    ));
+    let mut out = tar::Builder::new(std::fs::File::create(&tmp).unwrap());
+    for e in input.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().replace(PRES, rid);
+        let mut header = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if path.ends_with("metadata.xml") {
+            data = String::from_utf8(data)
+                .unwrap()
+                .replace(PRES, rid)
+                .into_bytes();
+        }
+        header.set_size(data.len() as u64);
+        if header.entry_type() == tar::EntryType::Symlink {
+            let target = e.link_name().unwrap().unwrap().into_owned();
+            out.append_link(&mut header, &path, target).unwrap();
+        } else {
+            out.append_data(&mut header, &path, &data[..]).unwrap();
+        }
+    }
+    out.finish().unwrap();
+    std::fs::rename(&tmp, dest).unwrap();
 }
