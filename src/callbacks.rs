@@ -259,13 +259,12 @@ pub fn attempt_deadline(claim: Duration) -> Duration {
     claim.saturating_sub(Duration::from_secs(3))
 }
 
-async fn deliver(
-    app: &App,
-    claimer: &str,
-    fence: Option<&Fence>,
-    claim: Duration,
-    cb: OutgoingCallback,
-) {
+/// Sends one claimed callback and records the outcome. The outcome is recorded under the
+/// callback's own claim (`claimer`, until its visibility timeout), not under the lease's
+/// fence: a sender whose lease was taken over meanwhile still holds this claim (nobody
+/// else could have claimed the callback), and refusing its "delivered" would only make the
+/// new sender send it again. New claims are what the fence stops ([`deliver_due`]).
+async fn deliver(app: &App, claimer: &str, claim: Duration, cb: OutgoingCallback) {
     let attempts = cb.attempts + 1;
     let outcome = match tokio::time::timeout(attempt_deadline(claim), attempt(app, &cb)).await {
         Ok(o) => o,
@@ -305,13 +304,10 @@ async fn deliver(
         .inc();
     match app
         .outbox
-        .finish_callback(claimer, &cb.id, status, attempts, next, &error, fence)
+        .finish_callback(claimer, &cb.id, status, attempts, next, &error, None)
         .await
     {
         Ok(true) => {}
-        Err(StoreError::Fenced(why)) => {
-            tracing::warn!(id = %cb.id, why, "another process took the callback sender over; this attempt's outcome was not recorded")
-        }
         Ok(false) => {
             tracing::warn!(id = %cb.id, "a callback's claim was lost before its attempt was recorded")
         }
@@ -325,7 +321,7 @@ const CONCURRENCY: usize = 8;
 /// Sends every due callback once, as `claimer`: claims a few at a time (an atomic claim
 /// with a visibility timeout in the store, so no two processes send the same one and a
 /// sender that dies only delays its claimed ones until the claim expires). With the role's
-/// `fence`, claims and outcomes are refused once another process took the role over.
+/// `fence`, new claims are refused once another process took the role over.
 pub async fn deliver_due(
     app: &App,
     claimer: &str,
@@ -350,7 +346,7 @@ pub async fn deliver_due(
         }
         n += due.len();
         stream::iter(due)
-            .for_each_concurrent(CONCURRENCY, |cb| deliver(app, claimer, fence, claim, cb))
+            .for_each_concurrent(CONCURRENCY, |cb| deliver(app, claimer, claim, cb))
             .await;
     }
 }

@@ -201,7 +201,7 @@ async fn poll_server(
             let ids: Vec<String> = entries.iter().map(|e| e.meeting_id.clone()).collect();
             match app
                 .store
-                .forget_meetings_except(&server.id, &ids, started_ms)
+                .forget_meetings_except(&server.id, &ids, unseen_before(app, started_ms))
                 .await
             {
                 Ok(gone) => report.forgotten = gone.len(),
@@ -279,6 +279,15 @@ async fn poll_server(
         tracing::warn!(server = %server.id, error = %e, "could not save poll result");
     }
     report
+}
+
+/// The creation time before which a meeting missing from a poll that started at
+/// `started_ms` is gone: a meeting placed shortly before may still have its `create` on the
+/// way to the server (up to one BBB call's connect and response timeouts, on any node), and
+/// forgetting it would let a repeated create place the room on a second server.
+fn unseen_before(app: &App, started_ms: i64) -> i64 {
+    let call = app.config.connect_timeout + app.config.response_timeout;
+    started_ms - call.as_millis() as i64
 }
 
 /// Best-effort `end` for meetings of a server that was declared offline.

@@ -76,6 +76,7 @@ async fn a_node_keeps_serving_through_a_sentinel_failover() {
         servers: 2,
         sentinel: true,
         postgres: false,
+        poll_interval: 1,
     })
     .await;
     let load = Load::start(c.bases.clone(), 3, Duration::from_millis(40));
@@ -123,6 +124,7 @@ async fn three_nodes_lose_nothing_through_node_redis_and_postgres_failures() {
         servers: 4,
         sentinel: true,
         postgres: true,
+        poll_interval: 1,
     })
     .await;
     let (ready_url, seen) = receiver().await;
@@ -250,25 +252,27 @@ async fn three_nodes_lose_nothing_through_node_redis_and_postgres_failures() {
             .all(|e| !e.file_name().to_string_lossy().ends_with(".tar"))
     })
     .await;
-    until(
-        "every recording-ready callback",
-        Duration::from_secs(40),
-        || async {
-            let got: BTreeSet<String> = seen
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|b| {
-                    ready_claims(b)["record_id"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string()
-                })
-                .collect();
-            rids.iter().all(|r| got.contains(r))
-        },
-    )
+    let received = || -> BTreeSet<String> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                ready_claims(b)["record_id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    };
+    eventually(Duration::from_secs(40), || async {
+        rids.iter().all(|r| received().contains(r))
+    })
     .await;
+    let missing: Vec<_> = rids.iter().filter(|r| !received().contains(*r)).collect();
+    assert!(
+        missing.is_empty(),
+        "recording-ready callbacks never received: {missing:?}"
+    );
     // One more poll cycle: meetings Redis lost with its master are adopted back.
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
@@ -338,6 +342,8 @@ async fn a_class_start_burst_over_three_nodes_spreads_evenly() {
         servers: 22,
         sentinel: false,
         postgres: false,
+        // No poll during the burst: placement alone must spread the rooms.
+        poll_interval: 600,
     })
     .await;
     let bases: Vec<String> = c.nodes.iter().map(|n| n.base.clone()).collect();

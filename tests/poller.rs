@@ -145,7 +145,8 @@ async fn meetings_on_a_dead_server_go_only_after_the_threshold_and_re_create_goe
 #[tokio::test]
 async fn a_meeting_is_forgotten_only_when_a_successful_poll_no_longer_lists_it() {
     let fake = Fake::start(&["s0"]);
-    let lb = Lb::start(&[]);
+    // Short BBB timeouts: a meeting is only forgotten once it is older than one create call.
+    let lb = Lb::start(&[("CONNECT_TIMEOUT", "0.2"), ("RESPONSE_TIMEOUT", "0.3")]);
     lb.add_fake_servers(&fake);
     lb.get("create", "meetingID=ends&name=x").await;
     lb.get("create", "meetingID=stays&name=x").await;
@@ -157,6 +158,7 @@ async fn a_meeting_is_forgotten_only_when_a_successful_poll_no_longer_lists_it()
         "a failed poll forgets nothing"
     );
     fake.mode(0, json!({"mode": "normal"})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     let out = lb.cli_ok(&["poll", "--allow-offline"]);
     assert!(out.contains("online"), "{out}");
     let list = lb.cli_ok(&["meetings", "list"]);

@@ -101,15 +101,16 @@ pub fn outbox_id(record_id: &str) -> String {
 }
 
 /// Queues the callback for a freshly imported recording, if its meeting asked for one and it
-/// is not already queued or sent.
-pub async fn enqueue_ready(app: &App, rec: &Recording) {
+/// is not already queued or sent. A store error is returned (the import is then retried, so
+/// an outbox that is down for a moment loses no callback).
+pub async fn enqueue_ready(app: &App, rec: &Recording) -> Result<(), crate::store::StoreError> {
     let tenant = rec.meta("tenant-id").unwrap_or(crate::store::NO_TENANT);
     let url = match app.recordings.ready_url(tenant, &rec.meeting_id).await {
         Ok(Some(u)) => u,
-        Ok(None) => return,
+        Ok(None) => return Ok(()),
         Err(e) => {
             tracing::warn!(record = %rec.record_id, error = %e, "could not read the recording-ready URL");
-            return;
+            return Err(e);
         }
     };
     let alg = jwt_algorithm(&app.config.checksum_algorithms);
@@ -120,11 +121,11 @@ pub async fn enqueue_ready(app: &App, rec: &Recording) {
             Ok(Some(t)) => t.secrets,
             Ok(None) => {
                 tracing::warn!(record = %rec.record_id, tenant = id, "recording of an unknown tenant; its ready callback is not sent");
-                return;
+                return Ok(());
             }
             Err(e) => {
                 tracing::warn!(record = %rec.record_id, error = %e, "could not read the recording's tenant");
-                return;
+                return Err(e);
             }
         },
     };
@@ -153,10 +154,14 @@ pub async fn enqueue_ready(app: &App, rec: &Recording) {
     )
     .await
     {
-        Ok(true) => tracing::info!(record = %rec.record_id, "recording-ready callback queued"),
-        Ok(false) => {}
+        Ok(true) => {
+            tracing::info!(record = %rec.record_id, "recording-ready callback queued");
+            Ok(())
+        }
+        Ok(false) => Ok(()),
         Err(e) => {
-            tracing::warn!(record = %rec.record_id, error = %e, "could not queue the recording-ready callback")
+            tracing::warn!(record = %rec.record_id, error = %e, "could not queue the recording-ready callback");
+            Err(e)
         }
     }
 }

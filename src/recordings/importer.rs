@@ -426,7 +426,11 @@ async fn import_extracted(
                 tracing::warn!(record = %rid, format = %format, error = %e, "could not remove the stale copy");
             }
         }
-        callback::enqueue_ready(app, &stored).await;
+        // Before the tarball goes: an outbox that cannot take the callback now keeps the
+        // tarball for a retry (the re-import is idempotent, the callback queued once).
+        callback::enqueue_ready(app, &stored)
+            .await
+            .map_err(|e| store_failed(app, e))?;
         crate::playback::refresh(app, &rid).await;
         tracing::info!(record = %rid, formats = placed.len(), published, "recording imported");
         report

@@ -21,6 +21,8 @@ pub struct Options {
     pub sentinel: bool,
     /// The callback outbox in PostgreSQL (otherwise in the shared SQLite file).
     pub postgres: bool,
+    /// `POLL_INTERVAL`, seconds.
+    pub poll_interval: u32,
 }
 
 pub struct Cluster {
@@ -65,7 +67,8 @@ impl Cluster {
         let nodes: Vec<Lb> = (0..o.nodes)
             .map(|i| {
                 let dir = tempfile::tempdir().unwrap();
-                let env = node_env(&dir, i, &shared, &redis_url, pg_url.as_deref());
+                let mut env = node_env(&dir, i, &shared, &redis_url, pg_url.as_deref());
+                env.push(("POLL_INTERVAL".into(), o.poll_interval.to_string()));
                 Lb::start_in(dir, env)
             })
             .collect();
@@ -168,7 +171,6 @@ fn node_env(
         ("DATABASE_URL", db.as_str()),
         ("REDIS_URL", redis_url),
         ("NODE_ID", &format!("node{i}")),
-        ("POLL_INTERVAL", "1"),
         ("POLLER_WAIT_TIMEOUT", "1"),
         ("ROLE_LEASE_TTL", "2"),
         ("RECORDING_IMPORT_SETTLE", "0.2"),
