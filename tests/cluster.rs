@@ -2,7 +2,8 @@
 //! Sentinel failover under one node's load; the chaos run (kill -9 a node, the role holder,
 //! Redis's master, restart PostgreSQL, under creates, joins and imports) that must lose no
 //! meeting, recording or callback and send none twice; and the class-start burst over three
-//! nodes. Each prints the API's error rate per phase.
+//! nodes; and an unpublish through one node reaching another node's public-link farm within
+//! seconds. Each prints the API's error rate per phase.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::cluster::{api_url_at, print_phases, ready_claims, Cluster, Load, Options};
-use common::trees::tarball_for;
+use common::trees::{tarball_for, PRES};
 use common::*;
 
 /// Waits up to `limit` for `check`, returning how long it took (for the output), or panics.
@@ -402,4 +403,50 @@ async fn a_class_start_burst_over_three_nodes_spreads_evenly() {
         max as f64 <= 1.5 * min as f64,
         "spread {min}..{max} is over 1.5×: {per_server:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unpublish_through_one_node_removes_the_public_link_on_every_node() {
+    let mut c = Cluster::start(Options {
+        nodes: 2,
+        servers: 1,
+        sentinel: false,
+        postgres: false,
+        poll_interval: 60,
+    })
+    .await;
+    let dest = c.spool().join(format!("{PRES}.tar"));
+    tokio::task::spawn_blocking(move || tarball_for(PRES, &dest))
+        .await
+        .unwrap();
+    let node0 = &c.nodes[0];
+    until("the import", Duration::from_secs(30), || async {
+        node0.get("getRecordings", "").await.1.contains(PRES)
+    })
+    .await;
+    // Node 1 started again: its link farm, reconciled on start, serves the recording.
+    c.kill(1);
+    c.restart(1);
+    let link = c.nodes[1].dir.path().join("links/presentation").join(PRES);
+    until("node 1's public link", Duration::from_secs(20), || async {
+        std::fs::symlink_metadata(&link).is_ok()
+    })
+    .await;
+    let (_, body) = c.nodes[0]
+        .get(
+            "publishRecordings",
+            &format!("recordID={PRES}&publish=false"),
+        )
+        .await;
+    assert!(body.contains("<returncode>SUCCESS</returncode>"), "{body}");
+    let own = c.nodes[0].dir.path().join("links/presentation").join(PRES);
+    assert!(
+        std::fs::symlink_metadata(&own).is_err(),
+        "gone at once on node 0"
+    );
+    let took = until("node 1's link to go", Duration::from_secs(10), || async {
+        std::fs::symlink_metadata(&link).is_err()
+    })
+    .await;
+    println!("node 1 stopped serving the unpublished recording publicly {took:?} after the call");
 }

@@ -340,6 +340,9 @@ async fn publish_recordings(app: &App, call: Call) -> ApiResult {
         }
         crate::playback::refresh(app, &rec.record_id).await;
     }
+    if !publish {
+        crate::playback::announce(app).await;
+    }
     Ok(response::xml(response::success(&[(
         "published",
         if publish { "true" } else { "false" },
@@ -390,6 +393,9 @@ async fn update_recordings(app: &App, call: Call) -> ApiResult {
     for id in &ids {
         crate::playback::refresh(app, id).await;
     }
+    if protect == Some(true) {
+        crate::playback::announce(app).await;
+    }
     let updated = result?.unwrap_or(false);
     Ok(response::xml(response::success(&[(
         "updated",
@@ -425,6 +431,7 @@ async fn delete_recordings(app: &App, call: Call) -> ApiResult {
             tracing::warn!(record = %rec.record_id, error = %e, "recording deleted from the index, but some files remain");
         }
     }
+    crate::playback::announce(app).await;
     Ok(response::xml(response::success(&[("deleted", "true")])))
 }
 

@@ -29,8 +29,12 @@ use crate::store::{now_ms, StoreError};
 
 /// The path nginx's `auth_request` subrequest is proxied to.
 pub const AUTH_PATH: &str = "/ferrolite/auth";
-/// How often the link farm is reconciled with the store.
+/// How often the link farm is reconciled with the store when no node announced a change.
 pub const RECONCILE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+/// How often each node checks whether another node announced a playback change.
+pub const CHANGE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+/// The cluster-wide generation counter that [`announce`] raises.
+pub const GENERATION: &str = "playback";
 
 /// The friendly 404 page (the worker's; nginx renders the same text).
 pub const NOT_FOUND_HTML: &str = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Recording not found</title></head>\
@@ -252,9 +256,39 @@ pub fn unlink(app: &App, rid: &str) {
     }
 }
 
-/// Reconciles the link farm with the store now and every [`RECONCILE_INTERVAL`].
+/// Tells every node that a recording lost public access (protected, unpublished, deleted):
+/// raises the shared [`GENERATION`], which each node's [`run_links`] checks every
+/// [`CHANGE_POLL`], so no other node's link farm keeps serving it for minutes. (A recording
+/// that gains access needs no announcement: without its link, nginx asks a worker.)
+pub async fn announce(app: &App) {
+    if let Err(e) = app.leases.bump_generation(GENERATION).await {
+        tracing::warn!(error = %e, "could not tell the other nodes about a playback change; their links follow at the next reconciliation");
+    }
+}
+
+/// Reconciles the link farm with the store now, whenever a node [`announce`]d a change, and
+/// every [`RECONCILE_INTERVAL`]; a node's own changes are applied at once.
 pub async fn run_links(app: std::sync::Arc<App>, mut shutdown: crate::shutdown::Shutdown) {
+    let mut seen = app.leases.generation(GENERATION).await.ok();
+    let mut last = std::time::Instant::now();
+    reconcile_links(&app).await;
     loop {
+        tokio::select! {
+            _ = shutdown.recv() => break,
+            _ = tokio::time::sleep(CHANGE_POLL) => {}
+        }
+        let now = app.leases.generation(GENERATION).await.ok();
+        if (now.is_some() && now != seen) || last.elapsed() >= RECONCILE_INTERVAL {
+            // Read before the reconciliation: a change announced during it is seen next time.
+            seen = now.or(seen);
+            last = std::time::Instant::now();
+            reconcile_links(&app).await;
+        }
+    }
+}
+
+async fn reconcile_links(app: &App) {
+    {
         match app.recordings.playback_all().await {
             Ok(all) => {
                 let cfg = app.config.clone();
@@ -271,10 +305,6 @@ pub async fn run_links(app: std::sync::Arc<App>, mut shutdown: crate::shutdown::
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not reconcile playback links"),
-        }
-        tokio::select! {
-            _ = shutdown.recv() => break,
-            _ = tokio::time::sleep(RECONCILE_INTERVAL) => {}
         }
     }
 }

@@ -148,6 +148,18 @@ pub async fn leases<S: LeaseStore, F: Fn() -> S>(make: &F) {
     );
     assert!(s.now().await.unwrap() >= t0, "the clock does not go back");
     lease_epochs_grow_with_each_hand_over(&*s).await;
+    assert_eq!(s.generation("playback").await.unwrap(), 0, "unraised");
+    let raised = (0..8).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.bump_generation("playback").await.unwrap() })
+    });
+    let seen: HashSet<u64> = join(raised).await.into_iter().collect();
+    assert_eq!(
+        seen.len(),
+        8,
+        "concurrent raises each get their own generation"
+    );
+    assert_eq!(s.generation("playback").await.unwrap(), 8);
     recording_claims_are_exclusive(s).await;
 }
 

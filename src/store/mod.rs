@@ -598,6 +598,12 @@ pub trait LeaseStore: Send + Sync + 'static {
         holder: &str,
         ttl_ms: i64,
     ) -> StoreResult<Option<u64>>;
+
+    /// Raises the named cluster-wide generation counter by one and returns it: tells every
+    /// node that what it names changed (each polls [`LeaseStore::generation`]).
+    async fn bump_generation(&self, name: &str) -> StoreResult<u64>;
+    /// The named generation counter (0 until first raised).
+    async fn generation(&self, name: &str) -> StoreResult<u64>;
 }
 
 /// Every store a running process uses, one per concern (see the module doc). A backend

@@ -195,6 +195,22 @@ impl LeaseStore for RedisStore {
             .map_err(|e| self.err(e))?;
         Ok((epoch > 0).then_some(epoch))
     }
+
+    async fn bump_generation(&self, name: &str) -> StoreResult<u64> {
+        self.con()
+            .incr(self.key("generation", name), 1u64)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn generation(&self, name: &str) -> StoreResult<u64> {
+        let v: Option<u64> = self
+            .con()
+            .get(self.key("generation", name))
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(v.unwrap_or(0))
+    }
 }
 
 #[async_trait]

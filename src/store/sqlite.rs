@@ -1300,6 +1300,34 @@ impl LeaseStore for SqliteStore {
         })
         .await
     }
+
+    async fn bump_generation(&self, name: &str) -> StoreResult<u64> {
+        let name = name.to_owned();
+        self.blocking(move |this| {
+            this.writer()?
+                .query_row(
+                    "INSERT INTO generations (name, value) VALUES (?1, 1)
+                     ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+                    [&name],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|v| v as u64)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn generation(&self, name: &str) -> StoreResult<u64> {
+        let name = name.to_owned();
+        self.blocking(move |this| {
+            this.conn()?
+                .prepare_cached("SELECT value FROM generations WHERE name = ?1")
+                .and_then(|mut s| s.query_row([&name], |r| r.get::<_, i64>(0)).optional())
+                .map(|v| v.unwrap_or(0) as u64)
+                .map_err(backend)
+        })
+        .await
+    }
 }
 
 /// A store in a fresh temporary directory, for unit tests of every store module.

@@ -178,6 +178,8 @@ fn node_env(
         ("ALLOW_PRIVATE_CALLBACKS", "true"),
         ("CALLBACK_RETRY_BASE", "0.2"),
         ("LOG_LEVEL", "info"),
+        // Each node's own link farm, in its working directory.
+        ("PLAYBACK_LINK_DIR", "links"),
     ] {
         env.push((k.to_string(), v.to_string()));
     }
