@@ -1,5 +1,5 @@
 //! The shared backends against private, real servers: the store contract's lease and token
-//! suites on Redis and its outbox suite on PostgreSQL, lease fencing, migrations, and
+//! suites on Redis and its outbox and recordings suites on PostgreSQL, lease fencing, migrations, and
 //! `serve` / `db migrate` configured with them.
 
 mod common;
@@ -11,8 +11,9 @@ use common::postgres::Postgres;
 use common::redis::Redis;
 use common::Lb;
 use ferrolite::store::postgres::{PostgresStore, MIGRATIONS};
+use ferrolite::store::recordings::{PlaybackFormat, Recording};
 use ferrolite::store::redis::RedisStore;
-use ferrolite::store::{contract, LeaseStore};
+use ferrolite::store::{contract, LeaseStore, RecordingState, RecordingStore};
 
 async fn redis_connection(r: &Redis) -> redis::aio::ConnectionManager {
     let client = redis::Client::open(r.url.as_str()).unwrap();
@@ -111,6 +112,31 @@ async fn postgres_keeps_the_outbox_contract_and_migrates_once() {
     );
 }
 
+/// Stores on fresh, migrated databases of `pg`, one per contract case (`make` is not async).
+async fn fresh_postgres_stores(pg: &Postgres, prefix: &str, n: usize) -> Vec<PostgresStore> {
+    let mut stores = Vec::with_capacity(n);
+    for i in 0..n {
+        let url = pg.create_database(&format!("{prefix}{i}")).await;
+        stores.push(PostgresStore::connect(&url, 4).await.unwrap());
+    }
+    stores
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_keeps_the_recordings_contract() {
+    let pg = Postgres::start();
+    let stores = fresh_postgres_stores(&pg, "recordings", 8).await;
+    let n = AtomicUsize::new(0);
+    let make = || {
+        let i = n.fetch_add(1, Ordering::Relaxed);
+        stores
+            .get(i)
+            .expect("more recording cases than fresh databases")
+            .clone()
+    };
+    contract::recordings(&make).await;
+}
+
 fn with_backends(redis: Option<&Redis>, pg_url: Option<&str>) -> Vec<(String, String)> {
     let mut env = vec![];
     if let Some(r) = redis {
@@ -186,6 +212,48 @@ async fn two_serve_processes_share_one_redis_and_postgres() {
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("<returncode>SUCCESS</returncode>"), "{body}");
     }
+    // One recordings index: a recording in PostgreSQL is listed through both nodes, and
+    // updateRecordings through one is seen through the other.
+    let index = PostgresStore::open(&url, 1).unwrap();
+    index
+        .import_recording(&Recording {
+            record_id: "rec-shared".into(),
+            meeting_id: "shared-room".into(),
+            internal_meeting_id: "rec-shared".into(),
+            name: "Shared".into(),
+            published: true,
+            state: Some(RecordingState::Published),
+            start_time: 1_700_000_000_000,
+            end_time: 1_700_000_060_000,
+            metadata: vec![("gl-listed".into(), "false".into())],
+            formats: vec![PlaybackFormat {
+                format: "presentation".into(),
+                url: "/playback/presentation/2.3/rec-shared".into(),
+                length: 1,
+                processing_time: None,
+                size: None,
+                thumbnails: vec![],
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for lb in [&a, &b] {
+        let (_, body) = lb.get("getRecordings", "meetingID=shared-room").await;
+        assert!(body.contains("<recordID>rec-shared</recordID>"), "{body}");
+    }
+    let (_, body) = b
+        .get(
+            "updateRecordings",
+            "recordID=rec-shared&meta_gl-listed=true&meta_course=math",
+        )
+        .await;
+    assert!(body.contains("<updated>true</updated>"), "{body}");
+    let (_, body) = a.get("getRecordings", "recordID=rec-shared").await;
+    assert!(
+        body.contains("<course>math</course>") && body.contains("<gl-listed>true</gl-listed>"),
+        "{body}"
+    );
     a.terminate();
     b.terminate();
 }

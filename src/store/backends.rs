@@ -1,7 +1,9 @@
 //! Builds the [`Stores`] the configuration names (see `config::Backends`): the embedded
 //! SQLite file for everything by default; with `REDIS_URL`, the pool state (servers,
-//! meetings, tenants), leases and one-time tokens in Redis; with `DATABASE_URL=postgres://…`, the callback outbox in PostgreSQL (its
-//! migrations applied first). The concerns no shared backend takes yet stay in SQLite.
+//! meetings, tenants), leases and one-time tokens in Redis; with `DATABASE_URL=postgres://…`,
+//! the callback outbox and the recordings index (with the playback access lookup) in
+//! PostgreSQL (its migrations applied first). The concerns no shared backend takes yet stay
+//! in SQLite.
 
 use super::postgres::PostgresStore;
 use super::redis::RedisStore;
@@ -34,7 +36,9 @@ pub async fn open(config: &Config) -> Result<Stores, String> {
         let pg = PostgresStore::connect(url, POSTGRES_POOL)
             .await
             .map_err(|e| format!("cannot open PostgreSQL (DATABASE_URL): {e}"))?;
-        stores.outbox = std::sync::Arc::new(pg);
+        let pg = std::sync::Arc::new(pg);
+        stores.outbox = pg.clone();
+        stores.recordings = pg;
     }
     Ok(stores)
 }

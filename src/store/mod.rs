@@ -16,10 +16,12 @@
 pub mod backends;
 pub mod claim;
 pub mod contract;
+mod contract_recordings;
 pub mod ops;
 pub mod placement;
 pub mod playback;
 pub mod postgres;
+mod postgres_recordings;
 pub mod recordings;
 pub mod redis;
 mod redis_pool;
