@@ -267,20 +267,65 @@ fn serve_refuses_postgres_without_redis_in_one_line() {
         "DATABASE_URL".into(),
         "postgres://postgres@127.0.0.1:9/ferrolite".into(),
     ));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrolite"))
-        .arg("serve")
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let stderr = refused(&env, dir.path());
     assert!(
         stderr.contains("DATABASE_URL") && stderr.contains("REDIS_URL"),
         "{stderr}"
     );
+}
+
+/// Runs `serve` with `env`, expecting a refusal: exit status 1 and one line on stderr,
+/// which is returned.
+fn refused(env: &[(String, String)], dir: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrolite"))
+        .arg("serve")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_second_sqlite_file_on_one_redis_in_one_line() {
+    let r = Redis::start();
+    let mut a = start_lb(with_backends(Some(&r), None));
+    let a_file = (
+        "DATABASE_URL".to_string(),
+        a.dir.path().join("ferrolite.db").display().to_string(),
+    );
+    // Another SQLite file (another host's) on the same namespace would split the recordings
+    // index and strand its callbacks: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Lb::base_env(&dir);
+    env.extend(with_backends(Some(&r), None));
+    env.push(("NODE_ID".into(), "host-2".into()));
+    let stderr = refused(&env, dir.path());
+    assert!(
+        stderr.contains("another SQLite file")
+            && stderr.contains("DATABASE_URL=postgres://")
+            && stderr.contains("ferrolite:lease:sqlite-file"),
+        "{stderr}"
+    );
+    // The same file, another process (even under another node name): served.
+    let mut same = with_backends(Some(&r), None);
+    same.extend([a_file.clone(), ("NODE_ID".into(), "container-2".into())]);
+    let mut b = start_lb(same);
+    let (status, _) = b.get("getMeetings", "").await;
+    assert_eq!(status, 200);
+    // The first file's processes restart freely; another namespace binds its own file.
+    a.terminate();
+    b.terminate();
+    a.spawn();
+    let mut other = with_backends(Some(&r), None);
+    other.push(("REDIS_NAMESPACE".into(), "other".into()));
+    let mut c = start_lb(other);
+    a.terminate();
+    c.terminate();
 }
 
 /// A private `redis-sentinel` watching `master` as `mymaster`; killed when dropped.
@@ -375,7 +420,14 @@ async fn a_meeting_created_through_one_node_is_joined_through_another() {
     let r = Redis::start();
     let fake = common::Fake::start(&["s0", "s1"]);
     let a = start_lb(with_backends(Some(&r), None));
-    let b = start_lb(with_backends(Some(&r), None));
+    // Redis with the recordings index and the outbox in SQLite: processes of one host
+    // sharing its file.
+    let mut b_env = with_backends(Some(&r), None);
+    b_env.push((
+        "DATABASE_URL".into(),
+        a.dir.path().join("ferrolite.db").display().to_string(),
+    ));
+    let b = start_lb(b_env);
     // Servers added and polled through node A's CLI are node B's servers too.
     let ids = a.add_fake_servers(&fake);
     assert!(b.cli_ok(&["servers"]).contains(&ids[0]));

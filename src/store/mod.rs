@@ -26,6 +26,7 @@ pub mod recordings;
 pub mod redis;
 mod redis_pool;
 pub mod sqlite;
+mod sqlite_identity;
 mod sqlite_ops;
 mod sqlite_playback;
 mod sqlite_reconcile;
