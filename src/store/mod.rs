@@ -16,14 +16,17 @@
 pub mod backends;
 pub mod claim;
 pub mod contract;
+mod contract_recordings;
 pub mod ops;
 pub mod placement;
 pub mod playback;
 pub mod postgres;
+mod postgres_recordings;
 pub mod recordings;
 pub mod redis;
 mod redis_pool;
 pub mod sqlite;
+mod sqlite_identity;
 mod sqlite_ops;
 mod sqlite_playback;
 mod sqlite_reconcile;

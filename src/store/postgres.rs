@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "ALTER TABLE callbacks ADD COLUMN claimed_until BIGINT;
     ALTER TABLE callbacks ADD COLUMN claimed_by TEXT;",
     ),
+    (3, "recordings index", super::postgres_recordings::SCHEMA),
 ];
 
 /// The advisory lock key migrations run under (any constant unique to Ferrolite).
@@ -44,10 +45,10 @@ const MIGRATION_LOCK: i64 = 0x6665_7272_6f6c;
 
 #[derive(Clone)]
 pub struct PostgresStore {
-    pool: Pool,
+    pub(super) pool: Pool,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("postgres: {e}"))
 }
 

@@ -98,6 +98,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
     ALTER TABLE callbacks ADD COLUMN claimed_by TEXT;",
     ),
     ("0600-ops", OPS),
+    (
+        "0700-store-identity",
+        "CREATE TABLE store_identity (one INTEGER PRIMARY KEY CHECK (one = 1), id TEXT NOT NULL);",
+    ),
 ];
 
 /// Schema step `0100-recordings`.
