@@ -995,7 +995,7 @@ impl BackendLimits {
 pub struct Backends {
     /// `REDIS_URL` / `REDIS_SENTINELS`: leases and one-time playback tokens.
     pub redis: Option<RedisConfig>,
-    /// `DATABASE_URL` when it names PostgreSQL: the callback outbox.
+    /// `DATABASE_URL` when it names PostgreSQL: the callback outbox and the recordings index.
     pub postgres_url: Option<String>,
 }
 

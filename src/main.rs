@@ -109,7 +109,11 @@ fn main() -> ExitCode {
                 }
             };
         }
-        let stores = match ferrolite::store::backends::open(&config).await {
+        let opened = match cli.command {
+            Command::Serve => ferrolite::store::backends::open_to_serve(&config).await,
+            _ => ferrolite::store::backends::open(&config).await,
+        };
+        let stores = match opened {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("ferrolite: {e}");

@@ -1,6 +1,6 @@
 //! The shared backends against private, real servers: the store contract's lease and token
-//! suites on Redis and its outbox suite on PostgreSQL, fenced writes on both, lease epochs,
-//! migrations, and
+//! suites on Redis and its outbox and recordings suites on PostgreSQL, fenced writes on
+//! both, lease epochs, migrations, and
 //! `serve` / `db migrate` configured with them.
 
 mod common;
@@ -12,8 +12,9 @@ use common::postgres::Postgres;
 use common::redis::{Redis, Sentinel};
 use common::Lb;
 use ferrolite::store::postgres::{PostgresStore, MIGRATIONS};
+use ferrolite::store::recordings::{PlaybackFormat, Recording};
 use ferrolite::store::redis::RedisStore;
-use ferrolite::store::{contract, LeaseStore};
+use ferrolite::store::{contract, LeaseStore, RecordingState, RecordingStore};
 
 async fn redis_connection(r: &Redis) -> redis::aio::ConnectionManager {
     let client = redis::Client::open(r.url.as_str()).unwrap();
@@ -115,6 +116,32 @@ async fn postgres_keeps_the_outbox_contract_and_migrates_once() {
     );
 }
 
+/// Stores on fresh, migrated databases of `pg`, one per contract case (`make` is not async).
+async fn fresh_postgres_stores(pg: &Postgres, prefix: &str, n: usize) -> Vec<PostgresStore> {
+    let mut stores = Vec::with_capacity(n);
+    for i in 0..n {
+        let url = pg.create_database(&format!("{prefix}{i}")).await;
+        stores.push(PostgresStore::connect(&url, 4).await.unwrap());
+    }
+    stores
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_keeps_the_recordings_contract() {
+    let pg = Postgres::start();
+    let stores = fresh_postgres_stores(&pg, "recordings", 9).await;
+    let n = AtomicUsize::new(0);
+    let make = || {
+        let i = n.fetch_add(1, Ordering::Relaxed);
+        stores
+            .get(i)
+            .expect("more recording cases than fresh databases")
+            .clone()
+    };
+    contract::recordings(&make).await;
+    contract::fenced_recordings(&make).await;
+}
+
 fn with_backends(redis: Option<&Redis>, pg_url: Option<&str>) -> Vec<(String, String)> {
     let mut env = vec![];
     if let Some(r) = redis {
@@ -190,6 +217,48 @@ async fn two_serve_processes_share_one_redis_and_postgres() {
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("<returncode>SUCCESS</returncode>"), "{body}");
     }
+    // One recordings index: a recording in PostgreSQL is listed through both nodes, and
+    // updateRecordings through one is seen through the other.
+    let index = PostgresStore::open(&url, 1).unwrap();
+    index
+        .import_recording(&Recording {
+            record_id: "rec-shared".into(),
+            meeting_id: "shared-room".into(),
+            internal_meeting_id: "rec-shared".into(),
+            name: "Shared".into(),
+            published: true,
+            state: Some(RecordingState::Published),
+            start_time: 1_700_000_000_000,
+            end_time: 1_700_000_060_000,
+            metadata: vec![("gl-listed".into(), "false".into())],
+            formats: vec![PlaybackFormat {
+                format: "presentation".into(),
+                url: "/playback/presentation/2.3/rec-shared".into(),
+                length: 1,
+                processing_time: None,
+                size: None,
+                thumbnails: vec![],
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for lb in [&a, &b] {
+        let (_, body) = lb.get("getRecordings", "meetingID=shared-room").await;
+        assert!(body.contains("<recordID>rec-shared</recordID>"), "{body}");
+    }
+    let (_, body) = b
+        .get(
+            "updateRecordings",
+            "recordID=rec-shared&meta_gl-listed=true&meta_course=math",
+        )
+        .await;
+    assert!(body.contains("<updated>true</updated>"), "{body}");
+    let (_, body) = a.get("getRecordings", "recordID=rec-shared").await;
+    assert!(
+        body.contains("<course>math</course>") && body.contains("<gl-listed>true</gl-listed>"),
+        "{body}"
+    );
     a.terminate();
     b.terminate();
 }
@@ -203,20 +272,65 @@ fn serve_refuses_postgres_without_redis_in_one_line() {
         "DATABASE_URL".into(),
         "postgres://postgres@127.0.0.1:9/ferrolite".into(),
     ));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrolite"))
-        .arg("serve")
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let stderr = refused(&env, dir.path());
     assert!(
         stderr.contains("DATABASE_URL") && stderr.contains("REDIS_URL"),
         "{stderr}"
     );
+}
+
+/// Runs `serve` with `env`, expecting a refusal: exit status 1 and one line on stderr,
+/// which is returned.
+fn refused(env: &[(String, String)], dir: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrolite"))
+        .arg("serve")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_a_second_sqlite_file_on_one_redis_in_one_line() {
+    let r = Redis::start();
+    let mut a = start_lb(with_backends(Some(&r), None));
+    let a_file = (
+        "DATABASE_URL".to_string(),
+        a.dir.path().join("ferrolite.db").display().to_string(),
+    );
+    // Another SQLite file (another host's) on the same namespace would split the recordings
+    // index and strand its callbacks: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Lb::base_env(&dir);
+    env.extend(with_backends(Some(&r), None));
+    env.push(("NODE_ID".into(), "host-2".into()));
+    let stderr = refused(&env, dir.path());
+    assert!(
+        stderr.contains("another SQLite file")
+            && stderr.contains("DATABASE_URL=postgres://")
+            && stderr.contains("ferrolite:lease:sqlite-file"),
+        "{stderr}"
+    );
+    // The same file, another process (even under another node name): served.
+    let mut same = with_backends(Some(&r), None);
+    same.extend([a_file.clone(), ("NODE_ID".into(), "container-2".into())]);
+    let mut b = start_lb(same);
+    let (status, _) = b.get("getMeetings", "").await;
+    assert_eq!(status, 200);
+    // The first file's processes restart freely; another namespace binds its own file.
+    a.terminate();
+    b.terminate();
+    a.spawn();
+    let mut other = with_backends(Some(&r), None);
+    other.push(("REDIS_NAMESPACE".into(), "other".into()));
+    let mut c = start_lb(other);
+    a.terminate();
+    c.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,7 +375,14 @@ async fn a_meeting_created_through_one_node_is_joined_through_another() {
     let r = Redis::start();
     let fake = common::Fake::start(&["s0", "s1"]);
     let a = start_lb(with_backends(Some(&r), None));
-    let b = start_lb(with_backends(Some(&r), None));
+    // Redis with the recordings index and the outbox in SQLite: processes of one host
+    // sharing its file.
+    let mut b_env = with_backends(Some(&r), None);
+    b_env.push((
+        "DATABASE_URL".into(),
+        a.dir.path().join("ferrolite.db").display().to_string(),
+    ));
+    let b = start_lb(b_env);
     // Servers added and polled through node A's CLI are node B's servers too.
     let ids = a.add_fake_servers(&fake);
     assert!(b.cli_ok(&["servers"]).contains(&ids[0]));

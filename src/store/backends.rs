@@ -1,7 +1,9 @@
 //! Builds the [`Stores`] the configuration names (see `config::Backends`): the embedded
 //! SQLite file for everything by default; with `REDIS_URL`, the pool state (servers,
-//! meetings, tenants), leases and one-time tokens in Redis; with `DATABASE_URL=postgres://…`, the callback outbox in PostgreSQL (its
-//! migrations applied first). The concerns no shared backend takes yet stay in SQLite.
+//! meetings, tenants), leases and one-time tokens in Redis; with `DATABASE_URL=postgres://…`,
+//! the callback outbox and the recordings index (with the playback access lookup) in
+//! PostgreSQL (its migrations applied first). The concerns no shared backend takes yet stay
+//! in SQLite.
 
 use super::postgres::PostgresStore;
 use super::redis::RedisStore;
@@ -13,13 +15,78 @@ pub const POSTGRES_POOL: usize = 16;
 
 /// Opens every backend the configuration names; the message says which one failed and why.
 pub async fn open(config: &Config) -> Result<Stores, String> {
+    Ok(open_parts(config).await?.0)
+}
+
+/// `serve`'s [`open`]: also refuses, in one line, to share Redis with processes that keep
+/// the recordings index and the callback outbox in another SQLite file (another host's):
+/// see [`SQLITE_FILE_LEASE`].
+pub async fn open_to_serve(config: &Config) -> Result<Stores, String> {
+    let (stores, sqlite) = open_parts(config).await?;
+    if let (Some(redis), None) = (&config.backends.redis, &config.backends.postgres_url) {
+        let ours = sqlite
+            .identity()
+            .await
+            .map_err(|e| format!("cannot read the SQLite file's identity: {e}"))?;
+        let bound = if stores
+            .leases
+            .take_lease(SQLITE_FILE_LEASE, &ours, SQLITE_FILE_TTL_MS)
+            .await
+            .map_err(|e| format!("cannot reach Redis (REDIS_URL): {e}"))?
+        {
+            None
+        } else {
+            stores
+                .leases
+                .lease_holder(SQLITE_FILE_LEASE)
+                .await
+                .map_err(|e| format!("cannot reach Redis (REDIS_URL): {e}"))?
+                .map(|(holder, _)| holder)
+        };
+        one_sqlite_file(
+            &ours,
+            bound.as_deref(),
+            &redis.namespace,
+            &config.database_path,
+        )?;
+    }
+    Ok(stores)
+}
+
+/// The lease that binds a Redis namespace to the one SQLite file its processes share while
+/// the recordings index and the callback outbox are not in PostgreSQL; its holder is the
+/// file's identity. Held for [`SQLITE_FILE_TTL_MS`], renewed by every start from that file.
+pub const SQLITE_FILE_LEASE: &str = "sqlite-file";
+/// Ten years: the binding outlives any outage; moving it is a deliberate act.
+pub const SQLITE_FILE_TTL_MS: i64 = 10 * 365 * 24 * 3600 * 1000;
+
+/// The rule: processes sharing a Redis namespace without PostgreSQL share one SQLite file
+/// (one host, or containers on one host sharing the file). `bound` is the identity of the
+/// file that holds the namespace when it is not `ours`.
+pub fn one_sqlite_file(
+    ours: &str,
+    bound: Option<&str>,
+    namespace: &str,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    match bound {
+        Some(other) if other != ours => Err(format!(
+            "REDIS_URL is shared with processes that keep recordings and callbacks in another SQLite file (store {other}; this one, {}, is {ours}): set DATABASE_URL=postgres://… on every node, or run every node on the host of that file (to move the namespace to this file on purpose, delete the Redis key {namespace}:lease:{SQLITE_FILE_LEASE})",
+            path.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The stores, and the SQLite file they are built on.
+async fn open_parts(config: &Config) -> Result<(Stores, SqliteStore), String> {
     let sqlite = SqliteStore::open(&config.database_path).map_err(|e| {
         format!(
             "cannot open the database {} (DATABASE_URL): {e}",
             config.database_path.display()
         )
     })?;
-    let mut stores = Stores::all(sqlite);
+    let mut stores = Stores::all(sqlite.clone());
     if let Some(redis) = &config.backends.redis {
         let r = std::sync::Arc::new(
             RedisStore::connect(redis)
@@ -34,9 +101,11 @@ pub async fn open(config: &Config) -> Result<Stores, String> {
         let pg = PostgresStore::connect(url, POSTGRES_POOL)
             .await
             .map_err(|e| format!("cannot open PostgreSQL (DATABASE_URL): {e}"))?;
-        stores.outbox = std::sync::Arc::new(pg);
+        let pg = std::sync::Arc::new(pg);
+        stores.outbox = pg.clone();
+        stores.recordings = pg;
     }
-    Ok(stores)
+    Ok((stores, sqlite))
 }
 
 /// `ferrolite db migrate`: applies PostgreSQL's missing migrations (the SQLite file migrates
@@ -60,4 +129,27 @@ pub async fn migrate(config: &Config) -> Result<Vec<String>, String> {
             .map(|m| format!("applied {m}"))
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_another_file_is_refused() {
+        let path = std::path::Path::new("/var/lib/ferrolite/ferrolite.db");
+        assert!(
+            one_sqlite_file("a", None, "ns", path).is_ok(),
+            "the first file binds"
+        );
+        assert!(
+            one_sqlite_file("a", Some("a"), "ns", path).is_ok(),
+            "the same file"
+        );
+        let e = one_sqlite_file("b", Some("a"), "ns", path).unwrap_err();
+        assert!(
+            !e.contains('\n') && e.contains("store a") && e.contains("ns:lease:sqlite-file"),
+            "{e}"
+        );
+    }
 }

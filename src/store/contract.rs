@@ -297,6 +297,7 @@ pub async fn recordings<S: RecordingStore, F: Fn() -> S>(make: &F) {
         "deleted plays nothing"
     );
     assert!(!s.tombstone_recording("nope").await.unwrap());
+    super::contract_recordings::all(make).await;
 }
 
 // ---- pool cases ----

@@ -1,7 +1,7 @@
 //! The PostgreSQL backend: the callback outbox ([`Outbox`]) shared by every node, in the
 //! database `DATABASE_URL=postgres://…` names, through a `deadpool-postgres` pool.
 //!
-//! Its schema is versioned by [`MIGRATIONS`], applied in order and recorded in
+//! Its schema is versioned by [`MIGRATIONS`](super::postgres_schema::MIGRATIONS), applied in order and recorded in
 //! `ferrolite_migrations`; [`PostgresStore::connect`] applies the missing ones on start and
 //! `ferrolite db migrate` does it by hand. Concurrent starts are serialized by an advisory
 //! lock, so two nodes never apply one migration twice.
@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+pub use super::postgres_schema::MIGRATIONS;
 use super::{
     CallbackStatus, CallbackVariant, Fence, Outbox, OutgoingCallback, StoreError, StoreResult,
 };
@@ -40,47 +41,15 @@ pub(super) async fn check_fence(
     Ok(())
 }
 
-/// The schema, one step per entry: `(version, name, SQL)`. Append only.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[
-    (
-        1,
-        "callback outbox",
-        "CREATE TABLE callbacks (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        method TEXT NOT NULL,
-        url TEXT NOT NULL,
-        variants TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at BIGINT NOT NULL,
-        created_at BIGINT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'pending',
-        last_error TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX callbacks_due ON callbacks (next_attempt_at) WHERE status = 'pending';",
-    ),
-    (
-        2,
-        "callback-claims",
-        "ALTER TABLE callbacks ADD COLUMN claimed_until BIGINT;
-    ALTER TABLE callbacks ADD COLUMN claimed_by TEXT;",
-    ),
-    (
-        3,
-        "fences",
-        "CREATE TABLE fences (name TEXT PRIMARY KEY, epoch BIGINT NOT NULL);",
-    ),
-];
-
 /// The advisory lock key migrations run under (any constant unique to Ferrolite).
 const MIGRATION_LOCK: i64 = 0x6665_7272_6f6c;
 
 #[derive(Clone)]
 pub struct PostgresStore {
-    pool: Pool,
+    pub(super) pool: Pool,
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("postgres: {e}"))
 }
 

@@ -2,8 +2,13 @@
 
 use rusqlite::{params, Connection};
 
-use super::sqlite::backend;
-use super::{Fence, StoreResult};
+use super::{Fence, StoreError, StoreResult};
+
+/// The check runs inside a write transaction that already holds the lock, so no busy
+/// error can arise here; any other failure is the database's.
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!("sqlite: {e}"))
+}
 
 /// Refuses the write (`StoreError::Fenced`) when `fence` is older than the lease's current
 /// epoch in this file or the newest epoch a write of this lease carried here; otherwise

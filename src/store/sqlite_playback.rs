@@ -17,7 +17,7 @@ const ACCESS_SQL: &str = "SELECT r.record_id, r.published, r.protected, r.state,
         f.format, f.url
      FROM recordings r LEFT JOIN playback_formats f ON f.recording_id = r.id";
 
-type AccessRow = (
+pub(super) type AccessRow = (
     String,
     bool,
     bool,
@@ -40,7 +40,7 @@ fn access_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccessRow> {
 }
 
 /// Folds joined rows (one per format) into one access record per recording.
-fn fold(rows: Vec<AccessRow>) -> BTreeMap<String, PlaybackAccess> {
+pub(super) fn fold(rows: Vec<AccessRow>) -> BTreeMap<String, PlaybackAccess> {
     let mut out: BTreeMap<String, PlaybackAccess> = BTreeMap::new();
     for (rid, published, protected, state, tenant, format, url) in rows {
         if state == Some(RecordingState::Deleted) {

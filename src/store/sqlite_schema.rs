@@ -99,7 +99,11 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0600-ops", OPS),
     (
-        "0700-lease-epochs-fences-generations",
+        "0700-store-identity",
+        "CREATE TABLE store_identity (one INTEGER PRIMARY KEY CHECK (one = 1), id TEXT NOT NULL);",
+    ),
+    (
+        "0800-lease-epochs-fences-generations",
         "ALTER TABLE leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE fences (name TEXT PRIMARY KEY, epoch INTEGER NOT NULL);
     CREATE TABLE generations (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
