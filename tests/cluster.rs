@@ -2,7 +2,7 @@
 //! Sentinel failover under one node's load; the chaos run (kill -9 a node, the role holder,
 //! Redis's master, restart PostgreSQL, under creates, joins and imports) that must lose no
 //! meeting, recording or callback and send none twice; and the class-start burst over three
-//! nodes; and an unpublish through one node reaching another node's public-link farm within
+//! nodes; a batch of slow callbacks that outlasts the sender's lease keeps it; and an unpublish through one node reaching another node's public-link farm within
 //! seconds. Each prints the API's error rate per phase.
 
 mod common;
@@ -10,7 +10,9 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::cluster::{api_url_at, print_phases, ready_claims, Cluster, Load, Options};
+use common::cluster::{
+    api_url_at, print_phases, ready_claims, slow_receiver, Cluster, Load, Options,
+};
 use common::trees::{tarball_for, PRES};
 use common::*;
 
@@ -449,4 +451,74 @@ async fn an_unpublish_through_one_node_removes_the_public_link_on_every_node() {
     })
     .await;
     println!("node 1 stopped serving the unpublished recording publicly {took:?} after the call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_of_slow_callbacks_longer_than_the_lease_keeps_it() {
+    const RECORDINGS: usize = 4;
+    let c = Cluster::start(Options {
+        nodes: 2,
+        servers: 1,
+        sentinel: false,
+        postgres: false,
+        poll_interval: 60,
+    })
+    .await;
+    // Each delivery takes 3 s; the callback sender's lease (ROLE_LEASE_TTL) is 2 s.
+    let (url, seen) = slow_receiver(Duration::from_secs(3)).await;
+    let (_, body) = c.nodes[0]
+        .get(
+            "create",
+            &format!(
+                "meetingID=ext-meeting-1&name=R&meta_bbb-recording-ready-url={}",
+                urlencode(&url)
+            ),
+        )
+        .await;
+    assert!(body.contains("SUCCESS"), "{body}");
+    let rids: Vec<String> = (0..RECORDINGS)
+        .map(|n| format!("{:040x}-{}", n + 1, 1_715_261_728_123u64 + n as u64))
+        .collect();
+    for rid in &rids {
+        let (r, dest) = (rid.clone(), c.spool().join(format!("{rid}.tar")));
+        tokio::task::spawn_blocking(move || tarball_for(&r, &dest))
+            .await
+            .unwrap();
+    }
+    until("the first delivery", Duration::from_secs(30), || async {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    let holder = c.lease_holder("callbacks").await.unwrap();
+    let mut holders = std::collections::BTreeSet::new();
+    let started = Instant::now();
+    while seen.lock().unwrap().len() < RECORDINGS || started.elapsed() < Duration::from_secs(4) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "deliveries stalled"
+        );
+        if let Some(h) = c.lease_holder("callbacks").await {
+            holders.insert(h);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "{} callbacks of 3 s each under a 2 s lease; holders seen during the batch: {holders:?}",
+        seen.lock().unwrap().len()
+    );
+    assert_eq!(
+        holders.len(),
+        1,
+        "the lease never changed hands: {holders:?}"
+    );
+    assert!(holders.contains(&holder));
+    let mut sent = BTreeMap::<String, usize>::new();
+    for b in seen.lock().unwrap().iter() {
+        *sent
+            .entry(ready_claims(b)["record_id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    for rid in &rids {
+        assert_eq!(sent.get(rid), Some(&1), "{rid} sent once: {sent:?}");
+    }
 }
