@@ -39,3 +39,15 @@ pub struct Call {
     pub scheme: String,
     pub host: String,
 }
+
+impl Call {
+    /// The tenant the call is scoped to, `None` without one.
+    pub fn tenant_scope(&self) -> Option<&str> {
+        (!self.tenant_id.is_empty()).then_some(self.tenant_id.as_str())
+    }
+
+    /// `<scheme>://<host>` of the request: the prefix of the URLs an answer links to.
+    pub fn url_prefix(&self) -> String {
+        format!("{}://{}", self.scheme, self.host)
+    }
+}
