@@ -13,6 +13,7 @@ use super::progress::Display;
 use super::{meetings, servers, tenants, views, AdminError, AdminResult};
 use crate::app::App;
 use crate::store::{Server, ServerState};
+use crate::tenant::TenantScope;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -817,8 +818,8 @@ async fn meetings_command(
                     .map(|s| s.url.as_str())
                     .unwrap_or("(removed)");
                 writeln!(out, "MeetingID: {}", m.meeting_id).map_err(io)?;
-                if !m.tenant_id.is_empty() {
-                    writeln!(out, "\tTenant ID: {}", m.tenant_id).map_err(io)?;
+                if let Some(tenant) = TenantScope::from_stored(&m.tenant_id).id() {
+                    writeln!(out, "\tTenant ID: {tenant}").map_err(io)?;
                 }
                 writeln!(out, "\tServer ID: {}", m.server_id).map_err(io)?;
                 writeln!(out, "\tServer Url: {url}").map_err(io)?;

@@ -7,6 +7,7 @@ use hyper::body::Incoming;
 use crate::bbb::calls::ApiCall;
 use crate::bbb::checksum::Algorithm;
 use crate::bbb::params::Params;
+use crate::tenant::TenantScope;
 
 /// The body a handler may still consume.
 pub enum CallBody {
@@ -41,9 +42,9 @@ pub struct Call {
 }
 
 impl Call {
-    /// The tenant the call is scoped to, `None` without one.
-    pub fn tenant_scope(&self) -> Option<&str> {
-        (!self.tenant_id.is_empty()).then_some(self.tenant_id.as_str())
+    /// The tenant the call is scoped to.
+    pub fn scope(&self) -> TenantScope<'_> {
+        TenantScope::from_stored(&self.tenant_id)
     }
 
     /// `<scheme>://<host>` of the request: the prefix of the URLs an answer links to.

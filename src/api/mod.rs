@@ -243,9 +243,9 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
         name: kind.name(),
         params,
         alg,
-        tenant_id: tenant
-            .as_ref()
-            .map_or_else(|| crate::store::NO_TENANT.to_string(), |t| t.id.clone()),
+        tenant_id: crate::tenant::TenantScope::from_option(tenant.as_ref().map(|t| t.id.as_str()))
+            .stored()
+            .to_string(),
         tenant,
         body,
         scheme,

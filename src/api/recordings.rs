@@ -119,7 +119,7 @@ pub fn query_from(
 async fn get_recordings(app: &App, call: Call) -> ApiResult {
     let q = query_from(
         &call.params,
-        call.tenant_scope(),
+        call.scope().id(),
         app.config.recordings.api_filtered,
     )?;
     let prefix = call.url_prefix();
@@ -177,7 +177,7 @@ async fn publish_recordings(app: &App, call: Call) -> ApiResult {
     let publish = publish.eq_ignore_ascii_case("true");
     let recs = app
         .recordings
-        .recordings_by_ids(&ids, call.tenant_scope())
+        .recordings_by_ids(&ids, call.scope().id())
         .await?;
     let recs: Vec<Recording> = recs
         .into_iter()
@@ -229,7 +229,7 @@ async fn update_recordings(app: &App, call: Call) -> ApiResult {
     }
     let changes = meta_changes(&call.params);
     let protect = call.params.get("protect").and_then(rails_bool);
-    let updated = actions::update(app, &ids, call.tenant_scope(), &changes, protect).await?;
+    let updated = actions::update(app, &ids, call.scope().id(), &changes, protect).await?;
     Ok(response::xml(response::success(&[(
         "updated",
         if updated { "true" } else { "false" },
@@ -243,7 +243,7 @@ async fn delete_recordings(app: &App, call: Call) -> ApiResult {
     }
     let recs = app
         .recordings
-        .recordings_by_ids(&ids, call.tenant_scope())
+        .recordings_by_ids(&ids, call.scope().id())
         .await?;
     if recs.is_empty() {
         return Err(not_found());

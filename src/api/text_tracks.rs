@@ -39,7 +39,7 @@ pub async fn get_text_tracks(app: &App, call: Call) -> HttpResponse {
     };
     match app
         .recordings
-        .recordings_by_ids(std::slice::from_ref(&rid), call.tenant_scope())
+        .recordings_by_ids(std::slice::from_ref(&rid), call.scope().id())
         .await
     {
         Ok(r) if r.iter().any(|r| r.state != Some(RecordingState::Deleted)) => {}
@@ -150,7 +150,7 @@ pub async fn put_text_track(app: &App, mut call: Call) -> HttpResponse {
         .unwrap_or_else(|| lang.clone());
     match app
         .recordings
-        .recordings_by_ids(std::slice::from_ref(&rid), call.tenant_scope())
+        .recordings_by_ids(std::slice::from_ref(&rid), call.scope().id())
         .await
     {
         Ok(r) if r.iter().any(|r| r.state != Some(RecordingState::Deleted)) => {}

@@ -73,12 +73,13 @@ pub fn decide_published(
 /// ID BBB recorded is scoped to the tenant (`crate::tenant::scope`), and the recording's
 /// `tenant-id` metadatum names the tenant, so it is unscoped here, in one place.
 pub fn external_meeting_id(md: &metadata::FormatMetadata) -> String {
-    let tenant = md
-        .meta
-        .iter()
-        .find(|(k, _)| k == "tenant-id")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
+    let tenant = crate::tenant::TenantScope::from_option(
+        md.meta
+            .iter()
+            .find(|(k, _)| k == "tenant-id")
+            .map(|(_, v)| v.as_str()),
+    )
+    .stored();
     crate::tenant::unscope(tenant, &md.meeting_id).to_string()
 }
 
