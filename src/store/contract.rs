@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::playback::NewToken;
-use super::recordings::{PlaybackFormat, Recording, RecordingQuery};
+use super::recordings::{ImportPolicy, PlaybackFormat, Recording, RecordingQuery};
 use super::*;
 
 /// Runs every suite against a backend that implements every trait.
@@ -211,8 +211,8 @@ pub async fn tokens<S: TokenStore, F: Fn() -> S>(make: &F) {
     assert!(s.consume_playback_token("b").await.unwrap().is_some());
 }
 
-/// [`RecordingStore`]: import, publish, unpublish and delete of one recording, and the
-/// access facts playback reads.
+/// [`RecordingStore`]: import, publish, unpublish and delete of one recording, the access
+/// facts playback reads, and imports that decide their flags against the stored row.
 pub async fn recordings<S: RecordingStore, F: Fn() -> S>(make: &F) {
     let s = make();
     let rec = Recording {
@@ -280,6 +280,66 @@ pub async fn recordings<S: RecordingStore, F: Fn() -> S>(make: &F) {
         "deleted plays nothing"
     );
     assert!(!s.tombstone_recording("nope").await.unwrap());
+
+    import_decides_against_the_stored_row(&make()).await;
+}
+
+/// `import_recording_decided`: the flags are decided against the row there at the commit,
+/// so an API unpublish (or a protection) between the importer's read and its write holds.
+async fn import_decides_against_the_stored_row<S: RecordingStore>(s: &S) {
+    let rec = Recording {
+        record_id: "rec-2".into(),
+        meeting_id: "m2".into(),
+        internal_meeting_id: "rec-2".into(),
+        published: true,
+        state: Some(RecordingState::Published),
+        ..Default::default()
+    };
+    let policy = ImportPolicy {
+        from_metadata: Some(true),
+        import_unpublished: false,
+        protect_new: false,
+    };
+    let first = s.import_recording_decided(&rec, policy).await.unwrap();
+    assert_eq!(
+        (first.published, first.protected, first.publish_updated),
+        (true, false, false),
+        "a new recording follows its metadata"
+    );
+    // What the importer read before: published. Then the API unpublishes and protects it.
+    s.set_published("rec-2", false).await.unwrap();
+    s.update_recordings(&["rec-2".into()], None, &[], Some(true))
+        .await
+        .unwrap();
+    let again = s.import_recording_decided(&rec, policy).await.unwrap();
+    assert_eq!(
+        (
+            again.published,
+            again.state,
+            again.protected,
+            again.publish_updated
+        ),
+        (false, Some(RecordingState::Unpublished), true, true),
+        "a re-import keeps the API's unpublish and the protection"
+    );
+    let stored = s.recording("rec-2").await.unwrap().unwrap();
+    assert_eq!((stored.published, stored.protected), (false, true));
+    let unpublished_import = ImportPolicy {
+        import_unpublished: true,
+        protect_new: true,
+        ..policy
+    };
+    let mut other = rec.clone();
+    other.record_id = "rec-3".into();
+    let third = s
+        .import_recording_decided(&other, unpublished_import)
+        .await
+        .unwrap();
+    assert_eq!(
+        (third.published, third.state, third.protected),
+        (false, Some(RecordingState::Unpublished), true),
+        "RECORDING_IMPORT_UNPUBLISHED and protection apply to new recordings"
+    );
 }
 
 // ---- pool cases ----
