@@ -123,6 +123,24 @@ pub async fn info(app: &App, id: &str) -> AdminResult<MeetingInfo> {
     })
 }
 
+/// A server's `getMeetings` answer (within `limit`, if given).
+pub async fn get_meetings(
+    app: &App,
+    server: &Server,
+    limit: Option<std::time::Duration>,
+) -> Result<crate::bbb::Reply, crate::bbb::CallError> {
+    app.bbb
+        .call(
+            server,
+            "getMeetings",
+            &Params::new(),
+            app.config.outbound_algorithm,
+            None,
+            limit,
+        )
+        .await
+}
+
 /// The meeting IDs each server named by `ids` (all when empty) runs now, by `getMeetings`;
 /// `None` for a server that did not answer.
 pub async fn running_on(
@@ -142,18 +160,8 @@ pub async fn running_on(
         .into_iter()
         .filter(|s| ids.is_empty() || ids.contains(&s.id))
     {
-        let reply = app
-            .bbb
-            .call(
-                &s,
-                "getMeetings",
-                &Params::new(),
-                app.config.outbound_algorithm,
-                None,
-                None,
-            )
-            .await;
-        let names = reply
+        let names = get_meetings(app, &s, None)
+            .await
             .ok()
             .and_then(|r| crate::bbb::parse_meetings(&r.body))
             .map(|ms| ms.into_iter().map(|m| m.meeting_id).collect());

@@ -33,17 +33,24 @@ pub fn text_track_path(record_id: &str, kind: &str, lang: &str) -> String {
     format!("/bigbluebutton/textTrack/{record_id}/{kind}_{lang}.vtt")
 }
 
+/// Whether the call's tenant has a recording `rid` that is not deleted.
+async fn live(app: &App, call: &Call, rid: &str) -> crate::store::StoreResult<bool> {
+    let recs = app
+        .recordings
+        .recordings_by_ids(&[rid.to_string()], call.scope().id())
+        .await?;
+    Ok(recs
+        .iter()
+        .any(|r| r.state != Some(RecordingState::Deleted)))
+}
+
 pub async fn get_text_tracks(app: &App, call: Call) -> HttpResponse {
     let Some(rid) = call.params.non_empty("recordID").map(str::to_string) else {
         return ApiError::missing_record_id().into_response();
     };
-    match app
-        .recordings
-        .recordings_by_ids(std::slice::from_ref(&rid), call.scope().id())
-        .await
-    {
-        Ok(r) if r.iter().any(|r| r.state != Some(RecordingState::Deleted)) => {}
-        Ok(_) => return json_failed("noRecordings", format!("No recording found for {rid}")),
+    match live(app, &call, &rid).await {
+        Ok(true) => {}
+        Ok(false) => return json_failed("noRecordings", format!("No recording found for {rid}")),
         Err(e) => return store_failed(e),
     }
     let tracks = match app.recordings.text_tracks(&rid).await {
@@ -148,13 +155,11 @@ pub async fn put_text_track(app: &App, mut call: Call) -> HttpResponse {
         .non_empty("label")
         .map(str::to_string)
         .unwrap_or_else(|| lang.clone());
-    match app
-        .recordings
-        .recordings_by_ids(std::slice::from_ref(&rid), call.scope().id())
-        .await
-    {
-        Ok(r) if r.iter().any(|r| r.state != Some(RecordingState::Deleted)) => {}
-        Ok(_) => return json_failed("noRecordings", format!("No recording was found for {rid}")),
+    match live(app, &call, &rid).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return json_failed("noRecordings", format!("No recording was found for {rid}"))
+        }
         Err(e) => return store_failed(e),
     }
     let content = match std::mem::replace(&mut call.body, CallBody::None) {
