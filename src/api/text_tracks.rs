@@ -9,9 +9,33 @@ use super::call::{Call, CallBody};
 use crate::app::App;
 use crate::http::response::{self, ApiError, HttpResponse};
 use crate::store::recordings::{RecordingState, TextTrack};
+use crate::store::{StoreError, StoreResult};
 
-fn store_failed(e: crate::store::StoreError) -> HttpResponse {
-    ApiError::from(e).into_response()
+/// A refused text-track call: BBB's JSON `FAILED` answer, or the XML error of the API
+/// (a missing recordID, the store failing).
+#[derive(Debug)]
+enum Refusal {
+    Json(&'static str, String),
+    Bbb(ApiError),
+}
+
+fn refused(key: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal::Json(key, message.into())
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Refusal {
+        Refusal::Bbb(e.into())
+    }
+}
+
+impl Refusal {
+    fn into_response(self) -> HttpResponse {
+        match self {
+            Refusal::Json(key, message) => json_failed(key, message),
+            Refusal::Bbb(e) => e.into_response(),
+        }
+    }
 }
 
 fn json_response(v: serde_json::Value) -> HttpResponse {
@@ -34,7 +58,7 @@ pub fn text_track_path(record_id: &str, kind: &str, lang: &str) -> String {
 }
 
 /// Whether the call's tenant has a recording `rid` that is not deleted.
-async fn live(app: &App, call: &Call, rid: &str) -> crate::store::StoreResult<bool> {
+async fn live(app: &App, call: &Call, rid: &str) -> StoreResult<bool> {
     let recs = app
         .recordings
         .recordings_by_ids(&[rid.to_string()], call.scope().id())
@@ -45,20 +69,29 @@ async fn live(app: &App, call: &Call, rid: &str) -> crate::store::StoreResult<bo
 }
 
 pub async fn get_text_tracks(app: &App, call: Call) -> HttpResponse {
-    let Some(rid) = call.params.non_empty("recordID").map(str::to_string) else {
-        return ApiError::missing_record_id().into_response();
-    };
-    match live(app, &call, &rid).await {
-        Ok(true) => {}
-        Ok(false) => return json_failed("noRecordings", format!("No recording found for {rid}")),
-        Err(e) => return store_failed(e),
+    get_tracks(app, call)
+        .await
+        .unwrap_or_else(Refusal::into_response)
+}
+
+async fn get_tracks(app: &App, call: Call) -> Result<HttpResponse, Refusal> {
+    let rid = call
+        .params
+        .non_empty("recordID")
+        .map(str::to_string)
+        .ok_or(Refusal::Bbb(ApiError::missing_record_id()))?;
+    if !live(app, &call, &rid).await? {
+        return Err(refused(
+            "noRecordings",
+            format!("No recording found for {rid}"),
+        ));
     }
-    let tracks = match app.recordings.text_tracks(&rid).await {
-        Ok(t) => t,
-        Err(e) => return store_failed(e),
-    };
+    let tracks = app.recordings.text_tracks(&rid).await?;
     if tracks.is_empty() {
-        return json_failed("noCaptionsFound", format!("No captions found for {rid}"));
+        return Err(refused(
+            "noCaptionsFound",
+            format!("No captions found for {rid}"),
+        ));
     }
     let prefix = call.url_prefix();
     let list: Vec<_> = tracks
@@ -68,7 +101,9 @@ pub async fn get_text_tracks(app: &App, call: Call) -> HttpResponse {
                    "href": format!("{prefix}{}", text_track_path(&rid, &t.kind, &t.lang))})
         })
         .collect();
-    json_response(json!({"response": {"returncode": "SUCCESS", "tracks": list}}))
+    Ok(json_response(
+        json!({"response": {"returncode": "SUCCESS", "tracks": list}}),
+    ))
 }
 
 /// A BCP 47-looking language tag (`en`, `en-US`, `pt-BR`, `zh-Hant-TW`).
@@ -128,39 +163,41 @@ pub async fn multipart_file(
     Err(PartError::Missing)
 }
 
-pub async fn put_text_track(app: &App, mut call: Call) -> HttpResponse {
+pub async fn put_text_track(app: &App, call: Call) -> HttpResponse {
+    put_track(app, call)
+        .await
+        .unwrap_or_else(Refusal::into_response)
+}
+
+async fn put_track(app: &App, mut call: Call) -> Result<HttpResponse, Refusal> {
     let p = &call.params;
-    let Some(rid) = p.non_empty("recordID").map(str::to_string) else {
-        return json_failed("paramError", "Missing param recordID.");
+    let param = |name: &str| {
+        p.non_empty(name)
+            .map(str::to_string)
+            .ok_or_else(|| refused("paramError", format!("Missing param {name}.")))
     };
-    let Some(kind) = p.non_empty("kind").map(str::to_string) else {
-        return json_failed("paramError", "Missing param kind.");
-    };
-    let Some(lang) = p.non_empty("lang").map(str::to_string) else {
-        return json_failed("paramError", "Missing param lang.");
-    };
+    let rid = param("recordID")?;
+    let kind = param("kind")?;
+    let lang = param("lang")?;
     if kind != "subtitles" && kind != "captions" {
-        return json_failed(
+        return Err(refused(
             "invalidKind",
             format!("Invalid kind parameter, expected='subtitles|captions' actual={kind}"),
-        );
+        ));
     }
     if !valid_lang(&lang) {
-        return json_failed(
+        return Err(refused(
             "invalidLang",
             format!("Malformed lang param, received={lang}"),
-        );
+        ));
     }
     let label = p
         .non_empty("label")
         .map(str::to_string)
         .unwrap_or_else(|| lang.clone());
-    match live(app, &call, &rid).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return json_failed("noRecordings", format!("No recording was found for {rid}"))
-        }
-        Err(e) => return store_failed(e),
+    let no_recording = || refused("noRecordings", format!("No recording was found for {rid}"));
+    if !live(app, &call, &rid).await? {
+        return Err(no_recording());
     }
     let content = match std::mem::replace(&mut call.body, CallBody::None) {
         CallBody::Multipart { body, content_type } => {
@@ -171,15 +208,18 @@ pub async fn put_text_track(app: &App, mut call: Call) -> HttpResponse {
     let content = match content {
         Ok(c) => c,
         Err(PartError::TooLarge) => {
-            return json_failed(
+            return Err(refused(
                 "upload_text_track_failed",
                 format!("The text track is larger than {MAX_TEXT_TRACK} bytes."),
-            )
+            ))
         }
         Err(_) => Vec::new(),
     };
     if content.iter().all(|b| b.is_ascii_whitespace()) {
-        return json_failed("empty_uploaded_text_track", "Empty uploaded text track.");
+        return Err(refused(
+            "empty_uploaded_text_track",
+            "Empty uploaded text track.",
+        ));
     }
     let track = TextTrack {
         kind,
@@ -188,17 +228,21 @@ pub async fn put_text_track(app: &App, mut call: Call) -> HttpResponse {
         source: "upload".into(),
         content,
     };
-    match app.recordings.put_text_track(&rid, &track).await {
-        Ok(true) => json_response(
-            json!({"response": {"returncode": "SUCCESS", "recordId": rid,
-            "messageKey": "upload_text_track_success", "message": "Text track uploaded successfully"}}),
-        ),
-        Ok(false) => json_failed("noRecordings", format!("No recording was found for {rid}")),
-        Err(e) => {
+    let stored = app
+        .recordings
+        .put_text_track(&rid, &track)
+        .await
+        .map_err(|e| {
             tracing::warn!(error = %e, "could not store a text track");
-            json_failed("upload_text_track_failed", "Text track upload failed.")
-        }
+            refused("upload_text_track_failed", "Text track upload failed.")
+        })?;
+    if !stored {
+        return Err(no_recording());
     }
+    Ok(json_response(
+        json!({"response": {"returncode": "SUCCESS", "recordId": rid,
+        "messageKey": "upload_text_track_success", "message": "Text track uploaded successfully"}}),
+    ))
 }
 
 /// `GET /bigbluebutton/textTrack/<recordID>/<kind>_<lang>.vtt`: a caption file of a
