@@ -329,11 +329,9 @@ pub async fn cli(app: &App, args: &UsageArgs, out: &mut impl std::io::Write) -> 
         .iter()
         .map(|d| {
             (
-                if d.tenant.is_empty() {
-                    "(no tenant)"
-                } else {
-                    d.tenant.as_str()
-                },
+                crate::tenant::TenantScope::from_stored(&d.tenant)
+                    .id()
+                    .unwrap_or("(no tenant)"),
                 &d.usage,
             )
         })

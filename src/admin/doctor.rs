@@ -12,7 +12,6 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::app::App;
-use crate::bbb::params::Params;
 use crate::config::{Config, NginxVariant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -246,17 +245,7 @@ async fn server_checks(app: &App, out: &mut Vec<Check>) {
         .build();
     for s in servers {
         let what = format!("server {} ({})", s.id, s.hostname());
-        let reply = app
-            .bbb
-            .call(
-                &s,
-                "getMeetings",
-                &Params::new(),
-                app.config.outbound_algorithm,
-                None,
-                Some(Duration::from_secs(5)),
-            )
-            .await;
+        let reply = super::meetings::get_meetings(app, &s, Some(Duration::from_secs(5))).await;
         match reply {
             Ok(r) if r.success() => out.push(check(Level::Ok, &what, "answers with its secret")),
             Ok(r) if r.head.message_key == "checksumError" => out.push(check(

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod doctor;
 pub mod exit;
 pub mod lock;
+pub mod meetings;
 pub mod ownership;
 pub mod progress;
 pub mod recordings;

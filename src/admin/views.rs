@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::poller::ServerReport;
 use crate::store::recordings::Recording;
 use crate::store::{Meeting, Server, Tenant, TenantLrs};
+use crate::tenant::TenantScope;
 
 /// One BBB server (`servers --json`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -106,7 +107,9 @@ impl MeetingView {
     pub fn new(m: &Meeting, servers: &[Server]) -> MeetingView {
         MeetingView {
             meeting_id: m.meeting_id.clone(),
-            tenant_id: (!m.tenant_id.is_empty()).then(|| m.tenant_id.clone()),
+            tenant_id: TenantScope::from_stored(&m.tenant_id)
+                .id()
+                .map(str::to_string),
             server_id: m.server_id.clone(),
             server_url: servers
                 .iter()

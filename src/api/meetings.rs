@@ -78,7 +78,7 @@ fn relay(tenant_id: &str, reply: Reply, generic: &str) -> HttpResponse {
 type Layers = (Vec<(String, String)>, Vec<(String, String)>);
 
 async fn tenant_layers(app: &App, call: &Call) -> Result<Layers, ApiError> {
-    if call.tenant_id.is_empty() {
+    if call.scope().is_none() {
         return Ok(Default::default());
     }
     let settings = app.store.tenant_settings(&call.tenant_id).await?;
@@ -237,7 +237,7 @@ async fn still_running(app: &App, server: &Server, m: &Meeting) -> bool {
 
 /// The tenant's xAPI/LRS payload, if it has an LRS (see `crate::lrs`); never fails the create.
 async fn lrs_payload(app: &App, call: &Call) -> Option<crate::lrs::Payload> {
-    if call.tenant_id.is_empty() {
+    if call.scope().is_none() {
         return None;
     }
     let lrs = match app.store.tenant_lrs(&call.tenant_id).await {

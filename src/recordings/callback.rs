@@ -103,7 +103,7 @@ pub fn outbox_id(record_id: &str) -> String {
 /// Queues the callback for a freshly imported recording, if its meeting asked for one and it
 /// is not already queued or sent.
 pub async fn enqueue_ready(app: &App, rec: &Recording) {
-    let tenant = rec.meta("tenant-id").unwrap_or(crate::store::NO_TENANT);
+    let tenant = crate::tenant::TenantScope::from_option(rec.meta("tenant-id")).stored();
     let url = match app.recordings.ready_url(tenant, &rec.meeting_id).await {
         Ok(Some(u)) => u,
         Ok(None) => return,

@@ -182,7 +182,7 @@ pub struct PollUpdate {
 
 /// The tenant id of meetings, settings and ready URLs when multitenancy is off (or a request
 /// came to the bare host): no tenant.
-pub const NO_TENANT: &str = "";
+pub const NO_TENANT: &str = crate::tenant::TenantScope::None.stored();
 
 /// A meeting known to the load balancer: which server holds it.
 #[derive(Debug, Clone, PartialEq)]

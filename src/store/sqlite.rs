@@ -1352,73 +1352,6 @@ mod tests {
         assert_eq!(st.server("a").await.unwrap().unwrap().load, Some(4.0));
     }
 
-    #[tokio::test]
-    async fn callbacks_are_claimed_by_one_claimer_until_the_claim_expires() {
-        let (_d, st) = store();
-        for id in ["a", "b", "c"] {
-            let cb = OutgoingCallback {
-                id: id.into(),
-                kind: "k".into(),
-                method: "POST".into(),
-                url: "http://x/".into(),
-                variants: vec![],
-                attempts: 0,
-                next_attempt_at: 100,
-                created_at: 100,
-                status: CallbackStatus::Pending,
-                last_error: String::new(),
-            };
-            assert!(st.enqueue_callback(&cb).await.unwrap());
-        }
-        let first = st.claim_callbacks(1000, 2, "p1", 5000).await.unwrap();
-        assert_eq!(first.len(), 2);
-        let second = st.claim_callbacks(1000, 8, "p2", 8000).await.unwrap();
-        assert_eq!(second.len(), 1, "claimed ones are not handed out again");
-        assert!(first.iter().all(|c| c.id != second[0].id));
-        assert!(st
-            .claim_callbacks(2000, 8, "p3", 6000)
-            .await
-            .unwrap()
-            .is_empty());
-        // p1 dies; after its claim expires, another claimer takes its callbacks.
-        let again = st.claim_callbacks(5001, 8, "p3", 9000).await.unwrap();
-        assert_eq!(again.len(), 2);
-        assert!(
-            !st.finish_callback("p1", &first[0].id, CallbackStatus::Delivered, 1, 0, "")
-                .await
-                .unwrap(),
-            "a lost claim cannot record an outcome"
-        );
-        assert!(st
-            .finish_callback("p3", &first[0].id, CallbackStatus::Delivered, 1, 0, "")
-            .await
-            .unwrap());
-        assert_eq!(
-            st.prune_callbacks(101).await.unwrap(),
-            1,
-            "only finished ones"
-        );
-        assert_eq!(st.callbacks().await.unwrap().len(), 2);
-    }
-
-    #[tokio::test]
-    async fn a_lease_of_a_gone_holder_is_handed_over_atomically() {
-        let (_d, st) = store();
-        assert!(st.take_lease("importer", "n1:10", 60_000).await.unwrap());
-        let (holder, expires) = st.lease_holder("importer").await.unwrap().unwrap();
-        assert_eq!(holder, "n1:10");
-        assert!(expires > st.now().await.unwrap());
-        assert!(!st
-            .replace_lease("importer", "n1:9", "n1:11", 60_000)
-            .await
-            .unwrap());
-        assert!(st
-            .replace_lease("importer", "n1:10", "n1:11", 60_000)
-            .await
-            .unwrap());
-        assert!(!st.take_lease("importer", "n1:10", 60_000).await.unwrap());
-    }
-
     #[test]
     fn a_durable_commit_is_full_synchronous_and_the_rest_normal() {
         let (_d, st) = store();
@@ -1433,22 +1366,6 @@ mod tests {
         let failed: StoreResult<()> = durable(&mut conn, |_| Err(backend("x")));
         assert!(failed.is_err());
         assert_eq!(sync(&conn), 1, "restored after an error");
-    }
-
-    #[tokio::test]
-    async fn a_lease_is_exclusive_until_it_expires() {
-        let (_d, st) = store();
-        assert!(st.take_lease("poller", "p1", 300).await.unwrap());
-        assert!(!st.take_lease("poller", "p2", 300).await.unwrap());
-        assert!(
-            st.take_lease("poller", "p1", 300).await.unwrap(),
-            "the holder renews"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-        assert!(
-            st.take_lease("poller", "p2", 300).await.unwrap(),
-            "an expired lease is taken over"
-        );
     }
 
     #[tokio::test]

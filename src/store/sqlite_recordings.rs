@@ -303,6 +303,105 @@ fn upsert_meta(conn: &Connection, id: i64, key: &str, value: &str) -> StoreResul
     Ok(())
 }
 
+impl SqliteStore {
+    /// An import in one IMMEDIATE transaction; with a policy, its flags are decided against
+    /// the row read inside that transaction.
+    async fn import_with(
+        &self,
+        rec: Recording,
+        policy: Option<ImportPolicy>,
+    ) -> StoreResult<Recording> {
+        self.blocking(move |this| {
+            let mut conn = this.writer()?;
+            // The caller deletes the tarball once this commit returns: it must survive a
+            // power loss, so this one commit is FULL-synchronous (fsync of the WAL).
+            super::sqlite::durable(&mut conn, |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let decided;
+            let rec = match policy {
+                Some(policy) => {
+                    let existing = match id_of(&tx, &rec.record_id)? {
+                        Some(id) => load(&tx, &[id])?.into_iter().next(),
+                        None => None,
+                    };
+                    decided = policy.apply(&rec, existing.as_ref());
+                    &decided
+                }
+                None => &rec,
+            };
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO recordings (record_id, meeting_id, internal_meeting_id, name, published, state,
+                     starttime, endtime, participants, raw_size, is_breakout, parent_meeting_id, protected,
+                     publish_updated, imported_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)
+                 ON CONFLICT (record_id) DO UPDATE SET meeting_id = excluded.meeting_id,
+                     internal_meeting_id = excluded.internal_meeting_id, name = excluded.name,
+                     published = excluded.published, state = excluded.state, starttime = excluded.starttime,
+                     endtime = excluded.endtime, participants = excluded.participants,
+                     raw_size = COALESCE(excluded.raw_size, raw_size), is_breakout = excluded.is_breakout,
+                     parent_meeting_id = excluded.parent_meeting_id, protected = excluded.protected,
+                     publish_updated = excluded.publish_updated, imported_at = excluded.imported_at,
+                     updated_at = excluded.updated_at",
+                params![
+                    rec.record_id,
+                    rec.meeting_id,
+                    rec.internal_meeting_id,
+                    rec.name,
+                    rec.published,
+                    rec.state,
+                    rec.start_time,
+                    rec.end_time,
+                    rec.participants,
+                    rec.raw_size,
+                    rec.is_breakout,
+                    rec.parent_meeting_id,
+                    rec.protected,
+                    rec.publish_updated,
+                    now
+                ],
+            )
+            .map_err(backend)?;
+            let id = id_of(&tx, &rec.record_id)?
+                .ok_or_else(|| backend("the recording vanished inside its own transaction"))?;
+            for (k, v) in &rec.metadata {
+                upsert_meta(&tx, id, k, v)?;
+            }
+            for f in &rec.formats {
+                tx.execute(
+                    "DELETE FROM playback_formats WHERE recording_id = ?1 AND format = ?2",
+                    params![id, f.format],
+                )
+                .map_err(backend)?;
+                tx.execute(
+                    "INSERT INTO playback_formats (recording_id, format, url, length, processing_time, size)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![id, f.format, f.url, f.length, f.processing_time, f.size],
+                )
+                .map_err(backend)?;
+                let fid = tx.last_insert_rowid();
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO thumbnails (playback_format_id, sequence, width, height, alt, url)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .map_err(backend)?;
+                for t in &f.thumbnails {
+                    stmt.execute(params![fid, t.sequence, t.width, t.height, t.alt, t.url])
+                        .map_err(backend)?;
+                }
+            }
+            let stored = load(&tx, &[id])?.into_iter().next();
+            tx.commit().map_err(backend)?;
+            stored.ok_or_else(|| backend("the imported recording could not be read back"))
+            })
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl RecordingStore for SqliteStore {
     async fn recording(&self, record_id: &str) -> StoreResult<Option<Recording>> {
@@ -372,84 +471,15 @@ impl RecordingStore for SqliteStore {
     }
 
     async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording> {
-        let rec = rec.clone();
-        self.blocking(move |this| {
-            let rec = &rec;
-            let mut conn = this.writer()?;
-            // The caller deletes the tarball once this commit returns: it must survive a
-            // power loss, so this one commit is FULL-synchronous (fsync of the WAL).
-            super::sqlite::durable(&mut conn, |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
-            let now = now_ms();
-            tx.execute(
-                "INSERT INTO recordings (record_id, meeting_id, internal_meeting_id, name, published, state,
-                     starttime, endtime, participants, raw_size, is_breakout, parent_meeting_id, protected,
-                     publish_updated, imported_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)
-                 ON CONFLICT (record_id) DO UPDATE SET meeting_id = excluded.meeting_id,
-                     internal_meeting_id = excluded.internal_meeting_id, name = excluded.name,
-                     published = excluded.published, state = excluded.state, starttime = excluded.starttime,
-                     endtime = excluded.endtime, participants = excluded.participants,
-                     raw_size = COALESCE(excluded.raw_size, raw_size), is_breakout = excluded.is_breakout,
-                     parent_meeting_id = excluded.parent_meeting_id, protected = excluded.protected,
-                     publish_updated = excluded.publish_updated, imported_at = excluded.imported_at,
-                     updated_at = excluded.updated_at",
-                params![
-                    rec.record_id,
-                    rec.meeting_id,
-                    rec.internal_meeting_id,
-                    rec.name,
-                    rec.published,
-                    rec.state,
-                    rec.start_time,
-                    rec.end_time,
-                    rec.participants,
-                    rec.raw_size,
-                    rec.is_breakout,
-                    rec.parent_meeting_id,
-                    rec.protected,
-                    rec.publish_updated,
-                    now
-                ],
-            )
-            .map_err(backend)?;
-            let id = id_of(&tx, &rec.record_id)?
-                .ok_or_else(|| backend("the recording vanished inside its own transaction"))?;
-            for (k, v) in &rec.metadata {
-                upsert_meta(&tx, id, k, v)?;
-            }
-            for f in &rec.formats {
-                tx.execute(
-                    "DELETE FROM playback_formats WHERE recording_id = ?1 AND format = ?2",
-                    params![id, f.format],
-                )
-                .map_err(backend)?;
-                tx.execute(
-                    "INSERT INTO playback_formats (recording_id, format, url, length, processing_time, size)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![id, f.format, f.url, f.length, f.processing_time, f.size],
-                )
-                .map_err(backend)?;
-                let fid = tx.last_insert_rowid();
-                let mut stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO thumbnails (playback_format_id, sequence, width, height, alt, url)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )
-                    .map_err(backend)?;
-                for t in &f.thumbnails {
-                    stmt.execute(params![fid, t.sequence, t.width, t.height, t.alt, t.url])
-                        .map_err(backend)?;
-                }
-            }
-            let stored = load(&tx, &[id])?.into_iter().next();
-            tx.commit().map_err(backend)?;
-            stored.ok_or_else(|| backend("the imported recording could not be read back"))
-            })
-        })
-        .await
+        self.import_with(rec.clone(), None).await
+    }
+
+    async fn import_recording_decided(
+        &self,
+        rec: &Recording,
+        policy: ImportPolicy,
+    ) -> StoreResult<Recording> {
+        self.import_with(rec.clone(), Some(policy)).await
     }
 
     async fn set_published(&self, record_id: &str, published: bool) -> StoreResult<()> {
