@@ -911,8 +911,7 @@ async fn meetings_command(
                     m.server_id
                 ))
             })?;
-            let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
-            let p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
+            let p: Params = [("meetingID", m.bbb_id.as_str())].into_iter().collect();
             let reply = app
                 .bbb
                 .call(

@@ -98,6 +98,12 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
     ALTER TABLE callbacks ADD COLUMN claimed_by TEXT;",
     ),
     ("0600-ops", OPS),
+    (
+        "0700-meeting-bbb-id",
+        "ALTER TABLE meetings ADD COLUMN bbb_id TEXT NOT NULL DEFAULT '';
+    UPDATE meetings SET bbb_id = CASE WHEN tenant_id = '' THEN meeting_id
+        ELSE meeting_id || '~' || tenant_id END;",
+    ),
 ];
 
 /// Schema step `0100-recordings`.
