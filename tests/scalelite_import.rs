@@ -408,6 +408,7 @@ async fn a_schema_rb_scalelite_carries_over_with_tenants_and_nothing_is_written_
     let fake = Fake::start(&["bbb-secret-0", "bbb-secret-1"]);
     fake.set_meeting(0, "plain-room", serde_json::json!({"participants": 3}))
         .await;
+    tenant_meeting_on_bbb(&fake).await;
     let sl = scalelite(&fake, false).await;
     let redis_before = redis_snapshot(&sl.redis).await;
     let pg_before = pg_snapshot(&sl.db_url).await;
@@ -434,10 +435,9 @@ async fn a_schema_rb_scalelite_carries_over_with_tenants_and_nothing_is_written_
     assert_eq!(row(&out, "tenant settings"), (2, 0, 0), "{out}");
     assert_eq!(row(&out, "tenant LRS settings"), (1, 0, 0), "{out}");
     assert_eq!(row(&out, "recordings"), (4, 0, 0), "{out}");
-    // plain-room carried; room-a (a tenant meeting, plain ID on BBB) and the expired one skipped with reasons.
-    assert_eq!(row(&out, "running meetings"), (1, 0, 2), "{out}");
+    // plain-room and room-a (bn's meeting, plain ID on BBB) carried; the expired one skipped.
+    assert_eq!(row(&out, "running meetings"), (2, 0, 1), "{out}");
     assert!(out.contains("expired-room: its mapping expired"), "{out}");
-    assert!(out.contains("room-a: a tenant meeting"), "{out}");
     assert!(!out.contains("stranger"), "another namespace leaked: {out}");
 
     // Ids, states, multipliers, tags kept.
@@ -544,6 +544,23 @@ async fn a_schema_rb_scalelite_carries_over_with_tenants_and_nothing_is_written_
     assert_eq!(row(&again, "recordings").1, 4, "{again}");
     assert_eq!(lb.cli_ok(&["servers"]), servers);
     assert_eq!(lb.cli_ok(&["recordings", "list"]), recs_before);
+    // bn's running meeting is reached with bn's secret on its server, by its plain ID;
+    // another tenant does not see it.
+    tenant_meeting_keeps_its_server(&lb, &fake, "bn.lb.example").await;
+    let (_, other, _) = lb
+        .get_as(
+            "uni.lb.example",
+            "uni-secret",
+            "getMeetingInfo",
+            "meetingID=room-a",
+        )
+        .await;
+    assert!(other.contains("notFound"), "{other}");
+    let (_, ended, _) = lb
+        .get_as("bn.lb.example", "bn-secret-2", "end", "meetingID=room-a")
+        .await;
+    assert!(ended.contains("SUCCESS"), "{ended}");
+    assert_eq!(fake.holder("room-a").await, None, "ended on BBB");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -624,6 +641,7 @@ async fn the_documented_switch_keeps_everything_and_copies_no_file() {
     let fake = Fake::start(&["bbb-secret-0", "bbb-secret-1"]);
     fake.set_meeting(0, "plain-room", serde_json::json!({"participants": 3}))
         .await;
+    tenant_meeting_on_bbb(&fake).await;
     let sl = scalelite(&fake, true).await;
     let var = tempfile::tempdir().unwrap();
     let (published, unpublished) = (var.path().join("published"), var.path().join("unpublished"));
@@ -715,6 +733,61 @@ async fn the_documented_switch_keeps_everything_and_copies_no_file() {
         .port()
         .unwrap();
     assert!(loc.contains(&format!(":{port}/")), "{loc}");
+    // So does the tenant's.
+    tenant_meeting_keeps_its_server(&lb, &fake, "bn.lb.example").await;
     lb.cli_ok(&["poll"]);
-    assert!(lb.cli_ok(&["meetings"]).contains("plain-room"));
+    let meetings = lb.cli_ok(&["meetings"]);
+    assert!(
+        meetings.contains("plain-room") && meetings.contains("room-a"),
+        "{meetings}"
+    );
+}
+
+/// `room-a` as Scalelite created it for tenant bn on the server it mapped it to (fake 1):
+/// the plain meeting ID, the tenant in the metadata.
+async fn tenant_meeting_on_bbb(fake: &Fake) {
+    fake.set_meeting(
+        1,
+        "room-a",
+        serde_json::json!({
+            "participants": 1,
+            "voice_bridge": "75555",
+            "metadata": {"tenant-id": T1, "tenant-name": "bn"},
+        }),
+    )
+    .await;
+}
+
+/// After the import, bn's `room-a` is joined on fake 1 under its plain ID, and a create of
+/// the same room goes there too (no second copy elsewhere).
+async fn tenant_meeting_keeps_its_server(lb: &Lb, fake: &Fake, host: &str) {
+    let (status, body, loc) = lb
+        .get_as(
+            host,
+            "bn-secret-1",
+            "join",
+            "meetingID=room-a&fullName=Bo&role=VIEWER",
+        )
+        .await;
+    assert_eq!(status, 302, "{body}");
+    let port = url::Url::parse(&fake.servers[1].url)
+        .unwrap()
+        .port()
+        .unwrap();
+    assert!(
+        loc.contains(&format!(":{port}/")) && loc.contains("meetingID=room-a&"),
+        "{loc}"
+    );
+    let (_, created, _) = lb
+        .get_as(host, "bn-secret-1", "create", "meetingID=room-a&name=Again")
+        .await;
+    assert!(created.contains("SUCCESS"), "{created}");
+    let creates = fake.calls_to(1, "create").await;
+    assert_eq!(
+        creates.last().map(|c| c["params"]["meetingID"].clone()),
+        Some(serde_json::json!("room-a")),
+        "the create reached fake 1 under the plain ID"
+    );
+    assert_eq!(fake.calls_to(0, "create").await.len(), 0);
+    assert_eq!(fake.meetings(1).await.len(), 1, "no second copy of room-a");
 }
