@@ -469,8 +469,8 @@ pub trait PoolStore: Send + Sync + 'static {
     async fn meetings(&self) -> StoreResult<Vec<Meeting>>;
     async fn meetings_on(&self, server_id: &str) -> StoreResult<Vec<Meeting>>;
     /// Forgets the meetings of a server that were created before `created_before_ms`,
-    /// except those listed (the ones a successful poll saw, as BBB knows them: tenant
-    /// meetings by their scoped ID, see `crate::tenant::scope`). Younger meetings are kept: the
+    /// except those listed (the ones a successful poll saw, as BBB knows them: each
+    /// meeting's `bbb_id`). Younger meetings are kept: the
     /// poll may have been answered before their create reached the server.
     async fn forget_meetings_except(
         &self,
