@@ -95,7 +95,7 @@ pub enum Command {
     Usage(crate::usage::UsageArgs),
     /// Check this host: settings, database, recording dirs, nginx, player, BBB servers,
     /// clocks, certificate; each ok/warn/fail with what to do.
-    Doctor,
+    Doctor(super::doctor::DoctorArgs),
     /// Carry a Scalelite's state over (its Redis and PostgreSQL are only read).
     Scalelite {
         #[command(subcommand)]
@@ -443,8 +443,8 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<Outcome> {
             .await?
         }
         Command::Scalelite { command } => crate::scalelite::cli::run(&app, command).await?,
-        Command::Doctor => {
-            let checks = super::doctor::run(&app).await;
+        Command::Doctor(args) => {
+            let checks = super::doctor::run(&app, &args).await;
             write!(out, "{}", super::doctor::render(&checks)).map_err(io)?;
             if checks.iter().any(|c| c.level == super::doctor::Level::Fail) {
                 return Err(AdminError::Invalid("some checks failed (see above)".into()));

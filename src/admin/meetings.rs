@@ -90,8 +90,7 @@ pub async fn info(app: &App, id: &str) -> AdminResult<MeetingInfo> {
             m.server_id
         ))
     })?;
-    let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
-    let p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
+    let p: Params = [("meetingID", m.bbb_id.as_str())].into_iter().collect();
     let reply = app
         .bbb
         .call(

@@ -151,7 +151,7 @@ async fn bridge(
         params.get("Caller-Privacy-Hide-Number") == Some("true"),
         params.get("Caller-Privacy-Hide-Name") == Some("true"),
     );
-    let bbb_id = crate::tenant::scope(&meeting.tenant_id, &meeting.meeting_id);
+    let bbb_id = meeting.bbb_id.clone();
     tracing::info!(server = %server.id, "dial-in: bridging a call");
     Ok(Some(dialin::bridge(
         destination,

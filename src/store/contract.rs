@@ -37,6 +37,7 @@ pub async fn pool<S: PoolStore, F: Fn() -> S>(make: &F) {
     tenant_limits_hold_under_concurrency(Arc::new(make())).await;
     participant_limit_holds_under_concurrency(Arc::new(make())).await;
     placement_rechecks_the_server(Arc::new(make())).await;
+    meetings_keep_their_bbb_side_id(Arc::new(make())).await;
 }
 
 /// [`Outbox`]: a callback is queued once; only due, pending ones are handed out; claims.
@@ -530,6 +531,7 @@ async fn place<S: PoolStore>(
         choose,
         now_ms: now_ms(),
         max_tenant_meetings: max,
+        bbb_id: None,
     })
     .await
     .expect("placement failed")
@@ -705,6 +707,7 @@ async fn placement_rechecks_the_server<S: PoolStore>(s: Arc<S>) {
         choose: &least_loaded,
         now_ms: now_ms(),
         max_tenant_meetings: None,
+        bbb_id: None,
     };
     let placement::Decision::Commit(commit) = placement::decide(&req, &snap) else {
         panic!("the snapshot allows a placement")
@@ -759,5 +762,81 @@ async fn placement_rechecks_the_server<S: PoolStore>(s: Arc<S>) {
         place(&*s, NO_TENANT, "m", &vbs, &least_loaded, None).await,
         PlaceOutcome::Refused(ChoiceError::NoServer),
         "the retry decides on the new state"
+    );
+}
+
+/// A meeting placed with the ID BBB already knows it by (Scalelite's plain ID of a tenant
+/// meeting) keeps it; reconciliation and participant counts go by it, not by the scoped ID.
+async fn meetings_keep_their_bbb_side_id<S: PoolStore>(s: Arc<S>) {
+    servers(&*s, 1).await;
+    let (vb, scoped_vb) = (vec!["6100".to_string()], vec!["6101".to_string()]);
+    let at = now_ms() - 10_000;
+    let req = |meeting_id, bbb_id, vbs| PlaceRequest {
+        tenant_id: "t1",
+        meeting_id,
+        moderator_pw: "pw",
+        voice_bridges: vbs,
+        choose: &least_loaded,
+        now_ms: at,
+        max_tenant_meetings: None,
+        bbb_id,
+    };
+    let PlaceOutcome::Placed(m, _) = s
+        .place_meeting(&req("plain", Some("plain"), &vb))
+        .await
+        .unwrap()
+    else {
+        panic!("the meeting is placed")
+    };
+    assert_eq!(m.bbb_id, "plain");
+    let PlaceOutcome::Placed(n, _) = s
+        .place_meeting(&req("ours", None, &scoped_vb))
+        .await
+        .unwrap()
+    else {
+        panic!("the meeting is placed")
+    };
+    assert_eq!(n.bbb_id, crate::tenant::scope("t1", "ours"));
+    assert_eq!(s.meeting("t1", "plain").await.unwrap().unwrap().0, m);
+    let ids: HashSet<String> = s
+        .meetings_on("s0")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.bbb_id)
+        .collect();
+    assert_eq!(ids, HashSet::from(["plain".to_string(), n.bbb_id.clone()]));
+    s.set_participants(
+        "s0",
+        &[
+            ("plain".into(), 4),
+            (crate::tenant::scope("t1", "plain"), 9),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.tenant_usage("t1").await.unwrap(),
+        (2, 4),
+        "counted by BBB's ID"
+    );
+    let keep = vec!["plain".to_string(), crate::tenant::scope("t1", "plain")];
+    let gone = s
+        .forget_meetings_except("s0", &keep, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(
+        gone,
+        vec![n],
+        "the scoped meeting BBB did not list is forgotten"
+    );
+    let gone = s
+        .forget_meetings_except("s0", &[crate::tenant::scope("t1", "plain")], now_ms())
+        .await
+        .unwrap();
+    assert_eq!(
+        gone,
+        vec![m],
+        "a plain-ID meeting is not kept by its scoped ID"
     );
 }

@@ -119,12 +119,21 @@ fn server_from_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Server> {
 }
 
 const MEETING_COLUMNS: &str =
-    "tenant_id, meeting_id, server_id, moderator_pw, voice_bridge, created_at";
+    "tenant_id, meeting_id, server_id, moderator_pw, voice_bridge, created_at, bbb_id";
 
 fn meeting_from_row(r: &Row<'_>) -> rusqlite::Result<Meeting> {
+    meeting_from_row_with(r, 6)
+}
+
+/// A meeting from the columns of [`MEETING_COLUMNS`] but `bbb_id`, which is column `bbb_at`.
+pub(super) fn meeting_from_row_with(r: &Row<'_>, bbb_at: usize) -> rusqlite::Result<Meeting> {
+    let tenant_id: String = r.get(0)?;
+    let meeting_id: String = r.get(1)?;
+    let stored: Option<String> = r.get(bbb_at)?;
     Ok(Meeting {
-        tenant_id: r.get(0)?,
-        meeting_id: r.get(1)?,
+        bbb_id: super::bbb_id_or_scoped(stored.as_deref(), &tenant_id, &meeting_id),
+        tenant_id,
+        meeting_id,
         server_id: r.get(2)?,
         moderator_pw: r.get(3)?,
         voice_bridge: r.get(4)?,
@@ -556,9 +565,9 @@ impl PoolStore for SqliteStore {
             let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
             stmt.query_row([tenant_id, meeting_id], |r| {
                 let m = meeting_from_row(r)?;
-                let has_server: bool = r.get(6)?;
+                let has_server: bool = r.get(7)?;
                 let server = if has_server {
-                    Some(server_from_row_at(r, 7)?)
+                    Some(server_from_row_at(r, 8)?)
                 } else {
                     None
                 };
@@ -645,7 +654,7 @@ impl PoolStore for SqliteStore {
             }
             let inserted = tx
                 .prepare_cached(&format!(
-                    "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                    "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                 ))
                 .and_then(|mut st| {
                     st.execute(params![
@@ -654,7 +663,8 @@ impl PoolStore for SqliteStore {
                         m.server_id,
                         m.moderator_pw,
                         m.voice_bridge,
-                        m.created_at
+                        m.created_at,
+                        m.bbb_id
                     ])
                 });
             match inserted {
@@ -1329,6 +1339,7 @@ mod tests {
             choose: &pick_first,
             now_ms: 1,
             max_tenant_meetings: None,
+            bbb_id: None,
         };
         let PlaceOutcome::Placed(m, srv) = st.place_meeting(&req).await.unwrap() else {
             panic!()
@@ -1388,6 +1399,7 @@ mod tests {
             choose: &pick_first,
             now_ms: 1,
             max_tenant_meetings: None,
+            bbb_id: None,
         };
         st.place_meeting(&req).await.unwrap();
         assert!(st.remove_server("a").await.unwrap());
@@ -1460,6 +1472,7 @@ mod tests {
             choose: &pick_first,
             now_ms: 1,
             max_tenant_meetings: Some(1),
+            bbb_id: None,
         };
         assert!(matches!(
             st.place_meeting(&req).await.unwrap(),
