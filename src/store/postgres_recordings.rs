@@ -420,7 +420,7 @@ async fn access_rows<C: GenericClient>(
 
 impl PostgresStore {
     async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
-        self.pool.get().await.map_err(backend)
+        self.pool.get().await.map_err(super::postgres::pool_error)
     }
 
     /// The recordings matching `sql` (which selects row ids), read in full.
