@@ -22,6 +22,7 @@ pub mod placement;
 pub mod playback;
 pub mod postgres;
 mod postgres_recordings;
+mod postgres_schema;
 mod postgres_tls;
 pub mod recordings;
 pub mod redis;

@@ -37,7 +37,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "ALTER TABLE callbacks ADD COLUMN claimed_until BIGINT;
     ALTER TABLE callbacks ADD COLUMN claimed_by TEXT;",
     ),
-    (3, "recordings index", super::postgres_recordings::SCHEMA),
+    (3, "recordings index", super::postgres_schema::RECORDINGS),
 ];
 
 /// The advisory lock key migrations run under (any constant unique to Ferrolite).
@@ -76,7 +76,7 @@ impl PostgresStore {
     /// TLS as `sslmode`/`sslrootcert` in the URL ask (`postgres_tls.rs`).
     pub fn open(url: &str, max_connections: usize) -> StoreResult<PostgresStore> {
         let target = crate::config::postgres_target(url).map_err(backend)?;
-        let tls = super::postgres_tls::connector(&target)?;
+        let tls = super::postgres_tls::connector(&target).map_err(backend)?;
         let manager = Manager::from_config(
             target.config,
             tls,

@@ -20,17 +20,15 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::postgres::backend;
-use super::StoreResult;
 use crate::config::{PgSslMode, PostgresTarget};
 
 /// The connector for `target` (unused when `sslmode=disable`).
-pub(super) fn connector(target: &PostgresTarget) -> StoreResult<MakeRustlsConnect> {
+pub(super) fn connector(target: &PostgresTarget) -> Result<MakeRustlsConnect, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(backend)?;
-    let roots = || -> StoreResult<Arc<RootCertStore>> {
+        .map_err(|e| e.to_string())?;
+    let roots = || -> Result<Arc<RootCertStore>, String> {
         Ok(Arc::new(match &target.root_cert {
             Some(path) => roots_from(path)?,
             None => RootCertStore {
@@ -52,12 +50,12 @@ pub(super) fn connector(target: &PostgresTarget) -> StoreResult<MakeRustlsConnec
     Ok(MakeRustlsConnect::new(config))
 }
 
-fn roots_from(path: &std::path::Path) -> StoreResult<RootCertStore> {
+fn roots_from(path: &std::path::Path) -> Result<RootCertStore, String> {
     let unreadable = |e: &dyn std::fmt::Display| {
-        backend(format!(
+        format!(
             "cannot read the CA certificates of sslrootcert={}: {e}",
             path.display()
-        ))
+        )
     };
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(path).map_err(|e| unreadable(&e))? {
@@ -74,10 +72,10 @@ fn roots_from(path: &std::path::Path) -> StoreResult<RootCertStore> {
 fn webpki(
     roots: Arc<RootCertStore>,
     provider: &Arc<CryptoProvider>,
-) -> StoreResult<Arc<WebPkiServerVerifier>> {
+) -> Result<Arc<WebPkiServerVerifier>, String> {
     WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
         .build()
-        .map_err(backend)
+        .map_err(|e| e.to_string())
 }
 
 /// A hint for an operator whose connection failed on the server's certificate.
