@@ -23,6 +23,7 @@ pub mod playback;
 pub mod postgres;
 mod postgres_recordings;
 mod postgres_schema;
+mod postgres_tls;
 pub mod recordings;
 pub mod redis;
 mod redis_pool;

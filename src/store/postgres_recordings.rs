@@ -1,5 +1,4 @@
-//! [`RecordingStore`] on PostgreSQL: the schema step "recordings index" (migration 3 of
-//! `postgres.rs`) and the queries behind getRecordings, the importer, the recording calls
+//! [`RecordingStore`] on PostgreSQL (its tables: migration 3, `postgres_schema.rs`): the queries behind getRecordings, the importer, the recording calls
 //! and the playback access lookup, so every node of a cluster reads one index.
 //!
 //! The SQL mirrors `sqlite_recordings.rs`: getRecordings filters (meeting IDs, record-ID
@@ -218,6 +217,13 @@ fn where_clause(q: &RecordingQuery, args: &mut Args) -> String {
     }
 }
 
+/// The matches before paging, when the page itself tells: a page shorter than `limit` that
+/// is not empty (or starts at 0) ends the matches. Otherwise they must be counted.
+fn total_of_short_page(limit: u64, offset: u64, found: usize) -> Option<u64> {
+    let found = found as u64;
+    (found < limit && (found > 0 || offset == 0)).then(|| offset + found)
+}
+
 /// The row ids of the matches of `q`, newest first, optionally one `(limit, offset)` page.
 async fn matching_ids<C: GenericClient>(
     c: &C,
@@ -350,7 +356,7 @@ async fn access_rows<C: GenericClient>(
 
 impl PostgresStore {
     async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
-        self.pool.get().await.map_err(backend)
+        self.pool.get().await.map_err(super::postgres::pool_error)
     }
 
     /// The recordings matching `sql` (which selects row ids), read in full.
@@ -394,24 +400,27 @@ impl RecordingStore for PostgresStore {
 
     async fn find_recordings(&self, q: &RecordingQuery) -> StoreResult<RecordingPage> {
         let c = self.client().await?;
+        let ids = matching_ids(&c, q, q.limit.map(|l| (l, q.offset))).await?;
         let total = match q.limit {
-            Some(_) => {
-                let mut args = Args::default();
-                let clause = where_clause(q, &mut args);
-                let stmt = c
-                    .prepare_cached(&format!("SELECT count(*) FROM recordings r {clause}"))
-                    .await
-                    .map_err(backend)?;
-                let n: i64 = c
-                    .query_one(&stmt, &args.refs())
-                    .await
-                    .map_err(backend)?
-                    .get(0);
-                Some(n.max(0) as u64)
-            }
+            Some(limit) => match total_of_short_page(limit, q.offset, ids.len()) {
+                Some(n) => Some(n),
+                None => {
+                    let mut args = Args::default();
+                    let clause = where_clause(q, &mut args);
+                    let stmt = c
+                        .prepare_cached(&format!("SELECT count(*) FROM recordings r {clause}"))
+                        .await
+                        .map_err(backend)?;
+                    let n: i64 = c
+                        .query_one(&stmt, &args.refs())
+                        .await
+                        .map_err(backend)?
+                        .get(0);
+                    Some(n.max(0) as u64)
+                }
+            },
             None => None,
         };
-        let ids = matching_ids(&c, q, q.limit.map(|l| (l, q.offset))).await?;
         Ok(RecordingPage {
             recordings: load(&c, &ids).await?,
             total,
@@ -734,6 +743,14 @@ mod tests {
                 vec!["3".to_string(), "2".into()]
             )
         );
+    }
+
+    #[test]
+    fn only_a_short_page_that_is_not_past_the_end_tells_the_total() {
+        assert_eq!(total_of_short_page(25, 50, 7), Some(57));
+        assert_eq!(total_of_short_page(25, 0, 0), Some(0));
+        assert_eq!(total_of_short_page(25, 50, 0), None, "past the end");
+        assert_eq!(total_of_short_page(25, 50, 25), None, "a full page");
     }
 
     #[test]
