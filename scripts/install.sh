@@ -70,6 +70,7 @@ note() { echo "- $*"; }
 # 1. The binary and the helper.
 run install -D -m 0755 "$BINARY" "$ROOT/usr/local/bin/ferrolite"
 run install -D -m 0755 scripts/render-nginx.sh "$ROOT/usr/local/sbin/ferrolite-render-nginx"
+run install -D -m 0644 scripts/envfile.sh "$ROOT/usr/local/lib/ferrolite/envfile.sh"
 run install -D -m 0644 docs/nginx.md "$ROOT/usr/local/share/doc/ferrolite/nginx.md"
 
 # 2. The user (system account, no login); nginx's www-data joins its group to read files.

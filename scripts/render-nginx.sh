@@ -19,10 +19,19 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -r "$ENV_FILE" ] || { echo "cannot read $ENV_FILE; create it (scripts/install.sh writes one)" >&2; exit 1; }
-set -a
-# shellcheck disable=SC1090
-. "$ENV_FILE"
-set +a
+# The file is read as systemd reads it for the service (values with spaces and '$' stay as
+# they are; nothing in it is run): scripts/envfile.sh, installed beside this script's
+# directory as lib/ferrolite/envfile.sh.
+here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+for lib in "$here/envfile.sh" "$here/../lib/ferrolite/envfile.sh"; do
+  # shellcheck disable=SC1090
+  [ -r "$lib" ] && { . "$lib"; break; }
+done
+declare -F envfile_load >/dev/null || { echo "envfile.sh not found next to $0 or in $here/../lib/ferrolite/; reinstall Ferrolite" >&2; exit 1; }
+envfile_load "$ENV_FILE"
+for key in "${ENVFILE_KEYS[@]}"; do
+  export "$key=$(envfile_get "$key")"
+done
 : "${BIND:=unix:/run/ferrolite/ferrolite.sock}"
 : "${PLAYBACK_LINK_DIR:=/var/lib/ferrolite/playback-links}"
 export BIND PLAYBACK_LINK_DIR

@@ -28,8 +28,10 @@ pub enum Decision {
 
 /// Decides, for every meeting on `server_id` that no mapping points at (`known` holds the
 /// BBB-side IDs of every mapped meeting), whether and as what to adopt it. The tenant comes
-/// from a scoped ID (`room~<tenant uuid>`) of a known tenant; a plain ID carrying a
-/// `tenant-id` metadatum (created by Scalelite for a tenant) cannot be mapped yet.
+/// from a scoped ID (`room~<tenant uuid>`, a meeting Ferrolite created) or, for a plain ID,
+/// from its `tenant-id` metadatum (a meeting Scalelite created for a tenant: Scalelite
+/// sends the front end's ID unchanged); either must name a known tenant. The adopted
+/// meeting keeps the ID BBB knows it by as its `bbb_id`.
 pub fn adoptions(
     server_id: &str,
     entries: &[MeetingEntry],
@@ -57,14 +59,18 @@ pub fn adoptions(
                 let meta_tenant = e
                     .metadata
                     .iter()
-                    .find(|(k, v)| k == "tenant-id" && !v.is_empty());
-                if multitenancy && meta_tenant.is_some() {
-                    out.push(leave(
-                        "a tenant meeting with a plain ID (created by Scalelite); Ferrolite cannot map it yet",
-                    ));
-                    continue;
+                    .find(|(k, v)| k.eq_ignore_ascii_case("tenant-id") && !v.trim().is_empty())
+                    .map(|(_, v)| v.trim());
+                match meta_tenant.filter(|_| multitenancy) {
+                    Some(t) if tenants.contains(t) => (t.to_string(), e.meeting_id.clone()),
+                    Some(_) => {
+                        out.push(leave(
+                            "its tenant-id metadata names no tenant Ferrolite knows (import the tenants first)",
+                        ));
+                        continue;
+                    }
+                    None => (String::new(), e.meeting_id.clone()),
                 }
-                (String::new(), e.meeting_id.clone())
             }
         };
         if e.voice_bridge.is_empty() {
@@ -82,6 +88,7 @@ pub fn adoptions(
             } else {
                 now_ms
             },
+            bbb_id: e.meeting_id.clone(),
         }));
     }
     out
@@ -97,10 +104,7 @@ fn first_time(key: String) -> bool {
 /// Adopts the unknown meetings a successful poll of `server` found.
 pub async fn adopt_unknown(app: &App, server: &Server, entries: &[MeetingEntry]) {
     let known: HashSet<String> = match app.store.meetings().await {
-        Ok(ms) => ms
-            .iter()
-            .map(|m| crate::tenant::scope(&m.tenant_id, &m.meeting_id))
-            .collect(),
+        Ok(ms) => ms.into_iter().map(|m| m.bbb_id).collect(),
         Err(e) => {
             tracing::warn!(server = %server.id, error = %e, "could not read meetings to adopt unknown ones");
             return;
@@ -141,11 +145,13 @@ pub async fn adopt_unknown(app: &App, server: &Server, entries: &[MeetingEntry])
             choose: &choose,
             now_ms: m.created_at,
             max_tenant_meetings: None,
+            bbb_id: Some(&m.bbb_id),
         };
         match app.store.place_meeting(&req).await {
             Ok(PlaceOutcome::Placed(..)) => tracing::info!(
                 server = %server.id, meeting = %m.meeting_id, tenant = %m.tenant_id,
-                voice_bridge = %m.voice_bridge, "adopted a meeting the store did not know"
+                bbb_id = %m.bbb_id, voice_bridge = %m.voice_bridge,
+                "adopted a meeting the store did not know"
             ),
             Ok(PlaceOutcome::NoVoiceBridge) => {
                 if first_time(format!("{}/{}", server.id, m.meeting_id)) {
@@ -174,46 +180,66 @@ mod tests {
     }
 
     #[test]
-    fn unknown_meetings_are_adopted_with_their_tenant_from_the_scoped_id() {
+    fn unknown_meetings_are_adopted_with_their_tenant_and_bbb_side_id() {
         let tenants: HashSet<String> = ["t1".to_string()].into();
         let known: HashSet<String> = ["known".to_string()].into();
-        let mut tagged = entry("plain-t", "73333");
-        tagged.metadata.push(("tenant-id".into(), "t1".into()));
+        let tagged = |id: &str, vb: &str, tenant: &str| {
+            let mut e = entry(id, vb);
+            e.metadata.push(("tenant-id".into(), tenant.into()));
+            e
+        };
         let mut breakout = entry("br", "74444");
         breakout.load.is_breakout = true;
         let es = vec![
             entry("known", "70001"),
             entry("room~t1", "71111"),
             entry("lonely", "72222"),
-            tagged,
+            tagged("plain-t", "73333", "t1"),
+            tagged("stranger", "75555", "t-unknown"),
             breakout,
             entry("novb", ""),
         ];
         let d = adoptions("s1", &es, &known, &tenants, true, 5);
-        let adopted: Vec<(String, String)> = d
+        let adopted: Vec<(&str, &str, &str)> = d
             .iter()
             .filter_map(|d| match d {
-                Decision::Adopt(m) => Some((m.tenant_id.clone(), m.meeting_id.clone())),
+                Decision::Adopt(m) => Some((
+                    m.tenant_id.as_str(),
+                    m.meeting_id.as_str(),
+                    m.bbb_id.as_str(),
+                )),
                 _ => None,
             })
             .collect();
         assert_eq!(
             adopted,
             vec![
-                ("t1".into(), "room".into()),
-                (String::new(), "lonely".into())
+                ("t1", "room", "room~t1"),
+                ("", "lonely", "lonely"),
+                // Scalelite's tenant meeting: the tenant from its metadata, BBB's plain ID kept.
+                ("t1", "plain-t", "plain-t"),
             ]
         );
+        let left: Vec<&str> = d
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Leave { bbb_id, .. } => Some(bbb_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(left, vec!["stranger", "novb"]);
+        // Without multitenancy every ID is plain and no metadata names a tenant.
+        let d = adoptions("s1", &es[1..4], &known, &tenants, false, 5);
+        let plain: Vec<(&str, &str)> = d
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Adopt(m) => Some((m.tenant_id.as_str(), m.bbb_id.as_str())),
+                _ => None,
+            })
+            .collect();
         assert_eq!(
-            d.iter()
-                .filter(|d| matches!(d, Decision::Leave { .. }))
-                .count(),
-            2
-        );
-        // Without multitenancy every ID is plain.
-        let d = adoptions("s1", &es[1..2], &known, &tenants, false, 5);
-        assert!(
-            matches!(&d[0], Decision::Adopt(m) if m.meeting_id == "room~t1" && m.tenant_id.is_empty())
+            plain,
+            vec![("", "room~t1"), ("", "lonely"), ("", "plain-t")]
         );
     }
 }

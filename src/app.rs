@@ -99,8 +99,7 @@ impl App {
         m: &Meeting,
         limit: Option<Duration>,
     ) -> Result<Reply, CallError> {
-        let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
-        let mut p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
+        let mut p: Params = [("meetingID", m.bbb_id.as_str())].into_iter().collect();
         if !m.moderator_pw.is_empty() {
             p.set("password", m.moderator_pw.clone());
         }

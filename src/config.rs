@@ -1058,9 +1058,7 @@ impl Backends {
     fn from_vars(v: &Vars, purpose: Purpose) -> Result<Backends, ConfigError> {
         let postgres_url = match v.get("DATABASE_URL") {
             Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-                u.parse::<tokio_postgres::Config>().map_err(|e| {
-                    Vars::err("DATABASE_URL", format!("is not a PostgreSQL URL: {e}"))
-                })?;
+                postgres_target(u).map_err(|e| Vars::err("DATABASE_URL", e))?;
                 Some(u.to_string())
             }
             _ => None,
@@ -1196,6 +1194,84 @@ fn sentinel_nodes(list: &str, tls: bool) -> Result<Vec<String>, String> {
         return Err("lists no Sentinel (host:port,host:port)".into());
     }
     Ok(nodes)
+}
+
+/// How a PostgreSQL connection is secured: libpq's `sslmode` and `sslrootcert`, read from
+/// `DATABASE_URL` ([`postgres_target`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgSslMode {
+    Disable,
+    /// TLS when the server offers it (libpq's default); the certificate is checked only
+    /// against a given `sslrootcert`.
+    Prefer,
+    /// TLS or no connection; the certificate is checked only against a given `sslrootcert`.
+    Require,
+    /// TLS with a certificate signed by a trusted CA, whatever name it carries.
+    VerifyCa,
+    /// TLS with a certificate signed by a trusted CA, for the host connected to.
+    VerifyFull,
+}
+
+/// A parsed `DATABASE_URL=postgres://…`.
+#[derive(Debug, Clone)]
+pub struct PostgresTarget {
+    /// Everything but the TLS parameters tokio-postgres does not know.
+    pub config: tokio_postgres::Config,
+    pub ssl_mode: PgSslMode,
+    /// `sslrootcert=<PEM file>`: the CAs to trust instead of the public (Mozilla) ones.
+    pub root_cert: Option<PathBuf>,
+}
+
+/// Parses a PostgreSQL URL with libpq's TLS parameters: `sslmode` (`disable`, `prefer`,
+/// `require`, `verify-ca`, `verify-full`) and `sslrootcert` (a PEM file; `system`: the
+/// public CAs); the message says what is wrong.
+pub fn postgres_target(url: &str) -> Result<PostgresTarget, String> {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut kept: Vec<&str> = Vec::new();
+    let mut ssl_mode = PgSslMode::Prefer;
+    let mut root_cert = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+        match k {
+            "sslmode" => {
+                ssl_mode = match v.as_ref() {
+                    "disable" => PgSslMode::Disable,
+                    "allow" | "prefer" => PgSslMode::Prefer,
+                    "require" => PgSslMode::Require,
+                    "verify-ca" => PgSslMode::VerifyCa,
+                    "verify-full" => PgSslMode::VerifyFull,
+                    other => {
+                        return Err(format!(
+                            "sslmode={other} is not one of disable, prefer, require, verify-ca, verify-full"
+                        ))
+                    }
+                }
+            }
+            "sslrootcert" if v.is_empty() => return Err("sslrootcert= names no file".into()),
+            "sslrootcert" if v == "system" => root_cert = None,
+            "sslrootcert" => root_cert = Some(PathBuf::from(v.as_ref())),
+            _ => kept.push(pair),
+        }
+    }
+    let rest = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    let mut config: tokio_postgres::Config = rest
+        .parse()
+        .map_err(|e| format!("is not a PostgreSQL URL: {e}"))?;
+    config.ssl_mode(match ssl_mode {
+        PgSslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        PgSslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        _ => tokio_postgres::config::SslMode::Require,
+    });
+    Ok(PostgresTarget {
+        config,
+        ssl_mode,
+        root_cert,
+    })
 }
 
 #[cfg(test)]
@@ -1500,5 +1576,29 @@ mod tests {
             cli.backends.postgres_url.is_some(),
             "the CLI may migrate alone"
         );
+    }
+
+    #[test]
+    fn postgres_urls_carry_libpq_tls_parameters() {
+        let t = postgres_target(
+            "postgres://u:pw@db.example:5433/f?sslmode=verify-full&application_name=lb&sslrootcert=%2Fetc%2Fca%20x.pem",
+        )
+        .unwrap();
+        assert_eq!(t.ssl_mode, PgSslMode::VerifyFull);
+        assert_eq!(t.root_cert, Some(PathBuf::from("/etc/ca x.pem")));
+        assert_eq!(t.config.get_application_name(), Some("lb"));
+        assert_eq!(
+            t.config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+        let t = postgres_target("postgresql://db/f").unwrap();
+        assert_eq!((t.ssl_mode, t.root_cert), (PgSslMode::Prefer, None));
+        let t = postgres_target("postgres://db/f?sslmode=disable&sslrootcert=system").unwrap();
+        assert_eq!((t.ssl_mode, t.root_cert), (PgSslMode::Disable, None));
+        assert!(postgres_target("postgres://db/f?sslmode=on")
+            .unwrap_err()
+            .contains("sslmode=on"));
+        assert!(postgres_target("postgres://db/f?sslrootcert=").is_err());
+        assert!(postgres_target("postgres://db/f?nonsense=1").is_err());
     }
 }

@@ -93,22 +93,68 @@ pub fn host_allowed(
     under(&allowed) || (multitenant && base_url.map(normalize_host).is_some_and(|b| under(&b)))
 }
 
+/// The tenant a meeting, a setting, a recording or a call belongs to. The store keeps a
+/// tenant's id as a string and "no tenant" (multitenancy off, or a request to the bare
+/// `BASE_URL` host) as the empty string; this type is how code builds and asks that, so
+/// nothing compares a tenant id with `""` by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TenantScope<'a> {
+    #[default]
+    None,
+    Tenant(&'a str),
+}
+
+impl<'a> TenantScope<'a> {
+    /// The scope a stored tenant id names.
+    pub fn from_stored(tenant_id: &'a str) -> TenantScope<'a> {
+        if tenant_id.is_empty() {
+            TenantScope::None
+        } else {
+            TenantScope::Tenant(tenant_id)
+        }
+    }
+
+    /// `None` (or an empty id) is no tenant.
+    pub fn from_option(tenant_id: Option<&'a str>) -> TenantScope<'a> {
+        tenant_id.map_or(TenantScope::None, TenantScope::from_stored)
+    }
+
+    /// The tenant id as the store keeps it.
+    pub const fn stored(self) -> &'a str {
+        match self {
+            TenantScope::None => "",
+            TenantScope::Tenant(id) => id,
+        }
+    }
+
+    /// The tenant's id, `None` without one.
+    pub fn id(self) -> Option<&'a str> {
+        match self {
+            TenantScope::None => None,
+            TenantScope::Tenant(id) => Some(id),
+        }
+    }
+
+    pub fn is_none(self) -> bool {
+        self == TenantScope::None
+    }
+}
+
 /// What joins a meeting ID to its tenant's ID on the BBB side.
 pub const SCOPE_SEPARATOR: char = '~';
 
 /// The meeting ID as BBB knows it: unchanged without a tenant.
 pub fn scope(tenant_id: &str, meeting_id: &str) -> String {
-    if tenant_id.is_empty() {
-        meeting_id.to_string()
-    } else {
-        format!("{meeting_id}{SCOPE_SEPARATOR}{tenant_id}")
+    match TenantScope::from_stored(tenant_id) {
+        TenantScope::None => meeting_id.to_string(),
+        TenantScope::Tenant(t) => format!("{meeting_id}{SCOPE_SEPARATOR}{t}"),
     }
 }
 
 /// The front end's meeting ID for an ID BBB reported: the tenant's suffix removed. An ID
 /// without the suffix is returned unchanged.
 pub fn unscope<'a>(tenant_id: &str, bbb_id: &'a str) -> &'a str {
-    if tenant_id.is_empty() {
+    if TenantScope::from_stored(tenant_id).is_none() {
         return bbb_id;
     }
     bbb_id
@@ -121,7 +167,7 @@ pub fn unscope<'a>(tenant_id: &str, bbb_id: &'a str) -> &'a str {
 /// elements, in messages, in URLs). The suffix is `~<uuid>`, which needs no XML or URL
 /// escaping and does not occur in BBB's own text, so a plain byte replacement is exact.
 pub fn unscope_text<'a>(tenant_id: &str, body: &'a [u8]) -> Cow<'a, [u8]> {
-    if tenant_id.is_empty() {
+    if TenantScope::from_stored(tenant_id).is_none() {
         return Cow::Borrowed(body);
     }
     let suffix = format!("{SCOPE_SEPARATOR}{tenant_id}");
@@ -165,6 +211,20 @@ pub fn parse_secrets(raw: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_tenant_is_stored_as_the_empty_id() {
+        assert_eq!(TenantScope::from_stored(""), TenantScope::None);
+        assert_eq!(TenantScope::from_option(Some("")), TenantScope::None);
+        assert_eq!(TenantScope::from_option(None), TenantScope::None);
+        assert_eq!(TenantScope::None.stored(), crate::store::NO_TENANT);
+        let t = TenantScope::from_stored("0b6f");
+        assert_eq!(
+            (t.id(), t.stored(), t.is_none()),
+            (Some("0b6f"), "0b6f", false)
+        );
+        assert_eq!(TenantScope::None.id(), None);
+    }
 
     #[test]
     fn the_host_names_the_tenant() {

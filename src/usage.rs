@@ -63,14 +63,22 @@ pub fn parse_day(s: &str) -> Result<String, String> {
     }
 }
 
-/// The tenant part of a meeting ID as BBB knows it (see `tenant::scope`).
-fn tenant_of(multitenancy: bool, bbb_id: &str) -> &str {
+/// The tenant of a meeting BBB reported: its `tenant-id` metadatum (set on every tenant
+/// create, by Ferrolite and by Scalelite, whose tenant meetings have plain IDs), else the
+/// scope suffix of its ID (see `tenant::scope`).
+fn tenant_of<'a>(multitenancy: bool, bbb_id: &'a str, metadata: &'a [(String, String)]) -> &'a str {
     if !multitenancy {
         return "";
     }
-    bbb_id
-        .rsplit_once(crate::tenant::SCOPE_SEPARATOR)
-        .map(|(_, t)| t)
+    metadata
+        .iter()
+        .find(|(k, v)| k.eq_ignore_ascii_case("tenant-id") && !v.trim().is_empty())
+        .map(|(_, v)| v.trim())
+        .or_else(|| {
+            bbb_id
+                .rsplit_once(crate::tenant::SCOPE_SEPARATOR)
+                .map(|(_, t)| t)
+        })
         .unwrap_or("")
 }
 
@@ -86,7 +94,7 @@ pub fn sightings(
         .iter()
         .map(|e| UsageSighting {
             day: day.clone(),
-            tenant_id: tenant_of(multitenancy, &e.meeting_id).to_string(),
+            tenant_id: tenant_of(multitenancy, &e.meeting_id, &e.metadata).to_string(),
             meeting_key: if e.internal_meeting_id.is_empty() {
                 format!("{}@{}", e.meeting_id, e.load.create_time_ms)
             } else {
@@ -329,11 +337,9 @@ pub async fn cli(app: &App, args: &UsageArgs, out: &mut impl std::io::Write) -> 
         .iter()
         .map(|d| {
             (
-                if d.tenant.is_empty() {
-                    "(no tenant)"
-                } else {
-                    d.tenant.as_str()
-                },
+                crate::tenant::TenantScope::from_stored(&d.tenant)
+                    .id()
+                    .unwrap_or("(no tenant)"),
                 &d.usage,
             )
         })
@@ -388,10 +394,14 @@ mod tests {
     }
 
     #[test]
-    fn tenants_come_from_the_scope_suffix() {
-        assert_eq!(tenant_of(true, "room~t-1"), "t-1");
-        assert_eq!(tenant_of(true, "room"), "");
-        assert_eq!(tenant_of(false, "room~t-1"), "");
+    fn tenants_come_from_the_metadata_or_the_scope_suffix() {
+        let tagged = vec![("tenant-id".to_string(), "t-2".to_string())];
+        assert_eq!(tenant_of(true, "room~t-1", &[]), "t-1");
+        assert_eq!(tenant_of(true, "room", &[]), "");
+        assert_eq!(tenant_of(false, "room~t-1", &[]), "");
+        // Scalelite's tenant meetings: a plain ID, the tenant in the metadata.
+        assert_eq!(tenant_of(true, "room", &tagged), "t-2");
+        assert_eq!(tenant_of(false, "room", &tagged), "");
     }
 
     #[test]

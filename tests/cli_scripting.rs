@@ -142,11 +142,16 @@ async fn every_listing_prints_json_with_stable_fields() {
             "server_id",
             "server_url",
             "voice_bridge",
-            "created_at"
+            "created_at",
+            "bbb_id"
         ])
     );
     assert_eq!(m["meeting_id"], "room1");
     assert_eq!(m["tenant_id"], tenant_id);
+    assert_eq!(
+        m["bbb_id"],
+        format!("room1~{}", m["tenant_id"].as_str().unwrap())
+    );
     let holder = ids
         .iter()
         .position(|i| m["server_id"] == i.as_str())
@@ -206,7 +211,9 @@ async fn recordings_list_prints_a_dated_table_and_json() {
             "start_time",
             "end_time",
             "participants",
-            "formats"
+            "formats",
+            "protected",
+            "metadata"
         ])
     );
     assert_eq!(r["formats"], json!(["video"]));

@@ -122,6 +122,7 @@ fn the_package_installs_upgrades_keeping_settings_and_purges_clean() {
     assert_eq!(stat("/usr/bin/ferrolite"), "root:root 755");
     assert!(ok("/usr/bin/ferrolite", &["--version"]).starts_with("ferrolite 0.1.0"));
     assert_eq!(stat("/usr/sbin/ferrolite-render-nginx"), "root:root 755");
+    assert_eq!(stat("/usr/lib/ferrolite/envfile.sh"), "root:root 644");
     for unit in ["ferrolite.service", "ferrolite-nginx.service"] {
         let path = format!("/lib/systemd/system/{unit}");
         assert_eq!(stat(&path), "root:root 644");
@@ -223,6 +224,7 @@ fn the_package_installs_upgrades_keeping_settings_and_purges_clean() {
     for gone in [
         "/usr/bin/ferrolite",
         "/usr/sbin/ferrolite-render-nginx",
+        "/usr/lib/ferrolite/envfile.sh",
         "/lib/systemd/system/ferrolite.service",
         "/etc/systemd/system/multi-user.target.wants/ferrolite.service",
         "/etc/default/ferrolite",

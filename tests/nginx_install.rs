@@ -42,6 +42,7 @@ fn install_script_is_safe_to_rerun_in_a_temp_root() {
     for f in [
         "usr/local/bin/ferrolite",
         "usr/local/sbin/ferrolite-render-nginx",
+        "usr/local/lib/ferrolite/envfile.sh",
         "etc/systemd/system/ferrolite.service",
         "etc/systemd/system/ferrolite-nginx.service",
         "var/lib/ferrolite/playback-links",
@@ -99,6 +100,86 @@ fn install_script_is_safe_to_rerun_in_a_temp_root() {
         "nginx -t: {}",
         String::from_utf8_lossy(&t.stderr)
     );
+}
+
+/// `ferrolite-render-nginx` (installed, and from the source tree) reads the settings file
+/// as systemd does: values with spaces, `$` and quotes reach the binary exactly as the
+/// service gets them, and nothing in the file is run.
+#[test]
+fn render_nginx_reads_the_settings_file_as_systemd_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    install(&root, &[]);
+    let env_file = dir.path().join("ferrolite.env");
+    let ran = dir.path().join("ran");
+    std::fs::write(
+        &env_file,
+        format!(
+            "URL_HOST=lb.example.org\n\
+             LOADBALANCER_SECRET=abc$notavar\n\
+             DEFAULT_CREATE_PARAMS=welcome=Hello world\n\
+             WELCOME=\"Say \\\"hi\\\" to $USER\"\n\
+             LITERAL='$(touch {})'\n\
+             BIND=unix:/run/ferrolite/other.sock\n",
+            ran.display()
+        ),
+    )
+    .unwrap();
+    // The real binary, behind a wrapper that records the environment it was given.
+    let spy = dir.path().join("spy.sh");
+    std::fs::write(
+        &spy,
+        format!(
+            "#!/bin/sh\nenv > \"$SPY_OUT\"\nexec {} \"$@\"\n",
+            env!("CARGO_BIN_EXE_ferrolite")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&spy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let source_tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/render-nginx.sh");
+    for script in [
+        root.join("usr/local/sbin/ferrolite-render-nginx"),
+        source_tree,
+    ] {
+        let out_file = dir.path().join("site.conf");
+        let seen = dir.path().join("seen.env");
+        let out = Command::new("bash")
+            .arg(&script)
+            .args(["--env", env_file.to_str().unwrap()])
+            .args(["--out", out_file.to_str().unwrap(), "--no-reload"])
+            .env("FERROLITE_BIN", &spy)
+            .env("SPY_OUT", &seen)
+            .env("FERROLITE_ENV_FILE", "")
+            .env_remove("BIND")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let seen = std::fs::read_to_string(&seen).unwrap();
+        let var = |k: &str| {
+            seen.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .map(str::to_string)
+        };
+        assert_eq!(var("LOADBALANCER_SECRET").as_deref(), Some("abc$notavar"));
+        assert_eq!(
+            var("DEFAULT_CREATE_PARAMS").as_deref(),
+            Some("welcome=Hello world")
+        );
+        assert_eq!(var("WELCOME").as_deref(), Some("Say \"hi\" to $USER"));
+        assert_eq!(var("LITERAL"), Some(format!("$(touch {})", ran.display())));
+        assert!(!ran.exists(), "nothing in the settings file is run");
+        let site = std::fs::read_to_string(&out_file).unwrap();
+        assert!(
+            site.contains("server_name lb.example.org;")
+                && site.contains("server unix:/run/ferrolite/other.sock;"),
+            "{site}"
+        );
+    }
 }
 
 /// `nginx -t` on `site` inside a minimal main configuration.

@@ -408,6 +408,7 @@ async fn a_schema_rb_scalelite_carries_over_with_tenants_and_nothing_is_written_
     let fake = Fake::start(&["bbb-secret-0", "bbb-secret-1"]);
     fake.set_meeting(0, "plain-room", serde_json::json!({"participants": 3}))
         .await;
+    tenant_meeting_on_bbb(&fake).await;
     let sl = scalelite(&fake, false).await;
     let redis_before = redis_snapshot(&sl.redis).await;
     let pg_before = pg_snapshot(&sl.db_url).await;
@@ -434,10 +435,9 @@ async fn a_schema_rb_scalelite_carries_over_with_tenants_and_nothing_is_written_
     assert_eq!(row(&out, "tenant settings"), (2, 0, 0), "{out}");
     assert_eq!(row(&out, "tenant LRS settings"), (1, 0, 0), "{out}");
     assert_eq!(row(&out, "recordings"), (4, 0, 0), "{out}");
-    // plain-room carried; room-a (a tenant meeting, plain ID on BBB) and the expired one skipped with reasons.
-    assert_eq!(row(&out, "running meetings"), (1, 0, 2), "{out}");
+    // plain-room and room-a (bn's meeting, plain ID on BBB) carried; the expired one skipped.
+    assert_eq!(row(&out, "running meetings"), (2, 0, 1), "{out}");
     assert!(out.contains("expired-room: its mapping expired"), "{out}");
-    assert!(out.contains("room-a: a tenant meeting"), "{out}");
     assert!(!out.contains("stranger"), "another namespace leaked: {out}");
 
     // Ids, states, multipliers, tags kept.
@@ -544,6 +544,23 @@ async fn a_schema_rb_scalelite_carries_over_with_tenants_and_nothing_is_written_
     assert_eq!(row(&again, "recordings").1, 4, "{again}");
     assert_eq!(lb.cli_ok(&["servers"]), servers);
     assert_eq!(lb.cli_ok(&["recordings", "list"]), recs_before);
+    // bn's running meeting is reached with bn's secret on its server, by its plain ID;
+    // another tenant does not see it.
+    tenant_meeting_keeps_its_server(&lb, &fake, "bn.lb.example").await;
+    let (_, other, _) = lb
+        .get_as(
+            "uni.lb.example",
+            "uni-secret",
+            "getMeetingInfo",
+            "meetingID=room-a",
+        )
+        .await;
+    assert!(other.contains("notFound"), "{other}");
+    let (_, ended, _) = lb
+        .get_as("bn.lb.example", "bn-secret-2", "end", "meetingID=room-a")
+        .await;
+    assert!(ended.contains("SUCCESS"), "{ended}");
+    assert_eq!(fake.holder("room-a").await, None, "ended on BBB");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -612,21 +629,25 @@ async fn a_migrated_scalelite_imports_and_running_meetings_keep_their_servers() 
     );
 }
 
-/// The switch as docs/switch-from-scalelite.md describes it: Ferrolite pointed at
-/// Scalelite's recording dirs, `scalelite import`, then `recordings import` of the published
-/// and the unpublished tree. Every recording keeps its state, protection, tenant and
-/// metadata (the index wins over the older metadata.xml), a recording only on disk is
-/// indexed in the state of its directory, the running meeting keeps its server, and no file
-/// is copied or moved.
+/// The switch exactly as docs/switch-from-scalelite.md describes it, on the docker layout:
+/// `install.sh --from-scalelite` writes Ferrolite's settings from Scalelite's (the recording
+/// dirs from `SCALELITE_RECORDING_DIR`, `RECORDING_IMPORT_UNPUBLISHED=true` carried over),
+/// `scalelite import` (dry run, then for real), `recordings import` of the published and the
+/// unpublished tree, then Ferrolite starts and polls. Every recording of Scalelite's database
+/// keeps its state, protection, tenant and metadata; a recording only on disk is indexed in
+/// the state of its directory; both running meetings (one without a tenant, one of tenant
+/// bn) keep their servers; no file is copied or moved.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_documented_switch_keeps_everything_and_copies_no_file() {
     use common::trees::{inode, write_recording};
     let fake = Fake::start(&["bbb-secret-0", "bbb-secret-1"]);
     fake.set_meeting(0, "plain-room", serde_json::json!({"participants": 3}))
         .await;
+    tenant_meeting_on_bbb(&fake).await;
     let sl = scalelite(&fake, true).await;
     let var = tempfile::tempdir().unwrap();
     let (published, unpublished) = (var.path().join("published"), var.path().join("unpublished"));
+    std::fs::create_dir_all(var.path().join("spool")).unwrap();
     let files = [
         write_recording(&published, "rec-t1-a-1700000000000", "room-a"),
         write_recording(&unpublished, "rec-t2-b-1700000100000", "room-b"),
@@ -634,31 +655,105 @@ async fn the_documented_switch_keeps_everything_and_copies_no_file() {
     ];
     let inodes: Vec<u64> = files.iter().map(|f| inode(f)).collect();
 
+    // 1. install.sh --from-scalelite, from Scalelite's settings (docker layout).
+    let host = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(host.path().join("etc/default")).unwrap();
+    std::fs::write(
+        host.path().join("etc/default/scalelite"),
+        format!(
+            "URL_HOST=lb.example\nLOADBALANCER_SECRET={}\nMULTITENANCY_ENABLED=true\n\
+             PROTECTED_RECORDINGS_ENABLED=true\nRECORDING_IMPORT_UNPUBLISHED=true\n\
+             SECRET_KEY_BASE=k3y$with$dollars\nREDIS_URL={}\nDATABASE_URL={}\n\
+             SCALELITE_RECORDING_DIR={}\n",
+            common::LB_SECRET,
+            sl.redis.url,
+            sl.db_url,
+            var.path().display()
+        ),
+    )
+    .unwrap();
+    let install = std::process::Command::new("bash")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install.sh"))
+        .arg("--root")
+        .arg(host.path())
+        .args(["--binary", env!("CARGO_BIN_EXE_ferrolite")])
+        .args(["--from-scalelite", "--no-nginx"])
+        .output()
+        .unwrap();
+    assert!(
+        install.status.success(),
+        "{}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    // The service's environment is what systemd reads from that file; only the service's
+    // own host paths (database, socket, link dir, work dir) are moved into the test's dir.
+    let parsed = std::process::Command::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/envfile.sh"),
+    )
+    .arg(host.path().join("etc/default/ferrolite"))
+    .output()
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut env = Lb::base_env(&dir);
-    for (k, v) in [
-        ("MULTITENANCY_ENABLED", "true".to_string()),
-        ("BASE_URL", "lb.example".to_string()),
-        ("PROTECTED_RECORDINGS_ENABLED", "true".to_string()),
-        ("RECORDING_IMPORT_UNPUBLISHED", "true".to_string()),
-        ("IMPORTER_ENABLED", "false".to_string()),
-        ("RECORDING_PUBLISH_DIR", published.display().to_string()),
-        ("RECORDING_UNPUBLISH_DIR", unpublished.display().to_string()),
-        (
-            "RECORDING_SPOOL_DIR",
-            var.path().join("spool").display().to_string(),
-        ),
-        (
-            "RECORDING_WORK_DIR",
-            var.path().join("work").display().to_string(),
-        ),
-    ] {
-        env.push((k.into(), v));
+    let harness: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+    for line in String::from_utf8(parsed.stdout).unwrap().lines() {
+        let (k, v) = line.split_once('\t').unwrap();
+        if !harness.iter().any(|h| h == k) && k != "BIND" {
+            env.push((k.to_string(), v.to_string()));
+        }
     }
-    let lb = Lb::start_in(dir, env);
-    ok(&import(&lb, &sl, &[]));
+    for (k, v) in [
+        ("PLAYBACK_LINK_DIR", dir.path().join("links")),
+        ("RECORDING_WORK_DIR", var.path().join("work")),
+    ] {
+        env.retain(|(e, _)| e != k);
+        env.push((k.into(), v.display().to_string()));
+    }
+    let setting = |k: &str| env.iter().find(|(e, _)| e == k).map(|(_, v)| v.clone());
+    assert_eq!(
+        setting("RECORDING_UNPUBLISH_DIR"),
+        Some(unpublished.display().to_string())
+    );
+    assert_eq!(
+        setting("SECRET_KEY_BASE").as_deref(),
+        Some("k3y$with$dollars")
+    );
+    let cli = |args: &[&str]| {
+        let out = common::cli_with(&env, dir.path(), args);
+        assert!(
+            out.status.success(),
+            "ferrolite {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    // 2. Carry Scalelite's state over (Ferrolite not started yet).
+    let (redis, db) = (sl.redis.url.as_str(), sl.db_url.as_str());
+    let import = [
+        "scalelite",
+        "import",
+        "--redis-url",
+        redis,
+        "--database-url",
+        db,
+    ];
+    let dry = cli(&[&import[..], &["--dry-run"]].concat());
+    assert!(dry.contains("dry run: nothing was written"), "{dry}");
+    let out = cli(&import);
+    assert_eq!(row(&out, "running meetings"), (2, 0, 1), "{out}");
+
+    // 3. Index the recording files where they lie.
+    let tree = published.display().to_string();
+    let before = cli(&["recordings", "list", "--json"]);
+    cli(&["recordings", "import", "--dry-run", &tree]);
+    assert_eq!(
+        cli(&["recordings", "list", "--json"]),
+        before,
+        "a dry run indexes nothing"
+    );
     for d in [&published, &unpublished] {
-        let out = lb.cli_ok(&["recordings", "import", &d.display().to_string()]);
+        let out = cli(&["recordings", "import", &d.display().to_string()]);
         assert!(
             out.contains("0 format dir(s) renamed, none copied"),
             "{out}"
@@ -667,6 +762,55 @@ async fn the_documented_switch_keeps_everything_and_copies_no_file() {
     let now: Vec<u64> = files.iter().map(|f| inode(f)).collect();
     assert_eq!(now, inodes, "no file copied or moved");
 
+    // Every recording of Scalelite's database as Scalelite had it.
+    let listed: serde_json::Value =
+        serde_json::from_str(&cli(&["recordings", "list", "--json"])).unwrap();
+    let ours = |rid: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["record_id"] == rid)
+            .unwrap_or_else(|| panic!("{rid} is not in Ferrolite's index: {listed}"))
+            .clone()
+    };
+    let theirs = scalelite_recordings(&sl.db_url).await;
+    assert_eq!(theirs.len(), 5);
+    for (rid, state, published, protected, metadata) in &theirs {
+        let r = ours(rid);
+        assert_eq!(r["state"], state.as_str(), "{rid}");
+        assert_eq!(r["published"], *published, "{rid}");
+        assert_eq!(r["protected"], *protected, "{rid}");
+        for (k, v) in metadata {
+            assert_eq!(r["metadata"][k], v.as_str(), "{rid} metadata {k}");
+        }
+        assert_eq!(
+            r["metadata"].get("tenant-id"),
+            metadata
+                .iter()
+                .find(|(k, _)| k == "tenant-id")
+                .map(|(_, v)| serde_json::json!(v))
+                .as_ref(),
+            "{rid} keeps its tenant"
+        );
+    }
+    // The one only on disk: unpublished, like its directory (RECORDING_IMPORT_UNPUBLISHED
+    // does not apply to a migration), and protected as Scalelite's importer marks a new
+    // recording under PROTECTED_RECORDINGS_ENABLED.
+    let disk = ours("rec-disk-only-1700000400000");
+    assert_eq!(
+        (&disk["state"], &disk["published"], &disk["protected"]),
+        (
+            &serde_json::json!("unpublished"),
+            &serde_json::json!(false),
+            &serde_json::json!(true)
+        ),
+        "{disk}"
+    );
+
+    // 5. Switch: Ferrolite starts and polls.
+    let lb = Lb::start_in(dir, env.clone());
+    lb.cli_ok(&["poll"]);
     let (_, bn, _) = lb
         .get_as("bn.lb.example", "bn-secret-1", "getRecordings", "")
         .await;
@@ -679,42 +823,126 @@ async fn the_documented_switch_keeps_everything_and_copies_no_file() {
         .get_as("uni.lb.example", "uni-secret", "getRecordings", "")
         .await;
     assert_eq!(
-        xml_field(&uni, "published").as_deref(),
-        Some("false"),
+        (
+            xml_field(&uni, "published").as_deref(),
+            xml_field(&uni, "protected").as_deref()
+        ),
+        (Some("false"), Some("true")),
         "{uni}"
-    );
-    assert_eq!(
-        xml_field(&uni, "protected").as_deref(),
-        Some("true"),
-        "{uni}"
-    );
-    let listed = lb.cli_ok(&["recordings", "list", "--meeting", "room-d"]);
-    let row: Vec<&str> = listed
-        .lines()
-        .find(|l| l.starts_with("rec-disk-only-1700000400000 "))
-        .map(|l| l.split_whitespace().collect())
-        .unwrap_or_default();
-    assert_eq!(
-        row.get(1..4),
-        Some(&["room-d", "unpublished", "no"][..]),
-        "{listed}"
     );
 
-    // The running meeting keeps its server.
-    let (status, _, loc) = lb
+    // The running meetings keep their servers: the one without a tenant on srv-one (fake
+    // 0), bn's on srv-legacy (fake 1), reached with bn's secret under its plain ID.
+    let meetings: serde_json::Value =
+        serde_json::from_str(&lb.cli_ok(&["meetings", "--json"])).unwrap();
+    let server_of = |id: &str| {
+        meetings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["meeting_id"] == id)
+            .map(|m| m["server_id"].clone())
+    };
+    assert_eq!(
+        server_of("plain-room"),
+        Some(serde_json::json!("srv-one")),
+        "{meetings}"
+    );
+    assert_eq!(
+        server_of("room-a"),
+        Some(serde_json::json!("srv-legacy")),
+        "{meetings}"
+    );
+    tenant_meeting_keeps_its_server(&lb, &fake, "bn.lb.example").await;
+    lb.cli_ok(&["poll"]);
+    let meetings = lb.cli_ok(&["meetings"]);
+    assert!(
+        meetings.contains("plain-room") && meetings.contains("room-a"),
+        "{meetings}"
+    );
+}
+
+/// Scalelite's recordings as its database holds them: (record_id, state, published,
+/// protected, metadata), NULL flags read as false and NULL values as empty, as Scalelite's
+/// API answers them.
+async fn scalelite_recordings(
+    url: &str,
+) -> Vec<(String, String, bool, bool, Vec<(String, String)>)> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut out = Vec::new();
+    for r in client
+        .query(
+            "SELECT id, record_id, state, COALESCE(published, false), COALESCE(protected, false)
+             FROM recordings ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        let id: i64 = r.get(0);
+        let meta = client
+            .query(
+                "SELECT key, COALESCE(value, '') FROM metadata WHERE recording_id = $1 AND key <> 'isBreakout' ORDER BY key",
+                &[&id],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| (m.get(0), m.get(1)))
+            .collect();
+        out.push((r.get(1), r.get(2), r.get(3), r.get(4), meta));
+    }
+    out
+}
+
+/// `room-a` as Scalelite created it for tenant bn on the server it mapped it to (fake 1):
+/// the plain meeting ID, the tenant in the metadata.
+async fn tenant_meeting_on_bbb(fake: &Fake) {
+    fake.set_meeting(
+        1,
+        "room-a",
+        serde_json::json!({
+            "participants": 1,
+            "voice_bridge": "75555",
+            "metadata": {"tenant-id": T1, "tenant-name": "bn"},
+        }),
+    )
+    .await;
+}
+
+/// After the import, bn's `room-a` is joined on fake 1 under its plain ID, and a create of
+/// the same room goes there too (no second copy elsewhere).
+async fn tenant_meeting_keeps_its_server(lb: &Lb, fake: &Fake, host: &str) {
+    let (status, body, loc) = lb
         .get_as(
-            "lb.example",
-            common::LB_SECRET,
+            host,
+            "bn-secret-1",
             "join",
-            "meetingID=plain-room&fullName=Ann&role=MODERATOR",
+            "meetingID=room-a&fullName=Bo&role=VIEWER",
         )
         .await;
-    assert_eq!(status, 302);
-    let port = url::Url::parse(&fake.servers[0].url)
+    assert_eq!(status, 302, "{body}");
+    let port = url::Url::parse(&fake.servers[1].url)
         .unwrap()
         .port()
         .unwrap();
-    assert!(loc.contains(&format!(":{port}/")), "{loc}");
-    lb.cli_ok(&["poll"]);
-    assert!(lb.cli_ok(&["meetings"]).contains("plain-room"));
+    assert!(
+        loc.contains(&format!(":{port}/")) && loc.contains("meetingID=room-a&"),
+        "{loc}"
+    );
+    let (_, created, _) = lb
+        .get_as(host, "bn-secret-1", "create", "meetingID=room-a&name=Again")
+        .await;
+    assert!(created.contains("SUCCESS"), "{created}");
+    let creates = fake.calls_to(1, "create").await;
+    assert_eq!(
+        creates.last().map(|c| c["params"]["meetingID"].clone()),
+        Some(serde_json::json!("room-a")),
+        "the create reached fake 1 under the plain ID"
+    );
+    assert_eq!(fake.calls_to(0, "create").await.len(), 0);
+    assert_eq!(fake.meetings(1).await.len(), 1, "no second copy of room-a");
 }

@@ -1,5 +1,6 @@
 //! Small places where Scalelite's own specs define the answer: getMeetings without
-//! multitenancy leaves out meetings that carry `tenant-id` metadata.
+//! multitenancy leaves out meetings that carry `tenant-id` metadata; `tenants` ends with
+//! `Total number of tenants: N`, also when there are none.
 
 mod common;
 
@@ -23,4 +24,35 @@ async fn get_meetings_without_multitenancy_leaves_out_tenant_tagged_meetings() {
     assert!(list.contains("<meetingID>empty-tag</meetingID>"), "{list}");
     assert!(!list.contains("<meetingID>tagged</meetingID>"), "{list}");
     assert_eq!(count(&list, "meeting"), 2, "{list}");
+}
+
+#[test]
+fn tenants_list_ends_with_the_count_as_scalelite_does() {
+    let lb = Lb::start(&[("MULTITENANCY_ENABLED", "true")]);
+    for args in [&["tenants"][..], &["tenants", "list"][..]] {
+        let out = lb.cli(args);
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Total number of tenants: 0\n"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("No tenants exist"),
+            "{args:?}"
+        );
+    }
+    lb.cli_ok(&["tenants", "add", "alpha", "alpha-secret"]);
+    lb.cli_ok(&["tenants", "add", "beta", "beta-secret"]);
+    for args in [&["tenants"][..], &["tenants", "list"][..]] {
+        let list = lb.cli_ok(args);
+        assert!(
+            list.contains("alpha") && list.contains("beta"),
+            "{args:?}: {list}"
+        );
+        assert!(
+            list.ends_with("Total number of tenants: 2\n"),
+            "{args:?}: {list}"
+        );
+        assert_eq!(list.matches("Total number of tenants").count(), 1);
+    }
 }

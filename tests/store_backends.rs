@@ -415,3 +415,139 @@ async fn a_meeting_created_through_one_node_is_joined_through_another() {
     assert!(end.contains("<returncode>SUCCESS</returncode>"), "{end}");
     assert!(!a.cli_ok(&["meetings", "list"]).contains("shared"));
 }
+
+/// Whether the server sees the connection named `app` (`application_name`) over TLS.
+async fn uses_tls(pg: &Postgres, app: &str) -> Option<bool> {
+    let (client, conn) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(conn);
+    let row = client
+        .query_opt(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE a.application_name = $1 LIMIT 1",
+            &[&app],
+        )
+        .await
+        .unwrap();
+    drop(client);
+    let _ = task.await;
+    row.map(|r| r.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls_checks_the_server_as_the_url_asks() {
+    let pg = Postgres::start_tls();
+    pg.batch("CREATE DATABASE tls").await;
+    let ca = pg.tls_ca.clone().unwrap().display().to_string();
+    let other_ca_dir = tempfile::tempdir().unwrap();
+    common::postgres::make_test_certificates(other_ca_dir.path(), "some-other-ca");
+    let other_ca = other_ca_dir.path().join("ca.crt").display().to_string();
+    let url = |host: &str, app: &str, params: &str| {
+        format!(
+            "postgres://postgres@{host}:{}/tls?hostaddr=127.0.0.1&application_name={app}&{params}",
+            pg.port
+        )
+    };
+    // Accepted: the connection is then encrypted (the pool keeps it open to look at).
+    for (app, u) in [
+        (
+            "full-ip",
+            url(
+                "127.0.0.1",
+                "full-ip",
+                &format!("sslmode=verify-full&sslrootcert={ca}"),
+            ),
+        ),
+        (
+            "full-name",
+            url(
+                "localhost",
+                "full-name",
+                &format!("sslmode=verify-full&sslrootcert={ca}"),
+            ),
+        ),
+        (
+            "ca-only",
+            url(
+                "db.example",
+                "ca-only",
+                &format!("sslmode=verify-ca&sslrootcert={ca}"),
+            ),
+        ),
+        ("require", url("db.example", "require", "sslmode=require")),
+        ("prefer", url("127.0.0.1", "prefer", "")),
+    ] {
+        let store = PostgresStore::connect(&u, 1)
+            .await
+            .unwrap_or_else(|e| panic!("{app}: {e}"));
+        assert_eq!(uses_tls(&pg, app).await, Some(true), "{app}: TLS in use");
+        drop(store);
+    }
+    let store = PostgresStore::connect(&url("127.0.0.1", "plain", "sslmode=disable"), 1)
+        .await
+        .unwrap();
+    assert_eq!(uses_tls(&pg, "plain").await, Some(false), "sslmode=disable");
+    drop(store);
+
+    // Refused, through the CLI as an operator sees it: one line that says why.
+    let dir = tempfile::tempdir().unwrap();
+    for (case, u, says) in [
+        (
+            "another CA",
+            url(
+                "127.0.0.1",
+                "x",
+                &format!("sslmode=verify-full&sslrootcert={other_ca}"),
+            ),
+            "not signed by a CA DATABASE_URL trusts",
+        ),
+        (
+            "another host name",
+            url(
+                "db.example",
+                "x",
+                &format!("sslmode=verify-full&sslrootcert={ca}"),
+            ),
+            "is not for the host DATABASE_URL names",
+        ),
+        (
+            "a private CA not named",
+            url("localhost", "x", "sslmode=verify-full"),
+            "not signed by a CA DATABASE_URL trusts",
+        ),
+        (
+            "another CA, even for require",
+            url(
+                "localhost",
+                "x",
+                &format!("sslmode=require&sslrootcert={other_ca}"),
+            ),
+            "not signed by a CA DATABASE_URL trusts",
+        ),
+        (
+            "no such CA file",
+            url(
+                "localhost",
+                "x",
+                "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+            ),
+            "cannot read the CA certificates of sslrootcert=/nonexistent/ca.pem",
+        ),
+        (
+            "an unknown sslmode",
+            url("localhost", "x", "sslmode=verify-everything"),
+            "sslmode=verify-everything is not one of",
+        ),
+    ] {
+        let mut env = Lb::base_env(&dir);
+        env.retain(|(k, _)| k != "DATABASE_URL");
+        env.push(("DATABASE_URL".into(), u));
+        let out = common::cli_with(&env, dir.path(), &["db", "migrate"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{case}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{case}: {stderr}");
+        assert!(stderr.contains(says), "{case}: {stderr}");
+        eprintln!("{case}: {}", stderr.trim());
+    }
+}

@@ -10,11 +10,10 @@ use clap::{Parser, Subcommand};
 
 use super::exit::Outcome;
 use super::progress::Display;
-use super::{servers, tenants, views, AdminError, AdminResult};
+use super::{meetings, servers, tenants, views, AdminError, AdminResult};
 use crate::app::App;
-use crate::bbb::params::Params;
-use crate::bbb::parse_reply;
 use crate::store::{Server, ServerState};
+use crate::tenant::TenantScope;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -96,7 +95,7 @@ pub enum Command {
     Usage(crate::usage::UsageArgs),
     /// Check this host: settings, database, recording dirs, nginx, player, BBB servers,
     /// clocks, certificate; each ok/warn/fail with what to do.
-    Doctor,
+    Doctor(super::doctor::DoctorArgs),
     /// Carry a Scalelite's state over (its Redis and PostgreSQL are only read).
     Scalelite {
         #[command(subcommand)]
@@ -444,8 +443,8 @@ pub async fn run(app: Arc<App>, command: Command) -> AdminResult<Outcome> {
             .await?
         }
         Command::Scalelite { command } => crate::scalelite::cli::run(&app, command).await?,
-        Command::Doctor => {
-            let checks = super::doctor::run(&app).await;
+        Command::Doctor(args) => {
+            let checks = super::doctor::run(&app, &args).await;
             write!(out, "{}", super::doctor::render(&checks)).map_err(io)?;
             if checks.iter().any(|c| c.level == super::doctor::Level::Fail) {
                 return Err(AdminError::Invalid("some checks failed (see above)".into()));
@@ -567,37 +566,11 @@ async fn servers_command(app: &App, cmd: ServersCommand, out: &mut impl Write) -
             ok(out)?;
         }
         ServersCommand::MeetingList { ids } => {
-            let all = app.store.servers().await?;
-            let wanted = split_ids(&ids);
-            for id in &wanted {
-                if !all.iter().any(|s| &s.id == id) {
-                    return Err(AdminError::NotFound(format!(
-                        "no server with id '{id}' (see `ferrolite servers`)"
-                    )));
-                }
-            }
-            for s in all
-                .iter()
-                .filter(|s| wanted.is_empty() || wanted.contains(&s.id))
-            {
+            for (s, running) in meetings::running_on(app, &split_ids(&ids)).await? {
                 writeln!(out, "Server ID: {}", s.id).map_err(io)?;
                 writeln!(out, "Server Url: {}", s.url).map_err(io)?;
-                let reply = app
-                    .bbb
-                    .call(
-                        s,
-                        "getMeetings",
-                        &Params::new(),
-                        app.config.outbound_algorithm,
-                        None,
-                        None,
-                    )
-                    .await;
-                match reply.ok().and_then(|r| crate::bbb::parse_meetings(&r.body)) {
-                    Some(ms) => {
-                        let names: Vec<String> = ms.into_iter().map(|m| m.meeting_id).collect();
-                        writeln!(out, "MeetingIDs: {}", names.join(", ")).map_err(io)?;
-                    }
+                match running {
+                    Some(names) => writeln!(out, "MeetingIDs: {}", names.join(", ")).map_err(io)?,
                     None => writeln!(out, "MeetingIDs: (the server did not answer)").map_err(io)?,
                 }
             }
@@ -823,30 +796,10 @@ async fn meetings_command(
     out: &mut impl Write,
 ) -> AdminResult<()> {
     let io = |e: std::io::Error| AdminError::Invalid(format!("cannot write output: {e}"));
-    let select = |all: Vec<crate::store::Meeting>,
-                  ids: &[String]|
-     -> AdminResult<Vec<crate::store::Meeting>> {
-        let wanted = split_ids(ids);
-        if wanted.is_empty() {
-            return Ok(all);
-        }
-        let mut out = Vec::new();
-        for id in wanted {
-            // With tenants, several meetings may share an ID: each tenant's is selected.
-            let hits: Vec<_> = all.iter().filter(|m| m.meeting_id == id).cloned().collect();
-            if hits.is_empty() {
-                return Err(AdminError::NotFound(format!(
-                    "no meeting with id '{id}' (see `ferrolite meetings list`)"
-                )));
-            }
-            out.extend(hits);
-        }
-        Ok(out)
-    };
     match cmd {
         MeetingsCommand::List { ids, json } => {
             let servers = app.store.servers().await?;
-            let list = select(app.store.meetings().await?, &ids)?;
+            let list = meetings::list(app, &split_ids(&ids)).await?;
             if json {
                 let views: Vec<_> = list
                     .iter()
@@ -865,8 +818,8 @@ async fn meetings_command(
                     .map(|s| s.url.as_str())
                     .unwrap_or("(removed)");
                 writeln!(out, "MeetingID: {}", m.meeting_id).map_err(io)?;
-                if !m.tenant_id.is_empty() {
-                    writeln!(out, "\tTenant ID: {}", m.tenant_id).map_err(io)?;
+                if let Some(tenant) = TenantScope::from_stored(&m.tenant_id).id() {
+                    writeln!(out, "\tTenant ID: {tenant}").map_err(io)?;
                 }
                 writeln!(out, "\tServer ID: {}", m.server_id).map_err(io)?;
                 writeln!(out, "\tServer Url: {url}").map_err(io)?;
@@ -874,7 +827,7 @@ async fn meetings_command(
             }
         }
         MeetingsCommand::End { ids, yes } => {
-            let list = select(app.store.meetings().await?, &ids)?;
+            let list = meetings::list(app, &split_ids(&ids)).await?;
             if list.is_empty() {
                 writeln!(out, "No meetings are running; nothing to end").map_err(io)?;
                 return Ok(());
@@ -888,66 +841,16 @@ async fn meetings_command(
                 ));
             }
             for m in list {
-                app.store
-                    .delete_meeting(&m.tenant_id, &m.meeting_id)
-                    .await?;
-                if let Some(server) = app.store.server(&m.server_id).await? {
-                    if let Err(e) = app.end_on_bbb(&server, &m, None).await {
-                        eprintln!(
-                            "warning: {} on {}: end failed: {e}",
-                            m.meeting_id, server.id
-                        );
-                    }
+                if let Some(warning) = meetings::end(app, &m).await? {
+                    eprintln!("warning: {warning}");
                 }
                 writeln!(out, "Ended {}", m.meeting_id).map_err(io)?;
             }
             writeln!(out, "OK").map_err(io)?;
         }
         MeetingsCommand::Info { id } => {
-            let m = select(app.store.meetings().await?, std::slice::from_ref(&id))?.remove(0);
-            let server = app.store.server(&m.server_id).await?.ok_or_else(|| {
-                AdminError::NotFound(format!(
-                    "meeting '{id}' is mapped to server '{}', which was removed",
-                    m.server_id
-                ))
-            })?;
-            let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
-            let p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
-            let reply = app
-                .bbb
-                .call(
-                    &server,
-                    "getMeetingInfo",
-                    &p,
-                    app.config.outbound_algorithm,
-                    None,
-                    None,
-                )
-                .await
-                .map_err(|e| {
-                    AdminError::Invalid(format!(
-                        "server '{}' did not answer getMeetingInfo: {e}",
-                        server.id
-                    ))
-                })?;
-            let text = String::from_utf8_lossy(&reply.body);
-            let field = |name: &str| {
-                let open = format!("<{name}>");
-                text.find(&open)
-                    .and_then(|i| {
-                        text[i + open.len()..]
-                            .find(&format!("</{name}>"))
-                            .map(|j| text[i + open.len()..i + open.len() + j].to_string())
-                    })
-                    .unwrap_or_default()
-            };
-            if !reply.success() {
-                let head = parse_reply(&reply.body).unwrap_or_default();
-                return Err(AdminError::Invalid(format!(
-                    "server '{}' answered {}: {}",
-                    server.id, head.message_key, head.message
-                )));
-            }
+            let info = meetings::info(app, &id).await?;
+            let (m, server, field) = (&info.meeting, &info.server, |n| info.field(n));
             writeln!(out, "Meeting ID: {}", m.meeting_id).map_err(io)?;
             writeln!(out, "\tMeeting Name: {}", field("meetingName")).map_err(io)?;
             writeln!(out, "\tInternal MeetingID: {}", field("internalMeetingID")).map_err(io)?;

@@ -2,8 +2,10 @@
 //! each check as `ok`, `warn` or `fail` with what to do. Exit status 1 when any check fails.
 //!
 //! Checks: settings parse (or the command would not have started), the database takes a
-//! write, the recording directories exist, are writable and share a filesystem (so moves are
-//! renames), the spool is watched, the nginx site is installed and `nginx -t` passes, the
+//! write and the service user (`--service-user`, default `ferrolite`, the systemd unit's
+//! `User=`) may write it, its side files and its directory, the recording directories
+//! exist, the service user may write them (judged from owners and modes, `super::access`)
+//! and they share a filesystem (so moves are renames), the spool is watched, the nginx site is installed and `nginx -t` passes, the
 //! presentation player is present, every BBB server answers with its secret, the servers'
 //! clocks agree with ours, and the TLS certificate is not about to expire.
 
@@ -11,8 +13,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use super::access::{perms_up, write_access, Identity};
 use crate::app::App;
-use crate::bbb::params::Params;
 use crate::config::{Config, NginxVariant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -77,7 +79,63 @@ pub fn skew_check(server: &str, ours: SystemTime, theirs: SystemTime) -> Check {
     }
 }
 
-fn dir_checks(app: &App, out: &mut Vec<Check>) {
+/// `ferrolite doctor`'s options.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DoctorArgs {
+    /// The user the service runs as (the systemd unit's `User=`): a name or `uid[:gid]`.
+    #[arg(long, default_value = "ferrolite")]
+    pub service_user: String,
+}
+
+/// Whether the service user may write `path` (a directory: create files in it); `None`
+/// when it may, else what to do.
+fn service_may_write(path: &Path, is_dir: bool, who: &Identity) -> Option<String> {
+    let perms = match perms_up(path) {
+        Ok(p) => p,
+        Err(e) => return Some(format!("cannot read {}: {e}", path.display())),
+    };
+    write_access(&perms, who, is_dir).err().map(|d| {
+        format!(
+            "{} (uid {}) cannot write: {} (owned by {}:{}) lacks {} for it: chown it to {} or rerun the command that created it with --fix-ownership",
+            who.name,
+            who.uid,
+            d.path.display(),
+            d.owner.0,
+            d.owner.1,
+            d.missing,
+            who.name
+        )
+    })
+}
+
+/// The database file, its side files and its directory, as the service user.
+fn database_checks(db: &Path, who: &Identity, out: &mut Vec<Check>) {
+    let what = format!("database {} for {}", db.display(), who.name);
+    let dir = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut targets = vec![(dir.to_path_buf(), true)];
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        if p.exists() {
+            targets.push((p, false));
+        }
+    }
+    match targets
+        .iter()
+        .find_map(|(p, is_dir)| service_may_write(p, *is_dir, who))
+    {
+        None => out.push(check(
+            Level::Ok,
+            what,
+            "the service user may write the file, its -wal/-shm and its directory",
+        )),
+        Some(why) => out.push(check(Level::Fail, what, why)),
+    }
+}
+
+fn dir_checks(app: &App, who: Option<&Identity>, out: &mut Vec<Check>) {
     let cfg = &app.config.recordings;
     let dirs = [
         ("RECORDING_SPOOL_DIR", &cfg.spool_dir),
@@ -87,8 +145,21 @@ fn dir_checks(app: &App, out: &mut Vec<Check>) {
     ];
     let mut devs = Vec::new();
     for (var, d) in dirs {
-        match std::fs::metadata(d) {
-            Ok(m) if m.is_dir() => {
+        match (std::fs::metadata(d), who) {
+            (Ok(m), Some(who)) if m.is_dir() => {
+                devs.push((var, m.dev()));
+                match service_may_write(d, true, who) {
+                    None => out.push(check(
+                        Level::Ok,
+                        format!("{var} {}", d.display()),
+                        format!("exists and {} may write it", who.name),
+                    )),
+                    Some(why) => {
+                        out.push(check(Level::Fail, format!("{var} {}", d.display()), why))
+                    }
+                }
+            }
+            (Ok(m), None) if m.is_dir() => {
                 devs.push((var, m.dev()));
                 let probe = d.join(format!(".ferrolite-doctor-{}", std::process::id()));
                 match std::fs::write(&probe, b"") {
@@ -246,17 +317,7 @@ async fn server_checks(app: &App, out: &mut Vec<Check>) {
         .build();
     for s in servers {
         let what = format!("server {} ({})", s.id, s.hostname());
-        let reply = app
-            .bbb
-            .call(
-                &s,
-                "getMeetings",
-                &Params::new(),
-                app.config.outbound_algorithm,
-                None,
-                Some(Duration::from_secs(5)),
-            )
-            .await;
+        let reply = super::meetings::get_meetings(app, &s, Some(Duration::from_secs(5))).await;
         match reply {
             Ok(r) if r.success() => out.push(check(Level::Ok, &what, "answers with its secret")),
             Ok(r) if r.head.message_key == "checksumError" => out.push(check(
@@ -283,8 +344,24 @@ async fn server_checks(app: &App, out: &mut Vec<Check>) {
 }
 
 /// Runs every check.
-pub async fn run(app: &App) -> Vec<Check> {
+pub async fn run(app: &App, args: &DoctorArgs) -> Vec<Check> {
     let mut out = vec![check(Level::Ok, "settings", "parse")];
+    let who = Identity::resolve(&args.service_user);
+    match &who {
+        Some(w) => out.push(check(
+            Level::Ok,
+            "service user",
+            format!("{} (uid {}, groups {:?})", w.name, w.uid, w.groups),
+        )),
+        None => out.push(check(
+            Level::Warn,
+            "service user",
+            format!(
+                "no user {} on this host (the package and install.sh create it; --service-user names another): files are checked as the user running doctor",
+                args.service_user
+            ),
+        )),
+    }
     let db = app.config.database_path.display().to_string();
     match app.leases.take_lease("doctor", "doctor", 1).await {
         Ok(_) => {
@@ -297,7 +374,10 @@ pub async fn run(app: &App) -> Vec<Check> {
             format!("{e}: the service user must own the file and its directory"),
         )),
     }
-    dir_checks(app, &mut out);
+    if let Some(w) = &who {
+        database_checks(&app.config.database_path, w, &mut out);
+    }
+    dir_checks(app, who.as_ref(), &mut out);
     nginx_checks(&app.config, &mut out);
     server_checks(app, &mut out).await;
     out

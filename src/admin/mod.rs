@@ -4,10 +4,12 @@
 //! typed result or an [`AdminError`] whose text tells the operator what to do. The CLI in
 //! `cli.rs` only parses arguments and prints.
 
+pub mod access;
 pub mod cli;
 pub mod doctor;
 pub mod exit;
 pub mod lock;
+pub mod meetings;
 pub mod ownership;
 pub mod progress;
 pub mod recordings;

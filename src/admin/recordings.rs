@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::progress::{Display, Progress, Summary};
 use super::{AdminError, AdminResult};
 use crate::app::App;
-use crate::recordings::actions::{publish_one, remove_everywhere};
+use crate::recordings::actions::{self, ActionError};
 use crate::recordings::{files, importer, in_place};
 use crate::store::now_ms;
 use crate::store::recordings::{Recording, RecordingState};
@@ -173,25 +173,20 @@ pub async fn publish(app: &App, id: &str, publish: bool) -> AdminResult<()> {
     if rec.published == publish {
         return Ok(());
     }
-    publish_one(app, id, publish)
+    actions::publish_one(app, id, publish)
         .await
         .map_err(|e| AdminError::Invalid(format!("could not move the files of {id}: {e}")))
 }
 
 pub async fn delete(app: &App, id: &str) -> AdminResult<()> {
     let rec = existing(app, id).await?;
-    let claim = crate::store::claim::RecordingClaim::take(&app.leases, &rec.record_id).await?;
-    app.recordings.tombstone_recording(&rec.record_id).await?;
-    let cfg = &app.config.recordings;
-    let removed = crate::blocking::run(|| {
-        remove_everywhere(&[cfg.publish_dir.clone(), cfg.unpublish_dir.clone()], id)
-    });
-    claim.release().await;
-    removed.map_err(|e| {
-        AdminError::Invalid(format!(
+    match actions::delete_one(app, &rec.record_id).await {
+        Ok(()) => Ok(()),
+        Err(ActionError::Store(e)) => Err(e.into()),
+        Err(ActionError::Files(e)) => Err(AdminError::Invalid(format!(
             "{id} is deleted from the index, but files remain: {e}"
-        ))
-    })
+        ))),
+    }
 }
 
 /// Recordings that started more than `days` ago; deleted unless `dry_run`.

@@ -176,7 +176,7 @@ async fn clear_meetings(app: &App, server: &Server, end_calls: bool) -> AdminRes
         .await?;
     if end_calls {
         for m in &gone {
-            if let Err(e) = app.end_on_bbb(server, m, None).await {
+            if let Some(e) = super::meetings::end_on_server(app, server, m).await {
                 tracing::warn!(server = %server.id, meeting = %m.meeting_id, error = %e, "end failed while clearing meetings");
             }
         }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::poller::ServerReport;
 use crate::store::recordings::Recording;
 use crate::store::{Meeting, Server, Tenant, TenantLrs};
+use crate::tenant::TenantScope;
 
 /// One BBB server (`servers --json`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -100,13 +101,18 @@ pub struct MeetingView {
     pub voice_bridge: String,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The meeting ID on BBB: scoped for a tenant meeting Ferrolite created, plain for one
+    /// Scalelite created.
+    pub bbb_id: String,
 }
 
 impl MeetingView {
     pub fn new(m: &Meeting, servers: &[Server]) -> MeetingView {
         MeetingView {
             meeting_id: m.meeting_id.clone(),
-            tenant_id: (!m.tenant_id.is_empty()).then(|| m.tenant_id.clone()),
+            tenant_id: TenantScope::from_stored(&m.tenant_id)
+                .id()
+                .map(str::to_string),
             server_id: m.server_id.clone(),
             server_url: servers
                 .iter()
@@ -114,6 +120,7 @@ impl MeetingView {
                 .map(|s| s.url.clone()),
             voice_bridge: m.voice_bridge.clone(),
             created_at: m.created_at,
+            bbb_id: m.bbb_id.clone(),
         }
     }
 }
@@ -169,6 +176,9 @@ pub struct RecordingView {
     pub end_time: i64,
     pub participants: Option<i64>,
     pub formats: Vec<String>,
+    pub protected: bool,
+    /// BBB's `meta_` values (the tenant in `tenant-id`), by key.
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl RecordingView {
@@ -183,6 +193,8 @@ impl RecordingView {
             end_time: r.end_time,
             participants: r.participants,
             formats: r.formats.iter().map(|f| f.format.clone()).collect(),
+            protected: r.protected,
+            metadata: r.metadata.iter().cloned().collect(),
         }
     }
 }

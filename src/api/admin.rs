@@ -22,7 +22,7 @@ use crate::app::App;
 use crate::bbb::checksum;
 use crate::bbb::params::Params;
 use crate::http::response::{self, ApiError, HttpResponse};
-use crate::store::{Server, ServerState, Tenant};
+use crate::store::{Server, ServerState, StoreError, Tenant};
 
 /// Largest JSON body accepted.
 const MAX_JSON_BODY: usize = 1024 * 1024;
@@ -45,8 +45,73 @@ fn reply(status: StatusCode, v: Value) -> HttpResponse {
     response::with_status(status, "application/json; charset=utf-8", v.to_string())
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> HttpResponse {
-    reply(status, json!({ "error": message.into() }))
+/// Why an admin call was not done, as it is answered: JSON with Scalelite's status codes,
+/// or the BBB-style XML error Scalelite gives for the checks before the action.
+#[derive(Debug)]
+pub enum Refusal {
+    Json(StatusCode, Value),
+    Bbb(ApiError),
+    /// A refusal of the HTTP layer (the body too large or too late).
+    Http(HttpResponse),
+}
+
+impl Refusal {
+    /// `{"error": message}` with `status`.
+    fn error(status: StatusCode, message: impl Into<String>) -> Refusal {
+        Refusal::Json(status, json!({ "error": message.into() }))
+    }
+
+    /// The store failed: logged, and the client told to try again.
+    fn store(e: impl std::fmt::Display) -> Refusal {
+        tracing::error!(error = %e, "admin API: store error");
+        Refusal::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the load balancer's store is unavailable; try again",
+        )
+    }
+
+    fn into_response(self) -> HttpResponse {
+        match self {
+            Refusal::Json(status, v) => reply(status, v),
+            Refusal::Bbb(e) => e.into_response(),
+            Refusal::Http(r) => r,
+        }
+    }
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Refusal {
+        Refusal::Bbb(e)
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Refusal {
+        Refusal::store(e)
+    }
+}
+
+/// An admin action's error as the API answers it by default: a missing id 404, bad input
+/// 400, a refusal 422, the store 503.
+impl From<AdminError> for Refusal {
+    fn from(e: AdminError) -> Refusal {
+        match e {
+            AdminError::NotFound(m) => Refusal::error(StatusCode::NOT_FOUND, m),
+            AdminError::Invalid(m) => Refusal::error(StatusCode::BAD_REQUEST, m),
+            AdminError::Refused(m) => Refusal::error(StatusCode::UNPROCESSABLE_ENTITY, m),
+            AdminError::Store(e) => Refusal::store(e),
+        }
+    }
+}
+
+type Answer = Result<HttpResponse, Refusal>;
+
+/// `NotFound` answered as `not_found`; every other error as the store's.
+fn found_or(not_found: Refusal) -> impl FnOnce(AdminError) -> Refusal {
+    move |e| match e {
+        AdminError::NotFound(_) => not_found,
+        e => Refusal::store(e),
+    }
 }
 
 /// A server as Scalelite's `server_to_json` shows it.
@@ -123,8 +188,8 @@ fn wrapped<'a>(
     }
 }
 
-fn missing(wrapper: &str) -> HttpResponse {
-    error(
+fn missing(wrapper: &str) -> Refusal {
+    Refusal::error(
         StatusCode::BAD_REQUEST,
         format!("param is missing or the value is empty: {wrapper}; send {{\"{wrapper}\": {{…}}}}"),
     )
@@ -150,26 +215,33 @@ fn count(v: Option<&Value>, name: &str) -> Result<Option<u32>, String> {
 }
 
 pub async fn handle(app: &App, action: &str, req: Request<Incoming>) -> HttpResponse {
-    let Some(action) = ACTIONS.iter().copied().find(|a| *a == action) else {
-        return ApiError::unsupported_request().into_response();
-    };
+    handle_action(app, action, req)
+        .await
+        .unwrap_or_else(Refusal::into_response)
+}
+
+async fn handle_action(app: &App, action: &str, req: Request<Incoming>) -> Answer {
+    let action = ACTIONS
+        .iter()
+        .copied()
+        .find(|a| *a == action)
+        .ok_or_else(ApiError::unsupported_request)?;
     let read_only = action.starts_with("get");
     match *req.method() {
         Method::GET | Method::HEAD if read_only => {}
         Method::POST => {}
-        _ => return ApiError::unsupported_request().into_response(),
+        _ => return Err(ApiError::unsupported_request().into()),
     }
     let has_body = crate::http::request::has_body(&req);
     if has_body && crate::http::request::mime(&req).as_deref() != Some("application/json") {
-        return ApiError::unsupported_content_type().into_response();
+        return Err(ApiError::unsupported_content_type().into());
     }
     let raw_query = req.uri().query().unwrap_or("").to_string();
     let query = Params::parse(raw_query.as_bytes());
     let body = if has_body {
-        match crate::http::body::read_limited(req.into_body(), MAX_JSON_BODY).await {
-            Ok(b) => b,
-            Err(resp) => return resp,
-        }
+        crate::http::body::read_limited(req.into_body(), MAX_JSON_BODY)
+            .await
+            .map_err(Refusal::Http)?
     } else {
         Default::default()
     };
@@ -187,21 +259,15 @@ pub async fn handle(app: &App, action: &str, req: Request<Incoming>) -> HttpResp
         .map(str::to_string)
         .or_else(|| parsed.as_ref().ok().and_then(|o| text(o.get("checksum"))))
         .unwrap_or_default();
-    if checksum::verify(
+    checksum::verify(
         action,
         &raw_query,
         &supplied,
         &app.config.secrets,
         &app.config.checksum_algorithms,
     )
-    .is_none()
-    {
-        return ApiError::checksum().into_response();
-    }
-    let mut params = match parsed {
-        Ok(o) => o,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
+    .ok_or_else(ApiError::checksum)?;
+    let mut params = parsed.map_err(|e| Refusal::error(StatusCode::BAD_REQUEST, e))?;
     for (k, v) in query.iter() {
         if k != "checksum" && !params.contains_key(k) {
             params.insert(k.to_string(), Value::String(v.to_string()));
@@ -210,118 +276,111 @@ pub async fn handle(app: &App, action: &str, req: Request<Incoming>) -> HttpResp
     params.remove("checksum");
     if action.contains("Tenant") {
         if !app.config.tenancy.enabled {
-            return reply(
+            return Err(Refusal::Json(
                 StatusCode::PRECONDITION_FAILED,
                 json!({"message": "Multitenancy is disabled"}),
-            );
+            ));
         }
         return tenant_action(app, action, &params).await;
     }
     server_action(app, action, &params).await
 }
 
-fn server_not_found(id: &str) -> HttpResponse {
-    error(
+fn server_not_found(id: &str) -> Refusal {
+    Refusal::error(
         StatusCode::NOT_FOUND,
         format!("Couldn't find server with id={id}"),
     )
 }
 
-fn store_error(e: AdminError) -> HttpResponse {
-    tracing::error!(error = %e, "admin API: store error");
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the load balancer's store is unavailable; try again",
-    )
-}
-
-async fn server_action(app: &App, action: &str, params: &Map<String, Value>) -> HttpResponse {
+async fn server_action(app: &App, action: &str, params: &Map<String, Value>) -> Answer {
     let id = text(params.get("id")).unwrap_or_default();
     match action {
-        "getServers" => match app.store.servers().await {
-            Ok(list) if list.is_empty() => {
-                error(StatusCode::NOT_FOUND, "No servers are configured")
+        "getServers" => {
+            let list = app.store.servers().await?;
+            if list.is_empty() {
+                return Err(Refusal::error(
+                    StatusCode::NOT_FOUND,
+                    "No servers are configured",
+                ));
             }
-            Ok(list) => reply(
+            Ok(reply(
                 StatusCode::OK,
                 Value::Array(list.iter().map(server_json).collect()),
-            ),
-            Err(e) => store_error(e.into()),
-        },
-        "getServerInfo" => match servers::get(app, &id).await {
-            Ok(s) => reply(StatusCode::OK, server_json(&s)),
-            Err(AdminError::NotFound(_)) => server_not_found(&id),
-            Err(e) => store_error(e),
-        },
+            ))
+        }
+        "getServerInfo" => {
+            let s = servers::get(app, &id)
+                .await
+                .map_err(found_or(server_not_found(&id)))?;
+            Ok(reply(StatusCode::OK, server_json(&s)))
+        }
         "addServer" => {
             let attrs = ["url", "secret", "load_multiplier", "tag"];
-            let Some(s) = wrapped(params, "server", &attrs) else {
-                return missing("server");
-            };
+            let s = wrapped(params, "server", &attrs).ok_or_else(|| missing("server"))?;
             let url = text(s.get("url")).unwrap_or_default();
             let secret = text(s.get("secret")).unwrap_or_default();
             if url.trim().is_empty() || secret.trim().is_empty() {
-                return error(StatusCode::BAD_REQUEST, "Server needs a URL and a secret");
+                return Err(Refusal::error(
+                    StatusCode::BAD_REQUEST,
+                    "Server needs a URL and a secret",
+                ));
             }
-            let multiplier = match number(s.get("load_multiplier")) {
-                Ok(m) => m.filter(|m| *m != 0.0),
-                Err(()) => {
-                    return error(
+            let multiplier = number(s.get("load_multiplier"))
+                .map_err(|()| {
+                    Refusal::error(
                         StatusCode::BAD_REQUEST,
                         "Load-multiplier must be a non-zero number",
                     )
-                }
-            };
-            match servers::add(app, &url, &secret, multiplier, text(s.get("tag"))).await {
-                Ok(server) => reply(StatusCode::CREATED, server_json(&server)),
-                Err(AdminError::Invalid(m)) => error(StatusCode::BAD_REQUEST, m),
-                Err(e) => store_error(e),
-            }
+                })?
+                .filter(|m| *m != 0.0);
+            let server = servers::add(app, &url, &secret, multiplier, text(s.get("tag"))).await?;
+            Ok(reply(StatusCode::CREATED, server_json(&server)))
         }
         "updateServer" => update_server(app, &id, params).await,
-        "deleteServer" => match servers::forget(app, &id).await {
-            Ok(()) => reply(
+        "deleteServer" => {
+            servers::forget(app, &id).await.map_err(|e| match e {
+                AdminError::NotFound(_) => server_not_found(&id),
+                e => Refusal::error(
+                    StatusCode::BAD_REQUEST,
+                    format!("Couldn't destroy server id={id}: {e}"),
+                ),
+            })?;
+            Ok(reply(
                 StatusCode::OK,
                 json!({ "success": format!("Server id={id} was destroyed") }),
-            ),
-            Err(AdminError::NotFound(_)) => server_not_found(&id),
-            Err(e) => error(
-                StatusCode::BAD_REQUEST,
-                format!("Couldn't destroy server id={id}: {e}"),
-            ),
-        },
+            ))
+        }
         "panicServer" => {
             let keep_state = truthy(params.get("keep_state"))
                 || matches!(params.get("server"), Some(Value::Object(o)) if truthy(o.get("keep_state")));
-            match servers::panic(app, &id, keep_state, false).await {
-                Ok(_) => reply(
-                    StatusCode::OK,
-                    json!({ "success": format!("Server id={id} has been disabled and the meetings have been destroyed") }),
-                ),
-                Err(AdminError::NotFound(_)) => server_not_found(&id),
-                Err(e) => {
-                    tracing::warn!(server = %id, error = %e, "panicServer failed");
-                    error(
-                        StatusCode::BAD_REQUEST,
-                        format!("Couldn't disable server id={id}"),
-                    )
-                }
-            }
+            servers::panic(app, &id, keep_state, false)
+                .await
+                .map_err(|e| match e {
+                    AdminError::NotFound(_) => server_not_found(&id),
+                    e => {
+                        tracing::warn!(server = %id, error = %e, "panicServer failed");
+                        Refusal::error(
+                            StatusCode::BAD_REQUEST,
+                            format!("Couldn't disable server id={id}"),
+                        )
+                    }
+                })?;
+            Ok(reply(
+                StatusCode::OK,
+                json!({ "success": format!("Server id={id} has been disabled and the meetings have been destroyed") }),
+            ))
         }
-        _ => ApiError::unsupported_request().into_response(),
+        _ => Err(ApiError::unsupported_request().into()),
     }
 }
 
-async fn update_server(app: &App, id: &str, params: &Map<String, Value>) -> HttpResponse {
+async fn update_server(app: &App, id: &str, params: &Map<String, Value>) -> Answer {
     let attrs = ["state", "load_multiplier", "secret", "tag"];
-    let Some(s) = wrapped(params, "server", &attrs) else {
-        return missing("server");
-    };
-    match servers::get(app, id).await {
-        Ok(_) => {}
-        Err(AdminError::NotFound(_)) => return server_not_found(id),
-        Err(e) => return store_error(e),
-    }
+    let s = wrapped(params, "server", &attrs).ok_or_else(|| missing("server"))?;
+    servers::get(app, id)
+        .await
+        .map_err(found_or(server_not_found(id)))?;
     // Validate everything before saving anything (Scalelite saves nothing on error).
     let state = match text(s.get("state")).as_deref() {
         None => None,
@@ -329,148 +388,147 @@ async fn update_server(app: &App, id: &str, params: &Map<String, Value>) -> Http
         Some("cordon") => Some(ServerState::Cordoned),
         Some("disable") => Some(ServerState::Disabled),
         Some(other) => {
-            return error(
+            return Err(Refusal::error(
                 StatusCode::BAD_REQUEST,
                 format!("Invalid state parameter: {other}"),
-            )
+            ))
         }
     };
     let multiplier = match number(s.get("load_multiplier")) {
         Ok(Some(m)) if m.is_finite() && m > 0.0 => Some(m),
         Ok(None) if s.get("load_multiplier").is_none() => None,
         _ => {
-            return error(
+            return Err(Refusal::error(
                 StatusCode::BAD_REQUEST,
                 "Load-multiplier must be a non-zero number",
-            )
+            ))
         }
     };
     let secret = text(s.get("secret"));
     if secret.as_deref().is_some_and(|x| x.trim().is_empty()) {
-        return error(StatusCode::BAD_REQUEST, "the secret must not be empty");
+        return Err(Refusal::error(
+            StatusCode::BAD_REQUEST,
+            "the secret must not be empty",
+        ));
     }
     let tag = text(s.get("tag"));
     if secret.is_some() || multiplier.is_some() || tag.is_some() {
-        if let Err(e) = servers::update(app, id, secret, multiplier, tag).await {
-            return match e {
-                AdminError::Invalid(m) => error(StatusCode::BAD_REQUEST, m),
-                AdminError::NotFound(_) => server_not_found(id),
-                e => store_error(e),
-            };
-        }
+        servers::update(app, id, secret, multiplier, tag)
+            .await
+            .map_err(|e| match e {
+                AdminError::Invalid(m) => Refusal::error(StatusCode::BAD_REQUEST, m),
+                e => found_or(server_not_found(id))(e),
+            })?;
     }
     if let Some(state) = state {
-        if let Err(e) = servers::set_state(app, id, state).await {
-            return match e {
-                AdminError::NotFound(_) => server_not_found(id),
-                e => store_error(e),
-            };
-        }
+        servers::set_state(app, id, state)
+            .await
+            .map_err(found_or(server_not_found(id)))?;
     }
-    match servers::get(app, id).await {
-        Ok(server) => reply(StatusCode::OK, server_json(&server)),
-        Err(AdminError::NotFound(_)) => server_not_found(id),
-        Err(e) => store_error(e),
-    }
+    let server = servers::get(app, id)
+        .await
+        .map_err(found_or(server_not_found(id)))?;
+    Ok(reply(StatusCode::OK, server_json(&server)))
 }
 
-fn tenant_not_found(id: &str) -> HttpResponse {
-    error(
+fn tenant_not_found(id: &str) -> Refusal {
+    Refusal::error(
         StatusCode::NOT_FOUND,
         format!("Couldn't find Tenant with id={id}"),
     )
 }
 
-async fn tenant_action(app: &App, action: &str, params: &Map<String, Value>) -> HttpResponse {
+async fn tenant_action(app: &App, action: &str, params: &Map<String, Value>) -> Answer {
     let id = text(params.get("id")).unwrap_or_default();
     let attrs = ["name", "secrets", "max_meetings", "max_participants"];
+    let bad = |m: String| Refusal::error(StatusCode::BAD_REQUEST, m);
     match action {
-        "getTenants" => match tenants::list(app).await {
-            Ok(list) if list.is_empty() => {
-                reply(StatusCode::OK, json!({"message": "No tenants exist"}))
+        "getTenants" => {
+            let list = tenants::list(app).await.map_err(Refusal::store)?;
+            if list.is_empty() {
+                return Ok(reply(
+                    StatusCode::OK,
+                    json!({"message": "No tenants exist"}),
+                ));
             }
-            Ok(list) => reply(
+            Ok(reply(
                 StatusCode::OK,
                 Value::Array(list.iter().map(tenant_json).collect()),
-            ),
-            Err(e) => store_error(e),
-        },
-        "getTenantInfo" => match tenants::get(app, &id).await {
-            Ok(t) => reply(StatusCode::OK, tenant_json(&t)),
-            Err(AdminError::NotFound(_)) => tenant_not_found(&id),
-            Err(e) => store_error(e),
-        },
+            ))
+        }
+        "getTenantInfo" => {
+            let t = tenants::get(app, &id)
+                .await
+                .map_err(found_or(tenant_not_found(&id)))?;
+            Ok(reply(StatusCode::OK, tenant_json(&t)))
+        }
         "addTenant" => {
             let t = wrapped(params, "tenant", &attrs);
             let name = t.and_then(|t| text(t.get("name"))).unwrap_or_default();
             let secrets = t.and_then(|t| text(t.get("secrets"))).unwrap_or_default();
             if name.trim().is_empty() || secrets.trim().is_empty() {
-                return reply(
+                return Err(Refusal::Json(
                     StatusCode::BAD_REQUEST,
                     json!({"message": "Error: both name and secrets are required to create a Tenant"}),
-                );
+                ));
             }
-            let (max_meetings, max_participants) = match limits(t) {
-                Ok(l) => l,
-                Err(m) => return error(StatusCode::BAD_REQUEST, m),
-            };
-            let tenant = match tenants::add(app, &name, &secrets).await {
-                Ok(t) => t,
-                Err(AdminError::Invalid(m)) => return error(StatusCode::BAD_REQUEST, m),
-                Err(e) => return store_error(e),
-            };
+            let (max_meetings, max_participants) = limits(t).map_err(bad)?;
+            let tenant = tenants::add(app, &name, &secrets)
+                .await
+                .map_err(|e| match e {
+                    AdminError::Invalid(m) => bad(m),
+                    e => Refusal::store(e),
+                })?;
             let tenant = if max_meetings.is_some() || max_participants.is_some() {
                 let changes = TenantChanges {
                     max_meetings,
                     max_participants,
                     ..Default::default()
                 };
-                match tenants::update(app, &tenant.id, changes).await {
-                    Ok(t) => t,
-                    Err(e) => return store_error(e),
-                }
+                tenants::update(app, &tenant.id, changes)
+                    .await
+                    .map_err(Refusal::store)?
             } else {
                 tenant
             };
-            reply(
+            Ok(reply(
                 StatusCode::CREATED,
                 json!({ "tenant": tenant_json(&tenant) }),
-            )
+            ))
         }
         "updateTenant" => {
-            let Some(t) = wrapped(params, "tenant", &attrs) else {
-                return missing("tenant");
-            };
-            let (max_meetings, max_participants) = match limits(Some(t)) {
-                Ok(l) => l,
-                Err(m) => return error(StatusCode::BAD_REQUEST, m),
-            };
+            let t = wrapped(params, "tenant", &attrs).ok_or_else(|| missing("tenant"))?;
+            let (max_meetings, max_participants) = limits(Some(t)).map_err(bad)?;
             let changes = TenantChanges {
                 name: text(t.get("name")),
                 secrets: text(t.get("secrets")),
                 max_meetings,
                 max_participants,
             };
-            match tenants::update(app, &id, changes).await {
-                Ok(t) => reply(StatusCode::OK, json!({ "tenant": tenant_json(&t) })),
-                Err(AdminError::NotFound(_)) => tenant_not_found(&id),
-                Err(AdminError::Invalid(m)) => error(StatusCode::UNPROCESSABLE_ENTITY, m),
-                Err(e) => store_error(e),
-            }
+            let t = tenants::update(app, &id, changes)
+                .await
+                .map_err(|e| match e {
+                    AdminError::Invalid(m) => Refusal::error(StatusCode::UNPROCESSABLE_ENTITY, m),
+                    e => found_or(tenant_not_found(&id))(e),
+                })?;
+            Ok(reply(StatusCode::OK, json!({ "tenant": tenant_json(&t) })))
         }
-        "deleteTenant" => match tenants::remove(app, &id, truthy(params.get("force"))).await {
-            Ok(()) => reply(
+        "deleteTenant" => {
+            tenants::remove(app, &id, truthy(params.get("force")))
+                .await
+                .map_err(|e| match e {
+                    AdminError::Refused(m) => Refusal::error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("{m} (send \"force\": true)"),
+                    ),
+                    e => found_or(tenant_not_found(&id))(e),
+                })?;
+            Ok(reply(
                 StatusCode::OK,
                 json!({ "success": format!("Tenant id={id} was destroyed") }),
-            ),
-            Err(AdminError::NotFound(_)) => tenant_not_found(&id),
-            Err(AdminError::Refused(m)) => error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("{m} (send \"force\": true)"),
-            ),
-            Err(e) => store_error(e),
-        },
-        _ => ApiError::unsupported_request().into_response(),
+            ))
+        }
+        _ => Err(ApiError::unsupported_request().into()),
     }
 }
 

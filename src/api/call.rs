@@ -7,6 +7,7 @@ use hyper::body::Incoming;
 use crate::bbb::calls::ApiCall;
 use crate::bbb::checksum::Algorithm;
 use crate::bbb::params::Params;
+use crate::tenant::TenantScope;
 
 /// The body a handler may still consume.
 pub enum CallBody {
@@ -38,4 +39,16 @@ pub struct Call {
     /// `http` or `https`, from `X-Forwarded-Proto` when nginx sets it.
     pub scheme: String,
     pub host: String,
+}
+
+impl Call {
+    /// The tenant the call is scoped to.
+    pub fn scope(&self) -> TenantScope<'_> {
+        TenantScope::from_stored(&self.tenant_id)
+    }
+
+    /// `<scheme>://<host>` of the request: the prefix of the URLs an answer links to.
+    pub fn url_prefix(&self) -> String {
+        format!("{}://{}", self.scheme, self.host)
+    }
 }

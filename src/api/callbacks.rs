@@ -27,8 +27,8 @@ use sha2::Sha256;
 use super::call::Call;
 use crate::app::App;
 use crate::bbb::params::Params;
-use crate::http::response::{self, ApiError, HttpResponse};
-use crate::store::CallbackVariant;
+use crate::http::response::{self, answer, ApiError, ApiResult, HttpResponse};
+use crate::store::{CallbackVariant, StoreError};
 use crate::tenant::unscope_text;
 
 /// Where BBB's meeting-ended callbacks come back to.
@@ -166,14 +166,44 @@ fn forward_token(secret: &str) -> Option<String> {
 }
 
 /// `POST /bigbluebutton/api/analytics_callback`. Always 204 once the Host is accepted.
+/// Why an analytics callback was dropped (logged; the answer is 204 all the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum Ignored {
+    #[error("the body could not be read")]
+    Body,
+    #[error("missing or invalid bearer token; ignored")]
+    Token,
+    #[error("no signed front-end URL for this callback; ignored")]
+    Unsigned,
+    #[error("the body is not a JSON object; ignored")]
+    NotJson,
+}
+
 pub async fn analytics(app: &App, req: Request<Incoming>) -> HttpResponse {
+    answer(relay_analytics(app, req).await)
+}
+
+/// Checks the callback (the Host's tenant, the server's token, Ferrolite's signature) and
+/// queues it; always 204 once the request is a POST to a known host.
+async fn relay_analytics(app: &App, req: Request<Incoming>) -> ApiResult {
     if req.method() != Method::POST {
-        return ApiError::unsupported_request().into_response();
+        return Err(ApiError::unsupported_request());
     }
-    let tenant = match app.host_tenant(&crate::http::request::host_of(&req)).await {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
+    let tenant = app
+        .host_tenant(&crate::http::request::host_of(&req))
+        .await?;
+    match queue_analytics(app, tenant.as_ref(), req).await {
+        Ok(()) => {}
+        Err(why) => tracing::warn!("analytics callback: {why}"),
+    }
+    Ok(no_content())
+}
+
+async fn queue_analytics(
+    app: &App,
+    tenant: Option<&crate::store::Tenant>,
+    req: Request<Incoming>,
+) -> Result<(), Ignored> {
     let q = Params::parse(req.uri().query().unwrap_or("").as_bytes());
     let token = req
         .headers()
@@ -183,18 +213,13 @@ pub async fn analytics(app: &App, req: Request<Incoming>) -> HttpResponse {
         .unwrap_or("")
         .trim()
         .to_string();
-    let body = match crate::http::body::read_limited(req.into_body(), MAX_ANALYTICS_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            tracing::warn!("analytics callback: the body could not be read");
-            return no_content();
-        }
-    };
+    let body = crate::http::body::read_limited(req.into_body(), MAX_ANALYTICS_BODY)
+        .await
+        .map_err(|_| Ignored::Body)?;
     if token.is_empty() || !valid_server_token(app, &token).await {
-        tracing::warn!("analytics callback: missing or invalid bearer token; ignored");
-        return no_content();
+        return Err(Ignored::Token);
     }
-    let tenant_id = tenant.as_ref().map(|t| t.id.as_str()).unwrap_or("");
+    let tenant_id = tenant.map(|t| t.id.as_str()).unwrap_or("");
     let (t, url, sig) = (
         q.get("t").unwrap_or(""),
         q.get("u").unwrap_or(""),
@@ -202,24 +227,19 @@ pub async fn analytics(app: &App, req: Request<Incoming>) -> HttpResponse {
     );
     if url.is_empty() || t != tenant_id || !verify(&app.config.secrets, &["analytics", t, url], sig)
     {
-        tracing::warn!("analytics callback: no signed front-end URL for this callback; ignored");
-        return no_content();
+        return Err(Ignored::Unsigned);
     }
-    let mut doc: serde_json::Value = match serde_json::from_slice(&unscope_text(tenant_id, &body)) {
+    let mut doc = match serde_json::from_slice(&unscope_text(tenant_id, &body)) {
         Ok(serde_json::Value::Object(o)) => serde_json::Value::Object(o),
-        _ => {
-            tracing::warn!("analytics callback: the body is not a JSON object; ignored");
-            return no_content();
-        }
+        _ => return Err(Ignored::NotJson),
     };
     doc["customer"] = serde_json::Value::String(
         tenant
-            .as_ref()
             .map(|t| t.name.clone())
             .unwrap_or_else(|| "scalelite".into()),
     );
     let payload = doc.to_string();
-    let secrets = match &tenant {
+    let secrets = match tenant {
         Some(t) => &t.secrets,
         None => &app.config.secrets,
     };
@@ -241,13 +261,61 @@ pub async fn analytics(app: &App, req: Request<Incoming>) -> HttpResponse {
     if let Err(e) = crate::callbacks::enqueue(app, "analytics", url, variants).await {
         tracing::error!(error = %e, "analytics callback could not be queued");
     }
-    no_content()
+    Ok(())
 }
 
-/// `GET|POST /ferrolite/callbacks/meeting-ended?…` (BBB's meeting-ended callback).
+/// Why a meeting-ended callback was not relayed, answered as plain text.
+#[derive(Debug)]
+enum Refusal {
+    Bbb(ApiError),
+    /// The URL was not signed by this load balancer.
+    Unsigned,
+    BadUrl,
+    /// The outbox could not take it: the client may retry.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Refusal {
+        Refusal::Store(e)
+    }
+}
+
+impl Refusal {
+    fn into_response(self) -> HttpResponse {
+        match self {
+            Refusal::Bbb(e) => e.into_response(),
+            Refusal::Unsigned => response::text(
+                StatusCode::FORBIDDEN,
+                "This callback URL was not issued by this load balancer.",
+            ),
+            Refusal::BadUrl => {
+                response::text(StatusCode::BAD_REQUEST, "The callback URL is invalid.")
+            }
+            Refusal::Store(e) => {
+                tracing::error!(error = %e, "meeting-ended callback could not be queued");
+                response::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The callback could not be queued; try again.",
+                )
+            }
+        }
+    }
+}
+
 pub async fn meeting_ended(app: &App, rest: &str, req: Request<Incoming>) -> HttpResponse {
+    relay_meeting_ended(app, rest, req)
+        .await
+        .unwrap_or_else(Refusal::into_response)
+}
+
+async fn relay_meeting_ended(
+    app: &App,
+    rest: &str,
+    req: Request<Incoming>,
+) -> Result<HttpResponse, Refusal> {
     if !rest.is_empty() && rest != "/" {
-        return ApiError::unsupported_request().into_response();
+        return Err(Refusal::Bbb(ApiError::unsupported_request()));
     }
     let q = Params::parse(req.uri().query().unwrap_or("").as_bytes());
     let (t, m, url, sig) = (
@@ -257,15 +325,9 @@ pub async fn meeting_ended(app: &App, rest: &str, req: Request<Incoming>) -> Htt
         q.get("s").unwrap_or(""),
     );
     if url.is_empty() || !verify(&app.config.secrets, &["meeting-ended", t, m, url], sig) {
-        return response::text(
-            StatusCode::FORBIDDEN,
-            "This callback URL was not issued by this load balancer.",
-        );
+        return Err(Refusal::Unsigned);
     }
-    let mut forward = match url::Url::parse(url) {
-        Ok(u) => u,
-        Err(_) => return response::text(StatusCode::BAD_REQUEST, "The callback URL is invalid."),
-    };
+    let mut forward = url::Url::parse(url).map_err(|_| Refusal::BadUrl)?;
     forward.query_pairs_mut().append_pair("meetingID", m);
     if let Some(marks) = q.get("recordingmarks") {
         forward
@@ -276,24 +338,9 @@ pub async fn meeting_ended(app: &App, rest: &str, req: Request<Incoming>) -> Htt
         body: String::new(),
         headers: vec![],
     };
-    match crate::callbacks::enqueue_request(
-        app,
-        "meeting-ended",
-        "GET",
-        forward.as_str(),
-        vec![variant],
-    )
-    .await
-    {
-        Ok(_) => response::text(StatusCode::OK, "OK"),
-        Err(e) => {
-            tracing::error!(error = %e, "meeting-ended callback could not be queued");
-            response::text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The callback could not be queued; try again.",
-            )
-        }
-    }
+    crate::callbacks::enqueue_request(app, "meeting-ended", "GET", forward.as_str(), vec![variant])
+        .await?;
+    Ok(response::text(StatusCode::OK, "OK"))
 }
 
 #[cfg(test)]

@@ -78,7 +78,7 @@ fn relay(tenant_id: &str, reply: Reply, generic: &str) -> HttpResponse {
 type Layers = (Vec<(String, String)>, Vec<(String, String)>);
 
 async fn tenant_layers(app: &App, call: &Call) -> Result<Layers, ApiError> {
-    if call.tenant_id.is_empty() {
+    if call.scope().is_none() {
         return Ok(Default::default());
     }
     let settings = app.store.tenant_settings(&call.tenant_id).await?;
@@ -166,6 +166,7 @@ async fn place(
             choose: &choose,
             now_ms: now_ms(),
             max_tenant_meetings: call.tenant.as_ref().and_then(|t| t.max_meetings),
+            bbb_id: None,
         };
         match app.store.place_meeting(&req).await? {
             PlaceOutcome::Placed(m, s) => {
@@ -214,8 +215,7 @@ async fn place(
 
 /// Whether a cordoned or disabled server still runs the meeting.
 async fn still_running(app: &App, server: &Server, m: &Meeting) -> bool {
-    let bbb_id = scope(&m.tenant_id, &m.meeting_id);
-    let p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
+    let p: Params = [("meetingID", m.bbb_id.as_str())].into_iter().collect();
     match app
         .bbb
         .call(
@@ -237,7 +237,7 @@ async fn still_running(app: &App, server: &Server, m: &Meeting) -> bool {
 
 /// The tenant's xAPI/LRS payload, if it has an LRS (see `crate::lrs`); never fails the create.
 async fn lrs_payload(app: &App, call: &Call) -> Option<crate::lrs::Payload> {
-    if call.tenant_id.is_empty() {
+    if call.scope().is_none() {
         return None;
     }
     let lrs = match app.store.tenant_lrs(&call.tenant_id).await {
@@ -309,7 +309,7 @@ async fn create(app: &App, mut call: Call) -> ApiResult {
         }
         .apply(&p);
         // Set after the policy so no setting can drop them: isolation depends on them.
-        forwarded.set("meetingID", scope(&call.tenant_id, &meeting_id));
+        forwarded.set("meetingID", meeting.bbb_id.clone());
         if cfg.tenancy.enabled {
             // Nobody may claim a tenant (in any spelling: BBB lower-cases meta keys) but
             // the Host's; without a tenant, none.
@@ -401,7 +401,7 @@ fn end_ghost(app: &App, server: &Server, meeting: &Meeting) {
     let bbb = app.bbb.clone();
     let alg = app.config.outbound_algorithm;
     let server = server.clone();
-    let bbb_id = scope(&meeting.tenant_id, &meeting.meeting_id);
+    let bbb_id = meeting.bbb_id.clone();
     let mut p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
     p.set("password", meeting.moderator_pw.clone());
     let limit = Some(app.config.response_timeout);
@@ -455,7 +455,7 @@ async fn join(app: &App, call: Call) -> ApiResult {
         exclude: &cfg.join_exclude_params,
     }
     .apply(&call.params);
-    forwarded.set("meetingID", scope(&meeting.tenant_id, &meeting.meeting_id));
+    forwarded.set("meetingID", meeting.bbb_id.clone());
     app.bump_load(&server);
     Ok(response::redirect(&crate::bbb::signed_url(
         &server.url,
@@ -474,8 +474,9 @@ async fn end(app: &App, call: Call) -> ApiResult {
     app.store
         .delete_meeting(&meeting.tenant_id, &meeting.meeting_id)
         .await?;
-    let bbb_id = scope(&meeting.tenant_id, &meeting.meeting_id);
-    let mut p: Params = [("meetingID", bbb_id.as_str())].into_iter().collect();
+    let mut p: Params = [("meetingID", meeting.bbb_id.as_str())]
+        .into_iter()
+        .collect();
     if let Some(pw) = call.params.get("password") {
         p.set("password", pw);
     }
@@ -504,17 +505,15 @@ async fn end(app: &App, call: Call) -> ApiResult {
 
 /// Forwards a meeting call with only `keep` parameters to the meeting's server.
 async fn proxy(app: &App, call: Call, keep: &[&str]) -> ApiResult {
-    let server = match lookup(app, &call).await? {
-        Some((_, Some(s))) => s,
+    let (meeting, server) = match lookup(app, &call).await? {
+        Some((m, Some(s))) => (m, s),
         _ if call.name == "isMeetingRunning" => {
             return Ok(response::xml(response::success(&[("running", "false")])))
         }
         _ => return Err(ApiError::meeting_not_found()),
     };
     let mut p = call.params.only(keep);
-    if let Some(id) = p.get("meetingID").map(|id| scope(&call.tenant_id, id)) {
-        p.set("meetingID", id);
-    }
+    p.set("meetingID", meeting.bbb_id);
     Ok(
         match app
             .bbb
@@ -544,13 +543,11 @@ async fn proxy(app: &App, call: Call, keep: &[&str]) -> ApiResult {
 }
 
 async fn insert_document(app: &App, call: Call) -> ApiResult {
-    let Some((_, Some(server))) = lookup(app, &call).await? else {
+    let Some((meeting, Some(server))) = lookup(app, &call).await? else {
         return Err(ApiError::meeting_not_found());
     };
     let mut p = call.params.only(&["meetingID"]);
-    if let Some(id) = p.get("meetingID").map(|id| scope(&call.tenant_id, id)) {
-        p.set("meetingID", id);
-    }
+    p.set("meetingID", meeting.bbb_id);
     let tenant_id = call.tenant_id.clone();
     let upload = match call.body {
         CallBody::Stream(incoming) => Some(Upload {

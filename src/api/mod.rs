@@ -13,8 +13,11 @@ pub mod callbacks;
 pub mod fsapi;
 pub mod meetings;
 pub mod ops;
+pub mod recording_xml;
 pub mod recordings;
 pub mod status_page;
+pub mod text_tracks;
+pub mod upload;
 
 use http::{header, Method, StatusCode};
 use hyper::body::Incoming;
@@ -75,7 +78,7 @@ async fn route(app: &App, req: Request<Incoming>) -> HttpResponse {
         "/health_check" | "/" => health(app).await,
         "/metrics" => metrics(app).await,
         "/bigbluebutton/api" | "/bigbluebutton/api/" => index(app, req).await,
-        "/bigbluebutton/recording/upload" => recordings::upload(app, req).await,
+        "/bigbluebutton/recording/upload" => upload::upload(app, req).await,
         "/bigbluebutton/api/analytics_callback" => callbacks::analytics(app, req).await,
         "/fsapi" => fsapi::handle(app, req).await,
         crate::playback::AUTH_PATH => crate::playback::auth(app, req).await,
@@ -94,7 +97,7 @@ async fn route(app: &App, req: Request<Incoming>) -> HttpResponse {
                 .strip_prefix("/bigbluebutton/textTrack/")
                 .filter(|_| req.method() == Method::GET)
             {
-                recordings::serve_text_track(app, rest).await
+                text_tracks::serve_text_track(app, rest).await
             } else {
                 ApiError::unsupported_request().into_response()
             }
@@ -240,9 +243,9 @@ async fn api_call(app: &App, name: &str, req: Request<Incoming>) -> HttpResponse
         name: kind.name(),
         params,
         alg,
-        tenant_id: tenant
-            .as_ref()
-            .map_or_else(|| crate::store::NO_TENANT.to_string(), |t| t.id.clone()),
+        tenant_id: crate::tenant::TenantScope::from_option(tenant.as_ref().map(|t| t.id.as_str()))
+            .stored()
+            .to_string(),
         tenant,
         body,
         scheme,
@@ -266,7 +269,11 @@ fn host_allowed<B>(app: &App, req: &Request<B>, path: &str) -> bool {
 /// Sends a verified call to its family's handler.
 async fn dispatch(app: &App, call: Call) -> HttpResponse {
     match call.kind.family() {
-        Family::Recordings => recordings::dispatch(app, call).await,
+        Family::Recordings => match call.kind {
+            ApiCall::GetRecordingTextTracks => text_tracks::get_text_tracks(app, call).await,
+            ApiCall::PutRecordingTextTrack => text_tracks::put_text_track(app, call).await,
+            _ => recordings::dispatch(app, call).await,
+        },
         Family::Meetings => meetings::dispatch(app, call).await,
     }
 }

@@ -87,6 +87,41 @@ pub fn parse_reply(body: &[u8]) -> Option<ReplyHead> {
     (closed && !head.returncode.is_empty()).then_some(head)
 }
 
+/// The text of the `<response>`'s direct children (`getMeetingInfo`'s `meetingName`,
+/// `createDate`, …), unescaped, in document order. `None` if the bytes are not a BBB document.
+pub fn parse_fields(body: &[u8]) -> Option<Vec<(String, String)>> {
+    parse_reply(body)?;
+    let mut reader = Reader::from_reader(body);
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                depth += 1;
+                if depth == 2 {
+                    let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                    out.push((name, String::new()));
+                }
+            }
+            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Event::Text(t)) if depth == 2 => {
+                if let Some((_, v)) = out.last_mut() {
+                    v.push_str(&t.unescape().map(|c| c.into_owned()).unwrap_or_default());
+                }
+            }
+            Ok(Event::CData(t)) if depth == 2 => {
+                if let Some((_, v)) = out.last_mut() {
+                    v.push_str(&String::from_utf8_lossy(&t));
+                }
+            }
+            Ok(Event::Eof) => break,
+            Err(_) => return None,
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
 fn push_field(head: &mut ReplyHead, field: Option<&str>, text: &str) {
     match field {
         Some("returncode") => head.returncode.push_str(text.trim()),
@@ -300,5 +335,18 @@ mod tests {
         let xml = b"<response><returncode>SUCCESS</returncode><meetings/><messageKey>noMeetings</messageKey></response>";
         assert_eq!(parse_meetings(xml), Some(vec![]));
         assert_eq!(parse_meetings(b"<html/>"), None);
+    }
+
+    #[test]
+    fn top_level_fields_are_read_unescaped() {
+        let f = parse_fields(
+            b"<response><returncode>SUCCESS</returncode><meetingName>a &amp; b</meetingName><attendees><attendee><userID>u</userID></attendee></attendees><createDate><![CDATA[Mon]]></createDate></response>",
+        )
+        .unwrap();
+        let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("meetingName"), Some("a & b"));
+        assert_eq!(get("createDate"), Some("Mon"));
+        assert_eq!(get("attendees"), Some(""), "nested elements are not fields");
+        assert!(parse_fields(b"<html></html>").is_none());
     }
 }

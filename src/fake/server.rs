@@ -481,6 +481,7 @@ struct MeetingPatch {
     is_breakout: Option<bool>,
     name: Option<String>,
     metadata: Option<BTreeMap<String, String>>,
+    voice_bridge: Option<String>,
 }
 
 struct Control {
@@ -600,6 +601,9 @@ async fn control(
             }
             if let Some(v) = patch.metadata {
                 m.metadata = v;
+            }
+            if let Some(v) = patch.voice_bridge {
+                m.voice_bridge = v;
             }
             json(StatusCode::OK, &m.clone())
         }

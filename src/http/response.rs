@@ -40,6 +40,9 @@ impl ApiError {
             "You must specify a meeting ID for the meeting.",
         )
     }
+    pub fn missing_record_id() -> ApiError {
+        ApiError::new("missingParamRecordID", "You must specify a recordID.")
+    }
     pub fn meeting_not_found() -> ApiError {
         ApiError::new(
             "notFound",

@@ -104,7 +104,7 @@ pub fn outbox_id(record_id: &str) -> String {
 /// is not already queued or sent. A store error is returned (the import is then retried, so
 /// an outbox that is down for a moment loses no callback).
 pub async fn enqueue_ready(app: &App, rec: &Recording) -> Result<(), crate::store::StoreError> {
-    let tenant = rec.meta("tenant-id").unwrap_or(crate::store::NO_TENANT);
+    let tenant = crate::tenant::TenantScope::from_option(rec.meta("tenant-id")).stored();
     let url = match app.recordings.ready_url(tenant, &rec.meeting_id).await {
         Ok(Some(u)) => u,
         Ok(None) => return Ok(()),

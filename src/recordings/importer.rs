@@ -7,7 +7,8 @@
 //! 2. read each `<format>/<recordID>/metadata.xml` ([`metadata::parse`]); a broken format is
 //!    set aside, the others go on;
 //! 3. move each good format into place ([`files::place`], a replace);
-//! 4. update the index in one transaction ([`RecordingStore::import_recording`]);
+//! 4. update the index in one transaction that also decides published/protected against
+//!    the row there ([`RecordingStore::import_recording_decided`]);
 //! 5. only then remove the other copy (publish vs unpublish dir), queue the recording-ready
 //!    callback, and let the caller delete the tarball.
 //!
@@ -29,7 +30,7 @@ use std::time::{Duration, SystemTime};
 use super::{callback, files, ioerr, metadata};
 use crate::app::App;
 use crate::shutdown::Shutdown;
-use crate::store::recordings::{PlaybackFormat, Recording};
+use crate::store::recordings::{ImportPolicy, PlaybackFormat, Recording};
 use crate::store::{now_ms, Fence};
 
 /// Why an import did not complete.
@@ -52,30 +53,17 @@ pub struct ImportReport {
     pub failed: Vec<(String, String)>,
 }
 
-/// Scalelite's published decision: an explicit publish/unpublish through the API wins over a
-/// re-import; otherwise `RECORDING_IMPORT_UNPUBLISHED`, otherwise what metadata.xml says.
-pub fn decide_published(
-    existing: Option<&Recording>,
-    from_metadata: Option<bool>,
-    import_unpublished: bool,
-) -> bool {
-    match existing {
-        Some(e) if e.publish_updated => e.published,
-        _ if import_unpublished => false,
-        _ => from_metadata.unwrap_or(true),
-    }
-}
-
 /// The meeting ID a recording is filed under: the front end's ID. With multitenancy the
 /// ID BBB recorded is scoped to the tenant (`crate::tenant::scope`), and the recording's
 /// `tenant-id` metadatum names the tenant, so it is unscoped here, in one place.
 pub fn external_meeting_id(md: &metadata::FormatMetadata) -> String {
-    let tenant = md
-        .meta
-        .iter()
-        .find(|(k, _)| k == "tenant-id")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
+    let tenant = crate::tenant::TenantScope::from_option(
+        md.meta
+            .iter()
+            .find(|(k, _)| k == "tenant-id")
+            .map(|(_, v)| v.as_str()),
+    )
+    .stored();
     crate::tenant::unscope(tenant, &md.meeting_id).to_string()
 }
 
@@ -375,10 +363,15 @@ async fn import_extracted(
             .recording(&rid)
             .await
             .map_err(|e| store_failed(app, e))?;
-        let first = &formats[0].1;
-        let published =
-            decide_published(existing.as_ref(), first.published, cfg.import_unpublished);
-        let (root, other) = if published {
+        let policy = ImportPolicy {
+            from_metadata: formats[0].1.published,
+            import_unpublished: cfg.import_unpublished,
+            protect_new: cfg.protected_enabled,
+        };
+        // Where the files go: the decision as the index reads now. The store decides again,
+        // in the commit itself; should a publish land in between, the files follow it.
+        let published = policy.published(existing.as_ref());
+        let (mut root, mut other) = if published {
             (&cfg.publish_dir, &cfg.unpublish_dir)
         } else {
             (&cfg.unpublish_dir, &cfg.publish_dir)
@@ -416,10 +409,20 @@ async fn import_extracted(
         // Durable (a FULL-synchronous commit): the caller deletes the tarball after this.
         let stored = app
             .recordings
-            .import_recording_fenced(&rec, fence)
+            .import_recording_decided(&rec, policy, fence)
             .await
             .map_err(|e| store_failed(app, e))?;
         fault("import-after-commit");
+        if stored.published != published {
+            for (format, _) in &placed {
+                let (from, to, f, r) = (root.clone(), other.clone(), format.clone(), rid.clone());
+                if let Ok(Err(e)) = blocking(move || files::relocate(&from, &to, &f, &r)).await {
+                    tracing::warn!(record = %rid, format = %format, error = %e, "could not move the files after a concurrent publish/unpublish");
+                }
+            }
+            std::mem::swap(&mut root, &mut other);
+        }
+        let published = stored.published;
         for (format, _) in &placed {
             let (o, f, r) = (other.clone(), format.clone(), rid.clone());
             if let Ok(Err(e)) = blocking(move || files::remove(&o, &f, &r)).await {
@@ -800,21 +803,6 @@ fn watch(dir: &Path, wake: Arc<tokio::sync::Notify>) -> Option<notify::Recommend
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_api_publish_survives_a_reimport() {
-        let mut e = Recording {
-            published: false,
-            publish_updated: true,
-            ..Default::default()
-        };
-        assert!(!decide_published(Some(&e), Some(true), false));
-        e.publish_updated = false;
-        assert!(decide_published(Some(&e), Some(true), false));
-        assert!(!decide_published(None, Some(true), true));
-        assert!(decide_published(None, None, false));
-        assert!(!decide_published(None, Some(false), false));
-    }
 
     #[test]
     fn tenant_scoped_meeting_ids_are_filed_under_the_front_ends_id() {

@@ -478,11 +478,11 @@ pub fn plan(redis: &RedisState, pg: &PgState, existing: &Existing, opts: Options
             p.skip(Kind::Meeting, &m.id, "its server is not carried over");
             continue;
         };
-        if !tenant.is_empty() {
+        if !tenant.is_empty() && !tenant_ok.contains(&tenant) {
             p.skip(
                 Kind::Meeting,
                 &m.id,
-                "a tenant meeting: BBB knows it by its plain ID, which Ferrolite cannot map yet; it keeps running on its server",
+                format!("its tenant {tenant} is not carried over"),
             );
             continue;
         }
@@ -505,6 +505,8 @@ pub fn plan(redis: &RedisState, pg: &PgState, existing: &Existing, opts: Options
             moderator_pw: m.moderator_pw.clone(),
             voice_bridge: vb,
             created_at: now,
+            // Scalelite sends the front end's ID to BBB unchanged, for tenants too.
+            bbb_id: m.id.clone(),
         });
     }
 

@@ -109,6 +109,7 @@ pub async fn apply(app: &App, plan: &mut Plan) -> Result<(), ImportError> {
             choose: &choose,
             now_ms: m.created_at,
             max_tenant_meetings: None,
+            bbb_id: Some(&m.bbb_id),
         };
         match app.store.place_meeting(&req).await? {
             PlaceOutcome::Placed(..) => {

@@ -78,6 +78,15 @@ pub fn one_sqlite_file(
     }
 }
 
+/// `what: error`, with a hint when the server's certificate was refused.
+fn postgres_failed(what: &str, e: &super::StoreError) -> String {
+    let e = e.to_string();
+    match super::postgres_tls::explain(&e) {
+        Some(hint) => format!("{what}: {e}: {hint}"),
+        None => format!("{what}: {e}"),
+    }
+}
+
 /// The stores, and the SQLite file they are built on.
 async fn open_parts(config: &Config) -> Result<(Stores, SqliteStore), String> {
     let sqlite = SqliteStore::open(&config.database_path).map_err(|e| {
@@ -100,7 +109,7 @@ async fn open_parts(config: &Config) -> Result<(Stores, SqliteStore), String> {
     if let Some(url) = &config.backends.postgres_url {
         let pg = PostgresStore::connect(url, POSTGRES_POOL)
             .await
-            .map_err(|e| format!("cannot open PostgreSQL (DATABASE_URL): {e}"))?;
+            .map_err(|e| postgres_failed("cannot open PostgreSQL (DATABASE_URL)", &e))?;
         let pg = std::sync::Arc::new(pg);
         stores.outbox = pg.clone();
         stores.recordings = pg;
@@ -120,7 +129,7 @@ pub async fn migrate(config: &Config) -> Result<Vec<String>, String> {
     let applied = pg
         .migrate()
         .await
-        .map_err(|e| format!("cannot migrate PostgreSQL (DATABASE_URL): {e}"))?;
+        .map_err(|e| postgres_failed("cannot migrate PostgreSQL (DATABASE_URL)", &e))?;
     Ok(if applied.is_empty() {
         vec!["PostgreSQL schema is up to date".into()]
     } else {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::playback::NewToken;
-use super::recordings::{PlaybackFormat, Recording, RecordingQuery};
+use super::recordings::{ImportPolicy, PlaybackFormat, Recording, RecordingQuery};
 use super::*;
 
 /// Runs every suite against a backend that implements every trait.
@@ -41,9 +41,10 @@ pub async fn pool<S: PoolStore, F: Fn() -> S>(make: &F) {
     tenant_limits_hold_under_concurrency(Arc::new(make())).await;
     participant_limit_holds_under_concurrency(Arc::new(make())).await;
     placement_rechecks_the_server(Arc::new(make())).await;
+    meetings_keep_their_bbb_side_id(Arc::new(make())).await;
 }
 
-/// [`Outbox`]: a callback is queued once; only due, pending ones are handed out.
+/// [`Outbox`]: a callback is queued once; only due, pending ones are handed out; claims.
 pub async fn outbox<S: Outbox, F: Fn() -> S>(make: &F) {
     let s = make();
     let now = s_now();
@@ -100,10 +101,85 @@ pub async fn outbox<S: Outbox, F: Fn() -> S>(make: &F) {
         (c.status, c.last_error.as_str()),
         (CallbackStatus::Pending, "timeout")
     );
+    callbacks_are_claimed_once_until_the_claim_expires(&make()).await;
+}
+
+/// `claim_callbacks` / `finish_callback`: a live claim is exclusive, an expired one is
+/// claimed again, and a claimer that lost its claim cannot record an outcome. (Times are
+/// given by the caller; ids are unique, so a backend's `make` may hand out one store.)
+async fn callbacks_are_claimed_once_until_the_claim_expires<S: Outbox>(s: &S) {
+    let ids = ["claim-a", "claim-b", "claim-c"];
+    for id in ids {
+        let cb = OutgoingCallback {
+            id: id.into(),
+            kind: "k".into(),
+            method: "POST".into(),
+            url: "http://x/".into(),
+            variants: vec![],
+            attempts: 0,
+            next_attempt_at: 100,
+            created_at: 100,
+            status: CallbackStatus::Pending,
+            last_error: String::new(),
+        };
+        assert!(s.enqueue_callback(&cb).await.unwrap());
+    }
+    let first = s.claim_callbacks(1000, 2, "p1", 5000, None).await.unwrap();
+    assert_eq!(first.len(), 2, "the limit holds");
+    let second = s.claim_callbacks(1000, 8, "p2", 8000, None).await.unwrap();
+    assert_eq!(second.len(), 1, "claimed ones are not handed out again");
+    assert!(first.iter().all(|c| c.id != second[0].id));
+    assert!(
+        s.claim_callbacks(2000, 8, "p3", 6000, None)
+            .await
+            .unwrap()
+            .is_empty(),
+        "live claims are exclusive"
+    );
+    // p1 dies; once its claim expired, another claimer takes its callbacks.
+    let again = s.claim_callbacks(5001, 8, "p3", 9000, None).await.unwrap();
+    assert_eq!(again.len(), 2, "an expired claim is claimed again");
+    assert!(
+        !s.finish_callback(
+            "p1",
+            &first[0].id,
+            CallbackStatus::Delivered,
+            1,
+            0,
+            "",
+            None
+        )
+        .await
+        .unwrap(),
+        "a lost claim cannot record an outcome"
+    );
+    assert!(s
+        .finish_callback(
+            "p3",
+            &first[0].id,
+            CallbackStatus::Delivered,
+            1,
+            0,
+            "",
+            None
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        s.prune_callbacks(101).await.unwrap(),
+        1,
+        "only finished ones created before the cut are pruned"
+    );
+    let left = s.callbacks().await.unwrap();
+    assert_eq!(
+        left.iter().filter(|c| ids.contains(&c.id.as_str())).count(),
+        2
+    );
 }
 
 /// [`LeaseStore`]: exclusive among concurrent takers, renewed by its holder, taken over
-/// after expiry, released only by its holder; the store's clock moves forward.
+/// after expiry, released only by its holder, handed over atomically; recording claims;
+/// the store's clock moves forward.
 pub async fn leases<S: LeaseStore, F: Fn() -> S>(make: &F) {
     let s = Arc::new(make());
     let t0 = s.now().await.unwrap();
@@ -160,7 +236,44 @@ pub async fn leases<S: LeaseStore, F: Fn() -> S>(make: &F) {
         "concurrent raises each get their own generation"
     );
     assert_eq!(s.generation("playback").await.unwrap(), 8);
+    a_gone_holders_lease_is_handed_over_atomically(&*s).await;
     recording_claims_are_exclusive(s).await;
+}
+
+/// `replace_lease`: only from the holder named, in one step; the old holder cannot take it
+/// back.
+async fn a_gone_holders_lease_is_handed_over_atomically<S: LeaseStore>(s: &S) {
+    assert!(s.take_lease("hand-over", "n1:10", 60_000).await.unwrap());
+    let (holder, expires) = s.lease_holder("hand-over").await.unwrap().unwrap();
+    assert_eq!(
+        holder, "n1:10",
+        "the holder is reported as it took the lease"
+    );
+    assert!(
+        expires > s.now().await.unwrap(),
+        "a held lease expires in the future"
+    );
+    assert!(
+        s.replace_lease("hand-over", "n1:9", "n1:11", 60_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "a hand-over from a holder that does not hold it fails"
+    );
+    assert!(s
+        .replace_lease("hand-over", "n1:10", "n1:11", 60_000)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        s.lease_holder("hand-over").await.unwrap().unwrap().0,
+        "n1:11"
+    );
+    assert!(
+        !s.take_lease("hand-over", "n1:10", 60_000).await.unwrap(),
+        "the old holder cannot take a handed-over lease back"
+    );
+    assert_eq!(s.lease_holder("no-such-lease").await.unwrap(), None);
 }
 
 async fn recording_claims_are_exclusive<S: LeaseStore>(s: Arc<S>) {
@@ -228,8 +341,8 @@ pub async fn tokens<S: TokenStore, F: Fn() -> S>(make: &F) {
     assert!(s.consume_playback_token("b").await.unwrap().is_some());
 }
 
-/// [`RecordingStore`]: import, publish, unpublish and delete of one recording, and the
-/// access facts playback reads.
+/// [`RecordingStore`]: import, publish, unpublish and delete of one recording, the access
+/// facts playback reads, and imports that decide their flags against the stored row.
 pub async fn recordings<S: RecordingStore, F: Fn() -> S>(make: &F) {
     let s = make();
     let rec = Recording {
@@ -297,7 +410,73 @@ pub async fn recordings<S: RecordingStore, F: Fn() -> S>(make: &F) {
         "deleted plays nothing"
     );
     assert!(!s.tombstone_recording("nope").await.unwrap());
+
+    import_decides_against_the_stored_row(&make()).await;
     super::contract_recordings::all(make).await;
+}
+
+/// `import_recording_decided`: the flags are decided against the row there at the commit,
+/// so an API unpublish (or a protection) between the importer's read and its write holds.
+async fn import_decides_against_the_stored_row<S: RecordingStore>(s: &S) {
+    let rec = Recording {
+        record_id: "rec-2".into(),
+        meeting_id: "m2".into(),
+        internal_meeting_id: "rec-2".into(),
+        published: true,
+        state: Some(RecordingState::Published),
+        ..Default::default()
+    };
+    let policy = ImportPolicy {
+        from_metadata: Some(true),
+        import_unpublished: false,
+        protect_new: false,
+    };
+    let first = s
+        .import_recording_decided(&rec, policy, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.published, first.protected, first.publish_updated),
+        (true, false, false),
+        "a new recording follows its metadata"
+    );
+    // What the importer read before: published. Then the API unpublishes and protects it.
+    s.set_published("rec-2", false).await.unwrap();
+    s.update_recordings(&["rec-2".into()], None, &[], Some(true))
+        .await
+        .unwrap();
+    let again = s
+        .import_recording_decided(&rec, policy, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            again.published,
+            again.state,
+            again.protected,
+            again.publish_updated
+        ),
+        (false, Some(RecordingState::Unpublished), true, true),
+        "a re-import keeps the API's unpublish and the protection"
+    );
+    let stored = s.recording("rec-2").await.unwrap().unwrap();
+    assert_eq!((stored.published, stored.protected), (false, true));
+    let unpublished_import = ImportPolicy {
+        import_unpublished: true,
+        protect_new: true,
+        ..policy
+    };
+    let mut other = rec.clone();
+    other.record_id = "rec-3".into();
+    let third = s
+        .import_recording_decided(&other, unpublished_import, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (third.published, third.state, third.protected),
+        (false, Some(RecordingState::Unpublished), true),
+        "RECORDING_IMPORT_UNPUBLISHED and protection apply to new recordings"
+    );
 }
 
 // ---- pool cases ----
@@ -393,6 +572,7 @@ async fn place<S: PoolStore>(
         choose,
         now_ms: now_ms(),
         max_tenant_meetings: max,
+        bbb_id: None,
     })
     .await
     .expect("placement failed")
@@ -568,6 +748,7 @@ async fn placement_rechecks_the_server<S: PoolStore>(s: Arc<S>) {
         choose: &least_loaded,
         now_ms: now_ms(),
         max_tenant_meetings: None,
+        bbb_id: None,
     };
     let placement::Decision::Commit(commit) = placement::decide(&req, &snap) else {
         panic!("the snapshot allows a placement")
@@ -741,6 +922,16 @@ pub async fn fenced_pool<S: PoolStore, F: Fn() -> S>(make: &F) {
 pub async fn fenced_outbox<S: Outbox, F: Fn() -> S>(make: &F) {
     let s = make();
     let now = s_now();
+    // Other cases may have left due callbacks in a shared outbox: settle them first.
+    for c in s
+        .claim_callbacks(now, 1000, "drain", now + 60_000, None)
+        .await
+        .unwrap()
+    {
+        s.finish_callback("drain", &c.id, CallbackStatus::Delivered, 1, 0, "", None)
+            .await
+            .unwrap();
+    }
     for id in ["fenced-a", "fenced-b", "fenced-c"] {
         let cb = OutgoingCallback {
             id: id.into(),
@@ -834,15 +1025,15 @@ pub async fn fenced_recordings<S: RecordingStore, F: Fn() -> S>(make: &F) {
         ..Default::default()
     };
     let f = |e| Fence::new("importer", e);
-    s.import_recording_fenced(&rec("first"), Some(&f(100)))
+    s.import_recording_decided(&rec("first"), ImportPolicy::default(), Some(&f(100)))
         .await
         .unwrap();
-    s.import_recording_fenced(&rec("second"), Some(&f(200)))
+    s.import_recording_decided(&rec("second"), ImportPolicy::default(), Some(&f(200)))
         .await
         .unwrap();
     assert!(
         is_fenced(
-            s.import_recording_fenced(&rec("stale"), Some(&f(100)))
+            s.import_recording_decided(&rec("stale"), ImportPolicy::default(), Some(&f(100)))
                 .await
         ),
         "an old importer's commit is refused"
@@ -886,4 +1077,80 @@ pub async fn fenced_by_the_lease<S: LeaseStore + PoolStore, F: Fn() -> S>(make: 
         .await
         .unwrap();
     assert_eq!(s.server("s0").await.unwrap().unwrap().load, Some(2.0));
+}
+
+/// A meeting placed with the ID BBB already knows it by (Scalelite's plain ID of a tenant
+/// meeting) keeps it; reconciliation and participant counts go by it, not by the scoped ID.
+async fn meetings_keep_their_bbb_side_id<S: PoolStore>(s: Arc<S>) {
+    servers(&*s, 1).await;
+    let (vb, scoped_vb) = (vec!["6100".to_string()], vec!["6101".to_string()]);
+    let at = now_ms() - 10_000;
+    let req = |meeting_id, bbb_id, vbs| PlaceRequest {
+        tenant_id: "t1",
+        meeting_id,
+        moderator_pw: "pw",
+        voice_bridges: vbs,
+        choose: &least_loaded,
+        now_ms: at,
+        max_tenant_meetings: None,
+        bbb_id,
+    };
+    let PlaceOutcome::Placed(m, _) = s
+        .place_meeting(&req("plain", Some("plain"), &vb))
+        .await
+        .unwrap()
+    else {
+        panic!("the meeting is placed")
+    };
+    assert_eq!(m.bbb_id, "plain");
+    let PlaceOutcome::Placed(n, _) = s
+        .place_meeting(&req("ours", None, &scoped_vb))
+        .await
+        .unwrap()
+    else {
+        panic!("the meeting is placed")
+    };
+    assert_eq!(n.bbb_id, crate::tenant::scope("t1", "ours"));
+    assert_eq!(s.meeting("t1", "plain").await.unwrap().unwrap().0, m);
+    let ids: HashSet<String> = s
+        .meetings_on("s0")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.bbb_id)
+        .collect();
+    assert_eq!(ids, HashSet::from(["plain".to_string(), n.bbb_id.clone()]));
+    s.set_participants(
+        "s0",
+        &[
+            ("plain".into(), 4),
+            (crate::tenant::scope("t1", "plain"), 9),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.tenant_usage("t1").await.unwrap(),
+        (2, 4),
+        "counted by BBB's ID"
+    );
+    let keep = vec!["plain".to_string(), crate::tenant::scope("t1", "plain")];
+    let gone = s
+        .forget_meetings_except("s0", &keep, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(
+        gone,
+        vec![n],
+        "the scoped meeting BBB did not list is forgotten"
+    );
+    let gone = s
+        .forget_meetings_except("s0", &[crate::tenant::scope("t1", "plain")], now_ms())
+        .await
+        .unwrap();
+    assert_eq!(
+        gone,
+        vec![m],
+        "a plain-ID meeting is not kept by its scoped ID"
+    );
 }

@@ -276,6 +276,26 @@ async fn get_recordings_filters_and_pages<S: RecordingStore>(s: &S) {
         (ids(&p.recordings), p.total),
         (vec!["tie-a", "a%c_4"], Some(6))
     );
+    let p = s.find_recordings(&page(4, Some(10))).await.unwrap();
+    assert_eq!(
+        (ids(&p.recordings), p.total),
+        (vec!["abc-2", "abc-1"], Some(6)),
+        "the last, short page"
+    );
+    let p = s.find_recordings(&page(0, Some(10))).await.unwrap();
+    assert_eq!((p.recordings.len(), p.total), (6, Some(6)));
+    let p = s
+        .find_recordings(&RecordingQuery {
+            limit: Some(5),
+            ..tenant("t3")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (p.recordings.len(), p.total),
+        (0, Some(0)),
+        "no match, no page"
+    );
     let p = s.find_recordings(&page(10, Some(2))).await.unwrap();
     assert_eq!(
         (p.recordings.len(), p.total),

@@ -24,6 +24,7 @@ pub mod playback;
 pub mod postgres;
 mod postgres_recordings;
 mod postgres_schema;
+mod postgres_tls;
 pub mod recordings;
 pub mod redis;
 mod redis_conn;
@@ -186,7 +187,7 @@ pub struct PollUpdate {
 
 /// The tenant id of meetings, settings and ready URLs when multitenancy is off (or a request
 /// came to the bare host): no tenant.
-pub const NO_TENANT: &str = "";
+pub const NO_TENANT: &str = crate::tenant::TenantScope::None.stored();
 
 /// A meeting known to the load balancer: which server holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,6 +201,19 @@ pub struct Meeting {
     pub voice_bridge: String,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The meeting ID as BBB knows it: [`crate::tenant::scope`] of the two above for a
+    /// meeting Ferrolite created; a tenant meeting Scalelite created (adopted or imported)
+    /// keeps its plain ID.
+    pub bbb_id: String,
+}
+
+/// The BBB-side ID of a stored meeting: the stored one, or (a row written before the
+/// field existed) the scoped ID Ferrolite gives the meetings it creates.
+pub fn bbb_id_or_scoped(stored: Option<&str>, tenant_id: &str, meeting_id: &str) -> String {
+    match stored.filter(|s| !s.is_empty()) {
+        Some(id) => id.to_string(),
+        None => crate::tenant::scope(tenant_id, meeting_id),
+    }
 }
 
 /// Why no server could be chosen (from `balancer::choose_server`).
@@ -220,6 +234,9 @@ pub struct PlaceRequest<'a> {
     pub now_ms: i64,
     /// The tenant's limit on concurrent meetings, checked inside the placing transaction.
     pub max_tenant_meetings: Option<u32>,
+    /// The meeting's ID on BBB when it is not the scoped one (a meeting Scalelite created);
+    /// `None` for the meetings Ferrolite creates.
+    pub bbb_id: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -476,8 +493,8 @@ pub trait PoolStore: Send + Sync + 'static {
     async fn meetings(&self) -> StoreResult<Vec<Meeting>>;
     async fn meetings_on(&self, server_id: &str) -> StoreResult<Vec<Meeting>>;
     /// Forgets the meetings of a server that were created before `created_before_ms`,
-    /// except those listed (the ones a successful poll saw, as BBB knows them: tenant
-    /// meetings by their scoped ID, see `crate::tenant::scope`). Younger meetings are kept: the
+    /// except those listed (the ones a successful poll saw, as BBB knows them: each
+    /// meeting's `bbb_id`). Younger meetings are kept: the
     /// poll may have been answered before their create reached the server.
     async fn forget_meetings_except(
         &self,

@@ -119,6 +119,7 @@ pub fn decide(req: &PlaceRequest<'_>, snap: &PlacementSnapshot) -> Decision {
             moderator_pw: req.moderator_pw.to_string(),
             voice_bridge: voice_bridge.clone(),
             created_at: req.now_ms,
+            bbb_id: super::bbb_id_or_scoped(req.bbb_id, req.tenant_id, req.meeting_id),
         },
         guard: ServerGuard::of(server),
         max_tenant_meetings: req.max_tenant_meetings,
@@ -198,6 +199,7 @@ mod tests {
             choose: &first_available,
             now_ms: 5,
             max_tenant_meetings: Some(2),
+            bbb_id: None,
         };
         let mut snap = PlacementSnapshot {
             servers: vec![server("a", false), server("b", true)],

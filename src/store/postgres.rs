@@ -1,16 +1,15 @@
 //! The PostgreSQL backend: the callback outbox ([`Outbox`]) shared by every node, in the
-//! database `DATABASE_URL=postgres://…` names, through a `deadpool-postgres` pool.
+//! database `DATABASE_URL=postgres://…` names, through a `deadpool-postgres` pool (TLS by
+//! rustls, `postgres_tls.rs`).
 //!
-//! Its schema is versioned by [`MIGRATIONS`](super::postgres_schema::MIGRATIONS), applied in order and recorded in
+//! Its schema is versioned by [`MIGRATIONS`], applied in order and recorded in
 //! `ferrolite_migrations`; [`PostgresStore::connect`] applies the missing ones on start and
 //! `ferrolite db migrate` does it by hand. Concurrent starts are serialized by an advisory
 //! lock, so two nodes never apply one migration twice.
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
 
-pub use super::postgres_schema::MIGRATIONS;
 use super::{
     CallbackStatus, CallbackVariant, Fence, Outbox, OutgoingCallback, StoreError, StoreResult,
 };
@@ -41,6 +40,39 @@ pub(super) async fn check_fence(
     Ok(())
 }
 
+/// The schema, one step per entry: `(version, name, SQL)`. Append only.
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "callback outbox",
+        "CREATE TABLE callbacks (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        method TEXT NOT NULL,
+        url TEXT NOT NULL,
+        variants TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        last_error TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX callbacks_due ON callbacks (next_attempt_at) WHERE status = 'pending';",
+    ),
+    (
+        2,
+        "callback-claims",
+        "ALTER TABLE callbacks ADD COLUMN claimed_until BIGINT;
+    ALTER TABLE callbacks ADD COLUMN claimed_by TEXT;",
+    ),
+    (3, "recordings index", super::postgres_schema::RECORDINGS),
+    (
+        4,
+        "fences",
+        "CREATE TABLE fences (name TEXT PRIMARY KEY, epoch BIGINT NOT NULL);",
+    ),
+];
+
 /// The advisory lock key migrations run under (any constant unique to Ferrolite).
 const MIGRATION_LOCK: i64 = 0x6665_7272_6f6c;
 
@@ -53,16 +85,34 @@ pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("postgres: {e}"))
 }
 
+/// A connection could not be had: the whole chain of causes (a refused certificate is
+/// the innermost).
+pub(super) fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    backend(out)
+}
+
 const CALLBACK_COLUMNS: &str =
     "id, kind, method, url, variants, attempts, next_attempt_at, created_at, status, last_error";
 
 impl PostgresStore {
     /// A pool of up to `max_connections` to `url`, without touching the database yet.
+    /// TLS as `sslmode`/`sslrootcert` in the URL ask (`postgres_tls.rs`).
     pub fn open(url: &str, max_connections: usize) -> StoreResult<PostgresStore> {
-        let config: tokio_postgres::Config = url.parse().map_err(backend)?;
+        let target = crate::config::postgres_target(url).map_err(backend)?;
+        let tls = super::postgres_tls::connector(&target).map_err(backend)?;
         let manager = Manager::from_config(
-            config,
-            NoTls,
+            target.config,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -84,7 +134,7 @@ impl PostgresStore {
     /// Applies the migrations not yet recorded, in one transaction under the advisory lock;
     /// returns the names of those it applied (empty when the schema is current).
     pub async fn migrate(&self) -> StoreResult<Vec<String>> {
-        let mut client = self.pool.get().await.map_err(backend)?;
+        let mut client = self.pool.get().await.map_err(pool_error)?;
         let tx = client.transaction().await.map_err(backend)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
@@ -130,7 +180,7 @@ impl PostgresStore {
         tail: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> StoreResult<Vec<OutgoingCallback>> {
-        let client = self.pool.get().await.map_err(backend)?;
+        let client = self.pool.get().await.map_err(pool_error)?;
         let rows = client
             .query(
                 &format!("SELECT {CALLBACK_COLUMNS} FROM callbacks {tail}"),
@@ -165,7 +215,7 @@ fn callback_of_row(r: &tokio_postgres::Row) -> StoreResult<OutgoingCallback> {
 impl Outbox for PostgresStore {
     async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<bool> {
         let variants = serde_json::to_string(&cb.variants).map_err(backend)?;
-        let client = self.pool.get().await.map_err(backend)?;
+        let client = self.pool.get().await.map_err(pool_error)?;
         let n = client
             .execute(
                 &format!(
@@ -207,7 +257,7 @@ impl Outbox for PostgresStore {
         next_attempt_at: i64,
         last_error: &str,
     ) -> StoreResult<()> {
-        let client = self.pool.get().await.map_err(backend)?;
+        let client = self.pool.get().await.map_err(pool_error)?;
         client
             .execute(
                 "UPDATE callbacks SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5 WHERE id = $1",
@@ -237,7 +287,7 @@ impl Outbox for PostgresStore {
         fence: Option<&Fence>,
     ) -> StoreResult<Vec<OutgoingCallback>> {
         let limit = limit.min(i64::MAX as usize) as i64;
-        let mut client = self.pool.get().await.map_err(backend)?;
+        let mut client = self.pool.get().await.map_err(pool_error)?;
         let tx = client.transaction().await.map_err(backend)?;
         check_fence(&tx, fence).await?;
         // SKIP LOCKED: two nodes claiming at once take different rows, neither waits.
@@ -276,7 +326,7 @@ impl Outbox for PostgresStore {
         last_error: &str,
         fence: Option<&Fence>,
     ) -> StoreResult<bool> {
-        let mut client = self.pool.get().await.map_err(backend)?;
+        let mut client = self.pool.get().await.map_err(pool_error)?;
         let tx = client.transaction().await.map_err(backend)?;
         check_fence(&tx, fence).await?;
         let n = tx
@@ -300,7 +350,7 @@ impl Outbox for PostgresStore {
     }
 
     async fn prune_callbacks(&self, before_ms: i64) -> StoreResult<usize> {
-        let client = self.pool.get().await.map_err(backend)?;
+        let client = self.pool.get().await.map_err(pool_error)?;
         let n = client
             .execute(
                 "DELETE FROM callbacks WHERE status <> 'pending' AND created_at < $1",

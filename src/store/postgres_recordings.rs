@@ -1,5 +1,4 @@
-//! [`RecordingStore`] on PostgreSQL: the schema step "recordings index" (migration 3 of
-//! `postgres.rs`) and the queries behind getRecordings, the importer, the recording calls
+//! [`RecordingStore`] on PostgreSQL (its tables: migration 3, `postgres_schema.rs`): the queries behind getRecordings, the importer, the recording calls
 //! and the playback access lookup, so every node of a cluster reads one index.
 //!
 //! The SQL mirrors `sqlite_recordings.rs`: getRecordings filters (meeting IDs, record-ID
@@ -218,6 +217,13 @@ fn where_clause(q: &RecordingQuery, args: &mut Args) -> String {
     }
 }
 
+/// The matches before paging, when the page itself tells: a page shorter than `limit` that
+/// is not empty (or starts at 0) ends the matches. Otherwise they must be counted.
+fn total_of_short_page(limit: u64, offset: u64, found: usize) -> Option<u64> {
+    let found = found as u64;
+    (found < limit && (found > 0 || offset == 0)).then(|| offset + found)
+}
+
 /// The row ids of the matches of `q`, newest first, optionally one `(limit, offset)` page.
 async fn matching_ids<C: GenericClient>(
     c: &C,
@@ -350,7 +356,7 @@ async fn access_rows<C: GenericClient>(
 
 impl PostgresStore {
     async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
-        self.pool.get().await.map_err(backend)
+        self.pool.get().await.map_err(super::postgres::pool_error)
     }
 
     /// The recordings matching `sql` (which selects row ids), read in full.
@@ -394,123 +400,44 @@ impl RecordingStore for PostgresStore {
 
     async fn find_recordings(&self, q: &RecordingQuery) -> StoreResult<RecordingPage> {
         let c = self.client().await?;
+        let ids = matching_ids(&c, q, q.limit.map(|l| (l, q.offset))).await?;
         let total = match q.limit {
-            Some(_) => {
-                let mut args = Args::default();
-                let clause = where_clause(q, &mut args);
-                let stmt = c
-                    .prepare_cached(&format!("SELECT count(*) FROM recordings r {clause}"))
-                    .await
-                    .map_err(backend)?;
-                let n: i64 = c
-                    .query_one(&stmt, &args.refs())
-                    .await
-                    .map_err(backend)?
-                    .get(0);
-                Some(n.max(0) as u64)
-            }
+            Some(limit) => match total_of_short_page(limit, q.offset, ids.len()) {
+                Some(n) => Some(n),
+                None => {
+                    let mut args = Args::default();
+                    let clause = where_clause(q, &mut args);
+                    let stmt = c
+                        .prepare_cached(&format!("SELECT count(*) FROM recordings r {clause}"))
+                        .await
+                        .map_err(backend)?;
+                    let n: i64 = c
+                        .query_one(&stmt, &args.refs())
+                        .await
+                        .map_err(backend)?
+                        .get(0);
+                    Some(n.max(0) as u64)
+                }
+            },
             None => None,
         };
-        let ids = matching_ids(&c, q, q.limit.map(|l| (l, q.offset))).await?;
         Ok(RecordingPage {
             recordings: load(&c, &ids).await?,
             total,
         })
     }
 
-    async fn import_recording_fenced(
+    async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording> {
+        self.import_with(rec, None, None).await
+    }
+
+    async fn import_recording_decided(
         &self,
         rec: &Recording,
+        policy: ImportPolicy,
         fence: Option<&super::Fence>,
     ) -> StoreResult<Recording> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(backend)?;
-        check_fence(&tx, fence).await?;
-        let now = now_ms();
-        let state = rec.state.map(RecordingState::as_str);
-        let id: i64 = tx
-            .query_one(
-                "INSERT INTO recordings (record_id, meeting_id, internal_meeting_id, name, published, state,
-                     starttime, endtime, participants, raw_size, is_breakout, parent_meeting_id, protected,
-                     publish_updated, imported_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
-                 ON CONFLICT (record_id) DO UPDATE SET meeting_id = excluded.meeting_id,
-                     internal_meeting_id = excluded.internal_meeting_id, name = excluded.name,
-                     published = excluded.published, state = excluded.state, starttime = excluded.starttime,
-                     endtime = excluded.endtime, participants = excluded.participants,
-                     raw_size = COALESCE(excluded.raw_size, recordings.raw_size),
-                     is_breakout = excluded.is_breakout, parent_meeting_id = excluded.parent_meeting_id,
-                     protected = excluded.protected, publish_updated = excluded.publish_updated,
-                     imported_at = excluded.imported_at, updated_at = excluded.updated_at
-                 RETURNING id",
-                &[
-                    &rec.record_id,
-                    &rec.meeting_id,
-                    &rec.internal_meeting_id,
-                    &rec.name,
-                    &rec.published,
-                    &state,
-                    &rec.start_time,
-                    &rec.end_time,
-                    &rec.participants,
-                    &rec.raw_size,
-                    &rec.is_breakout,
-                    &rec.parent_meeting_id,
-                    &rec.protected,
-                    &rec.publish_updated,
-                    &now,
-                ],
-            )
-            .await
-            .map_err(backend)?
-            .get(0);
-        let (keys, values) = merged_meta(&rec.metadata);
-        if !keys.is_empty() {
-            tx.execute(
-                "INSERT INTO recording_metadata (recording_id, seq, key, value)
-                 SELECT $1, (SELECT COALESCE(MAX(seq), 0) FROM recording_metadata WHERE recording_id = $1) + t.n, t.k, t.v
-                 FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(k, v, n)
-                 ON CONFLICT (recording_id, md5(key)) DO UPDATE SET value = excluded.value",
-                &[&id, &keys, &values],
-            )
-            .await
-            .map_err(backend)?;
-        }
-        for f in &rec.formats {
-            tx.execute(
-                "DELETE FROM playback_formats WHERE recording_id = $1 AND format = $2",
-                &[&id, &f.format],
-            )
-            .await
-            .map_err(backend)?;
-            let fid: i64 = tx
-                .query_one(
-                    "INSERT INTO playback_formats (recording_id, format, url, length, processing_time, size)
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                    &[&id, &f.format, &f.url, &f.length, &f.processing_time, &f.size],
-                )
-                .await
-                .map_err(backend)?
-                .get(0);
-            if !f.thumbnails.is_empty() {
-                let col = |g: fn(&Thumbnail) -> i64| f.thumbnails.iter().map(g).collect::<Vec<_>>();
-                let sequences = col(|t| t.sequence);
-                let widths: Vec<Option<i64>> = f.thumbnails.iter().map(|t| t.width).collect();
-                let heights: Vec<Option<i64>> = f.thumbnails.iter().map(|t| t.height).collect();
-                let alts: Vec<&str> = f.thumbnails.iter().map(|t| t.alt.as_str()).collect();
-                let urls: Vec<&str> = f.thumbnails.iter().map(|t| t.url.as_str()).collect();
-                tx.execute(
-                    "INSERT INTO thumbnails (playback_format_id, sequence, width, height, alt, url)
-                     SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])",
-                    &[&fid, &sequences, &widths, &heights, &alts, &urls],
-                )
-                .await
-                .map_err(backend)?;
-            }
-        }
-        let stored = load(&tx, &[id]).await?.into_iter().next();
-        tx.commit().await.map_err(backend)?;
-        stored.ok_or_else(|| backend("the imported recording could not be read back"))
+        self.import_with(rec, Some(policy), fence).await
     }
 
     async fn set_published(&self, record_id: &str, published: bool) -> StoreResult<()> {
@@ -724,6 +651,126 @@ impl RecordingStore for PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// One import in one transaction: the fence checked, the flags decided by `policy`
+    /// against the row there (locked with `FOR UPDATE`), then the upsert.
+    async fn import_with(
+        &self,
+        rec: &Recording,
+        policy: Option<ImportPolicy>,
+        fence: Option<&super::Fence>,
+    ) -> StoreResult<Recording> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(backend)?;
+        check_fence(&tx, fence).await?;
+        let decided;
+        let rec = match policy {
+            Some(policy) => {
+                let existing: Option<i64> = tx
+                    .query_opt(
+                        "SELECT id FROM recordings WHERE record_id = $1 FOR UPDATE",
+                        &[&rec.record_id],
+                    )
+                    .await
+                    .map_err(backend)?
+                    .map(|r| r.get(0));
+                let existing = match existing {
+                    Some(id) => load(&tx, &[id]).await?.into_iter().next(),
+                    None => None,
+                };
+                decided = policy.apply(rec, existing.as_ref());
+                &decided
+            }
+            None => rec,
+        };
+        let now = now_ms();
+        let state = rec.state.map(RecordingState::as_str);
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO recordings (record_id, meeting_id, internal_meeting_id, name, published, state,
+                     starttime, endtime, participants, raw_size, is_breakout, parent_meeting_id, protected,
+                     publish_updated, imported_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
+                 ON CONFLICT (record_id) DO UPDATE SET meeting_id = excluded.meeting_id,
+                     internal_meeting_id = excluded.internal_meeting_id, name = excluded.name,
+                     published = excluded.published, state = excluded.state, starttime = excluded.starttime,
+                     endtime = excluded.endtime, participants = excluded.participants,
+                     raw_size = COALESCE(excluded.raw_size, recordings.raw_size),
+                     is_breakout = excluded.is_breakout, parent_meeting_id = excluded.parent_meeting_id,
+                     protected = excluded.protected, publish_updated = excluded.publish_updated,
+                     imported_at = excluded.imported_at, updated_at = excluded.updated_at
+                 RETURNING id",
+                &[
+                    &rec.record_id,
+                    &rec.meeting_id,
+                    &rec.internal_meeting_id,
+                    &rec.name,
+                    &rec.published,
+                    &state,
+                    &rec.start_time,
+                    &rec.end_time,
+                    &rec.participants,
+                    &rec.raw_size,
+                    &rec.is_breakout,
+                    &rec.parent_meeting_id,
+                    &rec.protected,
+                    &rec.publish_updated,
+                    &now,
+                ],
+            )
+            .await
+            .map_err(backend)?
+            .get(0);
+        let (keys, values) = merged_meta(&rec.metadata);
+        if !keys.is_empty() {
+            tx.execute(
+                "INSERT INTO recording_metadata (recording_id, seq, key, value)
+                 SELECT $1, (SELECT COALESCE(MAX(seq), 0) FROM recording_metadata WHERE recording_id = $1) + t.n, t.k, t.v
+                 FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(k, v, n)
+                 ON CONFLICT (recording_id, md5(key)) DO UPDATE SET value = excluded.value",
+                &[&id, &keys, &values],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        for f in &rec.formats {
+            tx.execute(
+                "DELETE FROM playback_formats WHERE recording_id = $1 AND format = $2",
+                &[&id, &f.format],
+            )
+            .await
+            .map_err(backend)?;
+            let fid: i64 = tx
+                .query_one(
+                    "INSERT INTO playback_formats (recording_id, format, url, length, processing_time, size)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    &[&id, &f.format, &f.url, &f.length, &f.processing_time, &f.size],
+                )
+                .await
+                .map_err(backend)?
+                .get(0);
+            if !f.thumbnails.is_empty() {
+                let col = |g: fn(&Thumbnail) -> i64| f.thumbnails.iter().map(g).collect::<Vec<_>>();
+                let sequences = col(|t| t.sequence);
+                let widths: Vec<Option<i64>> = f.thumbnails.iter().map(|t| t.width).collect();
+                let heights: Vec<Option<i64>> = f.thumbnails.iter().map(|t| t.height).collect();
+                let alts: Vec<&str> = f.thumbnails.iter().map(|t| t.alt.as_str()).collect();
+                let urls: Vec<&str> = f.thumbnails.iter().map(|t| t.url.as_str()).collect();
+                tx.execute(
+                    "INSERT INTO thumbnails (playback_format_id, sequence, width, height, alt, url)
+                     SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])",
+                    &[&fid, &sequences, &widths, &heights, &alts, &urls],
+                )
+                .await
+                .map_err(backend)?;
+            }
+        }
+        let stored = load(&tx, &[id]).await?.into_iter().next();
+        tx.commit().await.map_err(backend)?;
+        stored.ok_or_else(|| backend("the imported recording could not be read back"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -739,6 +786,14 @@ mod tests {
                 vec!["3".to_string(), "2".into()]
             )
         );
+    }
+
+    #[test]
+    fn only_a_short_page_that_is_not_past_the_end_tells_the_total() {
+        assert_eq!(total_of_short_page(25, 50, 7), Some(57));
+        assert_eq!(total_of_short_page(25, 0, 0), Some(0));
+        assert_eq!(total_of_short_page(25, 50, 0), None, "past the end");
+        assert_eq!(total_of_short_page(25, 50, 25), None, "a full page");
     }
 
     #[test]

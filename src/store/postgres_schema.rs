@@ -1,41 +1,8 @@
-//! The PostgreSQL backend's schema: its migrations, one step per entry, applied in order by
-//! [`PostgresStore::connect`](super::postgres::PostgresStore::connect) and `ferrolite db migrate`.
-
-/// The schema, one step per entry: `(version, name, SQL)`. Append only.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[
-    (
-        1,
-        "callback outbox",
-        "CREATE TABLE callbacks (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        method TEXT NOT NULL,
-        url TEXT NOT NULL,
-        variants TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at BIGINT NOT NULL,
-        created_at BIGINT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'pending',
-        last_error TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX callbacks_due ON callbacks (next_attempt_at) WHERE status = 'pending';",
-    ),
-    (
-        2,
-        "callback-claims",
-        "ALTER TABLE callbacks ADD COLUMN claimed_until BIGINT;
-    ALTER TABLE callbacks ADD COLUMN claimed_by TEXT;",
-    ),
-    (3, "recordings index", RECORDINGS_INDEX),
-    (
-        4,
-        "fences",
-        "CREATE TABLE fences (name TEXT PRIMARY KEY, epoch BIGINT NOT NULL);",
-    ),
-];
+//! The SQL of PostgreSQL's schema steps that are longer than a line or two; the numbered
+//! list that applies them is `postgres::MIGRATIONS`. Never edit a step that has shipped.
 
 /// Migration 3: the recordings index.
-const RECORDINGS_INDEX: &str = r#"
+pub(super) const RECORDINGS: &str = r#"
 CREATE TABLE recordings (
     id BIGSERIAL PRIMARY KEY,
     record_id TEXT COLLATE "C" NOT NULL UNIQUE,

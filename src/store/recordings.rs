@@ -164,6 +164,51 @@ pub struct TextTrack {
     pub content: Vec<u8>,
 }
 
+/// How an import decides a recording's `published`, `state`, `protected` and
+/// `publish_updated` against the row the index already holds, Scalelite's rule: an explicit
+/// publish/unpublish through the API wins over a re-import; otherwise
+/// `RECORDING_IMPORT_UNPUBLISHED`, otherwise what metadata.xml says. A protected recording
+/// stays protected; new ones are protected when protection is on. Pure; a backend applies
+/// it inside the import's transaction ([`RecordingStore::import_recording_decided`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportPolicy {
+    /// metadata.xml's `<published>`.
+    pub from_metadata: Option<bool>,
+    pub import_unpublished: bool,
+    pub protect_new: bool,
+}
+
+impl ImportPolicy {
+    /// Whether the imported recording is published.
+    pub fn published(&self, existing: Option<&Recording>) -> bool {
+        match existing {
+            Some(e) if e.publish_updated => e.published,
+            _ if self.import_unpublished => false,
+            _ => self.from_metadata.unwrap_or(true),
+        }
+    }
+
+    /// `rec` (as metadata.xml describes it) with the flags decided against `existing`; the
+    /// state follows the published flag.
+    pub fn apply(&self, rec: &Recording, existing: Option<&Recording>) -> Recording {
+        let published = self.published(existing);
+        let state = match rec.state {
+            Some(RecordingState::Published) | None if !published => {
+                Some(RecordingState::Unpublished)
+            }
+            Some(RecordingState::Unpublished) if published => Some(RecordingState::Published),
+            s => s,
+        };
+        Recording {
+            published,
+            state,
+            protected: self.protect_new || existing.is_some_and(|e| e.protected),
+            publish_updated: existing.is_some_and(|e| e.publish_updated),
+            ..rec.clone()
+        }
+    }
+}
+
 /// A metadata change from updateRecordings: `None` removes the key.
 pub type MetaChange = (String, Option<String>);
 
@@ -181,16 +226,17 @@ pub trait RecordingStore: Send + Sync + 'static {
     /// An import: upserts the recording (fields already decided: published, protected),
     /// merges its metadata (keys not listed are kept), replaces the formats it lists and their
     /// thumbnails (other formats are kept), all in one transaction. Returns the stored result.
-    /// An operator's import (not fenced): [`RecordingStore::import_recording_fenced`].
-    async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording> {
-        self.import_recording_fenced(rec, None).await
-    }
-    /// [`RecordingStore::import_recording`]; with a fence (the importer role's), nothing is
-    /// written ([`StoreError::Fenced`](super::StoreError::Fenced)) when its epoch is older
-    /// than the importer's latest, checked in the same transaction.
-    async fn import_recording_fenced(
+    /// An operator's import, written as given (not fenced, no policy).
+    async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording>;
+    /// The importer role's import: its flags are decided by `policy` against the row
+    /// already there, in the same transaction as the write, so a publish/unpublish that
+    /// lands between the importer's read and its write is not undone; with a fence (the
+    /// importer lease's), nothing is written ([`StoreError::Fenced`](super::StoreError::Fenced))
+    /// when its epoch is older than the importer's latest. Returns the stored result.
+    async fn import_recording_decided(
         &self,
         rec: &Recording,
+        policy: ImportPolicy,
         fence: Option<&super::Fence>,
     ) -> StoreResult<Recording>;
     /// Sets `published`, `state` and `publish_updated` (publishRecordings).
@@ -231,4 +277,52 @@ pub trait RecordingStore: Send + Sync + 'static {
     async fn playback_access(&self, record_id: &str) -> StoreResult<Option<PlaybackAccess>>;
     /// Every recording id with its access facts (for the public-link farm's reconciliation).
     async fn playback_all(&self) -> StoreResult<Vec<(String, PlaybackAccess)>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_publish_survives_a_reimport() {
+        let policy = |from_metadata, import_unpublished| ImportPolicy {
+            from_metadata,
+            import_unpublished,
+            protect_new: false,
+        };
+        let mut e = Recording {
+            published: false,
+            publish_updated: true,
+            protected: true,
+            ..Default::default()
+        };
+        assert!(!policy(Some(true), false).published(Some(&e)));
+        e.publish_updated = false;
+        assert!(policy(Some(true), false).published(Some(&e)));
+        assert!(!policy(Some(true), true).published(None));
+        assert!(policy(None, false).published(None));
+        assert!(!policy(Some(false), false).published(None));
+        // The state follows the flag; protection and publish_updated are kept.
+        e.publish_updated = true;
+        let rec = Recording {
+            published: true,
+            state: Some(RecordingState::Published),
+            ..Default::default()
+        };
+        let d = policy(Some(true), false).apply(&rec, Some(&e));
+        assert_eq!(
+            (d.published, d.state, d.protected, d.publish_updated),
+            (false, Some(RecordingState::Unpublished), true, true)
+        );
+        let d = policy(Some(false), false).apply(&rec, None);
+        assert_eq!(
+            (d.published, d.state),
+            (false, Some(RecordingState::Unpublished))
+        );
+        let new = ImportPolicy {
+            protect_new: true,
+            ..policy(None, false)
+        };
+        assert!(new.apply(&rec, None).protected);
+    }
 }

@@ -77,7 +77,8 @@ if redis.call('HSETNX', ns .. ':voice-bridges', ARGV[7], mid) == 0 then
   return {'conflict', 'voice-bridge'}
 end
 redis.call('HSET', mkey, 'tenant_id', ARGV[3], 'meeting_id', ARGV[4], 'server_id', ARGV[5],
-  'moderator_pw', ARGV[6], 'voice_bridge', ARGV[7], 'created_at', ARGV[8], 'participants', 0)
+  'moderator_pw', ARGV[6], 'voice_bridge', ARGV[7], 'created_at', ARGV[8], 'participants', 0,
+  'bbb_id', ARGV[13])
 redis.call('SADD', ns .. ':meetings', mid)
 redis.call('SADD', ns .. ':server-meetings:' .. ARGV[5], mid)
 redis.call('SADD', tset, mid)
@@ -238,9 +239,11 @@ fn server_fields(s: &Server) -> Vec<(&'static str, String)> {
 
 fn meeting_of(f: &HashMap<&str, &str>) -> Meeting {
     let s = |k: &str| f.get(k).copied().unwrap_or_default().to_string();
+    let (tenant_id, meeting_id) = (s("tenant_id"), s("meeting_id"));
     Meeting {
-        tenant_id: s("tenant_id"),
-        meeting_id: s("meeting_id"),
+        bbb_id: super::bbb_id_or_scoped(f.get("bbb_id").copied(), &tenant_id, &meeting_id),
+        tenant_id,
+        meeting_id,
         server_id: s("server_id"),
         moderator_pw: s("moderator_pw"),
         voice_bridge: s("voice_bridge"),
@@ -623,6 +626,7 @@ impl PoolStore for RedisStore {
                     if commit.guard.online { "1" } else { "0" },
                     &seen_load,
                     &limit,
+                    &m.bbb_id,
                 ],
             )
             .await?;
@@ -683,8 +687,7 @@ impl PoolStore for RedisStore {
     ) -> StoreResult<Vec<Meeting>> {
         let mut gone = Vec::new();
         for m in self.meetings_on(server_id).await? {
-            let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
-            if m.created_at < created_before_ms && !keep.contains(&bbb_id) {
+            if m.created_at < created_before_ms && !keep.contains(&m.bbb_id) {
                 if let Some(m) = self
                     .delete_mid(&mid(&m.tenant_id, &m.meeting_id), server_id)
                     .await?
@@ -990,8 +993,7 @@ impl PoolStore for RedisStore {
 
     async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()> {
         for m in self.meetings_on(server_id).await? {
-            let bbb_id = crate::tenant::scope(&m.tenant_id, &m.meeting_id);
-            if let Some((_, n)) = counts.iter().find(|(id, _)| *id == bbb_id) {
+            if let Some((_, n)) = counts.iter().find(|(id, _)| *id == m.bbb_id) {
                 let key = self.k(&format!("meeting:{}", mid(&m.tenant_id, &m.meeting_id)));
                 self.set_if_exists(&key, "participants", &n.to_string())
                     .await?;

@@ -119,12 +119,21 @@ fn server_from_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Server> {
 }
 
 const MEETING_COLUMNS: &str =
-    "tenant_id, meeting_id, server_id, moderator_pw, voice_bridge, created_at";
+    "tenant_id, meeting_id, server_id, moderator_pw, voice_bridge, created_at, bbb_id";
 
 fn meeting_from_row(r: &Row<'_>) -> rusqlite::Result<Meeting> {
+    meeting_from_row_with(r, 6)
+}
+
+/// A meeting from the columns of [`MEETING_COLUMNS`] but `bbb_id`, which is column `bbb_at`.
+pub(super) fn meeting_from_row_with(r: &Row<'_>, bbb_at: usize) -> rusqlite::Result<Meeting> {
+    let tenant_id: String = r.get(0)?;
+    let meeting_id: String = r.get(1)?;
+    let stored: Option<String> = r.get(bbb_at)?;
     Ok(Meeting {
-        tenant_id: r.get(0)?,
-        meeting_id: r.get(1)?,
+        bbb_id: super::bbb_id_or_scoped(stored.as_deref(), &tenant_id, &meeting_id),
+        tenant_id,
+        meeting_id,
         server_id: r.get(2)?,
         moderator_pw: r.get(3)?,
         voice_bridge: r.get(4)?,
@@ -566,9 +575,9 @@ impl PoolStore for SqliteStore {
             let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
             stmt.query_row([tenant_id, meeting_id], |r| {
                 let m = meeting_from_row(r)?;
-                let has_server: bool = r.get(6)?;
+                let has_server: bool = r.get(7)?;
                 let server = if has_server {
-                    Some(server_from_row_at(r, 7)?)
+                    Some(server_from_row_at(r, 8)?)
                 } else {
                     None
                 };
@@ -655,7 +664,7 @@ impl PoolStore for SqliteStore {
             }
             let inserted = tx
                 .prepare_cached(&format!(
-                    "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                    "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                 ))
                 .and_then(|mut st| {
                     st.execute(params![
@@ -664,7 +673,8 @@ impl PoolStore for SqliteStore {
                         m.server_id,
                         m.moderator_pw,
                         m.voice_bridge,
-                        m.created_at
+                        m.created_at,
+                        m.bbb_id
                     ])
                 });
             match inserted {
@@ -1397,6 +1407,7 @@ mod tests {
             choose: &pick_first,
             now_ms: 1,
             max_tenant_meetings: None,
+            bbb_id: None,
         };
         let PlaceOutcome::Placed(m, srv) = st.place_meeting(&req).await.unwrap() else {
             panic!()
@@ -1420,91 +1431,6 @@ mod tests {
         assert_eq!(st.server("a").await.unwrap().unwrap().load, Some(4.0));
     }
 
-    #[tokio::test]
-    async fn callbacks_are_claimed_by_one_claimer_until_the_claim_expires() {
-        let (_d, st) = store();
-        for id in ["a", "b", "c"] {
-            let cb = OutgoingCallback {
-                id: id.into(),
-                kind: "k".into(),
-                method: "POST".into(),
-                url: "http://x/".into(),
-                variants: vec![],
-                attempts: 0,
-                next_attempt_at: 100,
-                created_at: 100,
-                status: CallbackStatus::Pending,
-                last_error: String::new(),
-            };
-            assert!(st.enqueue_callback(&cb).await.unwrap());
-        }
-        let first = st.claim_callbacks(1000, 2, "p1", 5000, None).await.unwrap();
-        assert_eq!(first.len(), 2);
-        let second = st.claim_callbacks(1000, 8, "p2", 8000, None).await.unwrap();
-        assert_eq!(second.len(), 1, "claimed ones are not handed out again");
-        assert!(first.iter().all(|c| c.id != second[0].id));
-        assert!(st
-            .claim_callbacks(2000, 8, "p3", 6000, None)
-            .await
-            .unwrap()
-            .is_empty());
-        // p1 dies; after its claim expires, another claimer takes its callbacks.
-        let again = st.claim_callbacks(5001, 8, "p3", 9000, None).await.unwrap();
-        assert_eq!(again.len(), 2);
-        assert!(
-            !st.finish_callback(
-                "p1",
-                &first[0].id,
-                CallbackStatus::Delivered,
-                1,
-                0,
-                "",
-                None
-            )
-            .await
-            .unwrap(),
-            "a lost claim cannot record an outcome"
-        );
-        assert!(st
-            .finish_callback(
-                "p3",
-                &first[0].id,
-                CallbackStatus::Delivered,
-                1,
-                0,
-                "",
-                None
-            )
-            .await
-            .unwrap());
-        assert_eq!(
-            st.prune_callbacks(101).await.unwrap(),
-            1,
-            "only finished ones"
-        );
-        assert_eq!(st.callbacks().await.unwrap().len(), 2);
-    }
-
-    #[tokio::test]
-    async fn a_lease_of_a_gone_holder_is_handed_over_atomically() {
-        let (_d, st) = store();
-        assert!(st.take_lease("importer", "n1:10", 60_000).await.unwrap());
-        let (holder, expires) = st.lease_holder("importer").await.unwrap().unwrap();
-        assert_eq!(holder, "n1:10");
-        assert!(expires > st.now().await.unwrap());
-        assert!(st
-            .replace_lease("importer", "n1:9", "n1:11", 60_000)
-            .await
-            .unwrap()
-            .is_none());
-        assert!(st
-            .replace_lease("importer", "n1:10", "n1:11", 60_000)
-            .await
-            .unwrap()
-            .is_some());
-        assert!(!st.take_lease("importer", "n1:10", 60_000).await.unwrap());
-    }
-
     #[test]
     fn a_durable_commit_is_full_synchronous_and_the_rest_normal() {
         let (_d, st) = store();
@@ -1519,22 +1445,6 @@ mod tests {
         let failed: StoreResult<()> = durable(&mut conn, |_| Err(backend("x")));
         assert!(failed.is_err());
         assert_eq!(sync(&conn), 1, "restored after an error");
-    }
-
-    #[tokio::test]
-    async fn a_lease_is_exclusive_until_it_expires() {
-        let (_d, st) = store();
-        assert!(st.take_lease("poller", "p1", 300).await.unwrap());
-        assert!(!st.take_lease("poller", "p2", 300).await.unwrap());
-        assert!(
-            st.take_lease("poller", "p1", 300).await.unwrap(),
-            "the holder renews"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-        assert!(
-            st.take_lease("poller", "p2", 300).await.unwrap(),
-            "an expired lease is taken over"
-        );
     }
 
     #[tokio::test]
@@ -1557,6 +1467,7 @@ mod tests {
             choose: &pick_first,
             now_ms: 1,
             max_tenant_meetings: None,
+            bbb_id: None,
         };
         st.place_meeting(&req).await.unwrap();
         assert!(st.remove_server("a").await.unwrap());
@@ -1629,6 +1540,7 @@ mod tests {
             choose: &pick_first,
             now_ms: 1,
             max_tenant_meetings: Some(1),
+            bbb_id: None,
         };
         assert!(matches!(
             st.place_meeting(&req).await.unwrap(),

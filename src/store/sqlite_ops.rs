@@ -8,7 +8,7 @@ use rusqlite::params;
 
 use super::ops::*;
 use super::sqlite::backend;
-use super::{Meeting, SqliteStore, StoreResult};
+use super::{SqliteStore, StoreResult};
 
 /// The time since the previous sighting, counted when the gap is short enough.
 const ELAPSED: &str =
@@ -66,19 +66,12 @@ impl OpsStore for SqliteStore {
     async fn meeting_rows(&self) -> StoreResult<Vec<MeetingRow>> {
         Self::query_all(
             &*self.conn()?,
-            "SELECT tenant_id, meeting_id, server_id, moderator_pw, voice_bridge, created_at, participants
+            "SELECT tenant_id, meeting_id, server_id, moderator_pw, voice_bridge, created_at, participants, bbb_id
              FROM meetings ORDER BY created_at, tenant_id, meeting_id",
             [],
             |r| {
                 Ok(MeetingRow {
-                    meeting: Meeting {
-                        tenant_id: r.get(0)?,
-                        meeting_id: r.get(1)?,
-                        server_id: r.get(2)?,
-                        moderator_pw: r.get(3)?,
-                        voice_bridge: r.get(4)?,
-                        created_at: r.get(5)?,
-                    },
+                    meeting: super::sqlite::meeting_from_row_with(r, 7)?,
                     participants: r.get(6)?,
                 })
             },

@@ -27,16 +27,12 @@ pub struct Row {
 }
 
 /// The meetings to forget: created before `created_before_ms` and not in `keep` (the IDs
-/// BBB knows, tenant meetings scoped: `crate::tenant::scope`).
+/// BBB knows: each meeting's `bbb_id`).
 pub fn to_forget(rows: &[Row], keep: &[String], created_before_ms: i64) -> Vec<Meeting> {
     let keep: HashSet<&str> = keep.iter().map(String::as_str).collect();
     rows.iter()
         .filter(|r| r.meeting.created_at < created_before_ms)
-        .filter(|r| {
-            !keep.contains(
-                crate::tenant::scope(&r.meeting.tenant_id, &r.meeting.meeting_id).as_str(),
-            )
-        })
+        .filter(|r| !keep.contains(r.meeting.bbb_id.as_str()))
         .map(|r| r.meeting.clone())
         .collect()
 }
@@ -49,9 +45,8 @@ pub fn participant_changes<'a>(
     let counts: HashMap<&str, u32> = counts.iter().map(|(id, n)| (id.as_str(), *n)).collect();
     rows.iter()
         .filter_map(|r| {
-            let id = crate::tenant::scope(&r.meeting.tenant_id, &r.meeting.meeting_id);
             counts
-                .get(id.as_str())
+                .get(r.meeting.bbb_id.as_str())
                 .filter(|n| **n != r.participants)
                 .map(|n| (&r.meeting, *n))
         })
@@ -67,21 +62,14 @@ impl SqliteStore {
             let conn = store.conn()?;
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT tenant_id, meeting_id, server_id, moderator_pw, voice_bridge, created_at, participants \
+                    "SELECT tenant_id, meeting_id, server_id, moderator_pw, voice_bridge, created_at, participants, bbb_id \
                      FROM meetings WHERE server_id = ?1",
                 )
                 .map_err(backend)?;
             let rows = stmt
                 .query_map([&server_id], |r| {
                     Ok(Row {
-                        meeting: Meeting {
-                            tenant_id: r.get(0)?,
-                            meeting_id: r.get(1)?,
-                            server_id: r.get(2)?,
-                            moderator_pw: r.get(3)?,
-                            voice_bridge: r.get(4)?,
-                            created_at: r.get(5)?,
-                        },
+                        meeting: super::sqlite::meeting_from_row_with(r, 7)?,
                         participants: r.get(6)?,
                     })
                 })
@@ -212,6 +200,7 @@ mod tests {
                 moderator_pw: String::new(),
                 voice_bridge: format!("{id}{tenant}"),
                 created_at,
+                bbb_id: crate::tenant::scope(tenant, id),
             },
             participants,
         }

@@ -303,83 +303,16 @@ fn upsert_meta(conn: &Connection, id: i64, key: &str, value: &str) -> StoreResul
     Ok(())
 }
 
-#[async_trait]
-impl RecordingStore for SqliteStore {
-    async fn recording(&self, record_id: &str) -> StoreResult<Option<Recording>> {
-        let record_id = record_id.to_owned();
-        self.blocking(move |this| {
-            let record_id = record_id.as_str();
-            let conn = this.conn()?;
-            match id_of(&conn, record_id)? {
-                Some(id) => Ok(load(&conn, &[id])?.into_iter().next()),
-                None => Ok(None),
-            }
-        })
-        .await
-    }
-
-    async fn recordings_by_ids(
+impl SqliteStore {
+    /// An import in one IMMEDIATE transaction; with a policy, its flags are decided against
+    /// the row read inside that transaction.
+    async fn import_with(
         &self,
-        record_ids: &[String],
-        tenant_id: Option<&str>,
-    ) -> StoreResult<Vec<Recording>> {
-        let record_ids = record_ids.to_vec();
-        let tenant_id = tenant_id.map(str::to_owned);
-        self.blocking(move |this| {
-            let record_ids = record_ids.as_slice();
-            let tenant_id = tenant_id.as_deref();
-            let conn = this.conn()?;
-            let ids = ids_for(&conn, record_ids, tenant_id)?;
-            load(&conn, &ids)
-        })
-        .await
-    }
-
-    async fn find_recordings(&self, q: &RecordingQuery) -> StoreResult<RecordingPage> {
-        let q = q.clone();
-        self.blocking(move |this| {
-            let q = &q;
-            let conn = this.conn()?;
-            let total = match q.limit {
-                Some(_) => {
-                    let (clause, args) = where_clause(q, true);
-                    let n: i64 = conn
-                        .prepare_cached(&format!("SELECT count(*) FROM recordings r {clause}"))
-                        .and_then(|mut s| s.query_row(params_from_iter(args.iter()), |r| r.get(0)))
-                        .map_err(backend)?;
-                    Some(n as u64)
-                }
-                None => None,
-            };
-            let ids = matching_ids(&conn, q, q.limit.map(|l| (l, q.offset)))?;
-            Ok(RecordingPage {
-                recordings: load(&conn, &ids)?,
-                total,
-            })
-        })
-        .await
-    }
-
-    async fn find_recording_row_ids(&self, q: &RecordingQuery) -> StoreResult<Vec<i64>> {
-        let q = q.clone();
-        self.blocking(move |this| matching_ids(&*this.conn()?, &q, None))
-            .await
-    }
-
-    async fn recordings_by_row_ids(&self, ids: &[i64]) -> StoreResult<Vec<Recording>> {
-        let ids = ids.to_vec();
-        self.blocking(move |this| load(&*this.conn()?, &ids)).await
-    }
-
-    async fn import_recording_fenced(
-        &self,
-        rec: &Recording,
-        fence: Option<&super::Fence>,
+        rec: Recording,
+        policy: Option<ImportPolicy>,
+        fence: Option<super::Fence>,
     ) -> StoreResult<Recording> {
-        let rec = rec.clone();
-        let fence = fence.cloned();
         self.blocking(move |this| {
-            let rec = &rec;
             let mut conn = this.writer()?;
             // The caller deletes the tarball once this commit returns: it must survive a
             // power loss, so this one commit is FULL-synchronous (fsync of the WAL).
@@ -388,6 +321,18 @@ impl RecordingStore for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
             super::sqlite_fence::check(&tx, fence.as_ref())?;
+            let decided;
+            let rec = match policy {
+                Some(policy) => {
+                    let existing = match id_of(&tx, &rec.record_id)? {
+                        Some(id) => load(&tx, &[id])?.into_iter().next(),
+                        None => None,
+                    };
+                    decided = policy.apply(&rec, existing.as_ref());
+                    &decided
+                }
+                None => &rec,
+            };
             let now = now_ms();
             tx.execute(
                 "INSERT INTO recordings (record_id, meeting_id, internal_meeting_id, name, published, state,
@@ -456,6 +401,89 @@ impl RecordingStore for SqliteStore {
             })
         })
         .await
+    }
+}
+
+#[async_trait]
+impl RecordingStore for SqliteStore {
+    async fn recording(&self, record_id: &str) -> StoreResult<Option<Recording>> {
+        let record_id = record_id.to_owned();
+        self.blocking(move |this| {
+            let record_id = record_id.as_str();
+            let conn = this.conn()?;
+            match id_of(&conn, record_id)? {
+                Some(id) => Ok(load(&conn, &[id])?.into_iter().next()),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn recordings_by_ids(
+        &self,
+        record_ids: &[String],
+        tenant_id: Option<&str>,
+    ) -> StoreResult<Vec<Recording>> {
+        let record_ids = record_ids.to_vec();
+        let tenant_id = tenant_id.map(str::to_owned);
+        self.blocking(move |this| {
+            let record_ids = record_ids.as_slice();
+            let tenant_id = tenant_id.as_deref();
+            let conn = this.conn()?;
+            let ids = ids_for(&conn, record_ids, tenant_id)?;
+            load(&conn, &ids)
+        })
+        .await
+    }
+
+    async fn find_recordings(&self, q: &RecordingQuery) -> StoreResult<RecordingPage> {
+        let q = q.clone();
+        self.blocking(move |this| {
+            let q = &q;
+            let conn = this.conn()?;
+            let total = match q.limit {
+                Some(_) => {
+                    let (clause, args) = where_clause(q, true);
+                    let n: i64 = conn
+                        .prepare_cached(&format!("SELECT count(*) FROM recordings r {clause}"))
+                        .and_then(|mut s| s.query_row(params_from_iter(args.iter()), |r| r.get(0)))
+                        .map_err(backend)?;
+                    Some(n as u64)
+                }
+                None => None,
+            };
+            let ids = matching_ids(&conn, q, q.limit.map(|l| (l, q.offset)))?;
+            Ok(RecordingPage {
+                recordings: load(&conn, &ids)?,
+                total,
+            })
+        })
+        .await
+    }
+
+    async fn find_recording_row_ids(&self, q: &RecordingQuery) -> StoreResult<Vec<i64>> {
+        let q = q.clone();
+        self.blocking(move |this| matching_ids(&*this.conn()?, &q, None))
+            .await
+    }
+
+    async fn recordings_by_row_ids(&self, ids: &[i64]) -> StoreResult<Vec<Recording>> {
+        let ids = ids.to_vec();
+        self.blocking(move |this| load(&*this.conn()?, &ids)).await
+    }
+
+    async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording> {
+        self.import_with(rec.clone(), None, None).await
+    }
+
+    async fn import_recording_decided(
+        &self,
+        rec: &Recording,
+        policy: ImportPolicy,
+        fence: Option<&super::Fence>,
+    ) -> StoreResult<Recording> {
+        self.import_with(rec.clone(), Some(policy), fence.cloned())
+            .await
     }
 
     async fn set_published(&self, record_id: &str, published: bool) -> StoreResult<()> {

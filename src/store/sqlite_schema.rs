@@ -103,6 +103,12 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "CREATE TABLE store_identity (one INTEGER PRIMARY KEY CHECK (one = 1), id TEXT NOT NULL);",
     ),
     (
+        "0710-meeting-bbb-id",
+        "ALTER TABLE meetings ADD COLUMN bbb_id TEXT NOT NULL DEFAULT '';
+    UPDATE meetings SET bbb_id = CASE WHEN tenant_id = '' THEN meeting_id
+        ELSE meeting_id || '~' || tenant_id END;",
+    ),
+    (
         "0800-lease-epochs-fences-generations",
         "ALTER TABLE leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE fences (name TEXT PRIMARY KEY, epoch INTEGER NOT NULL);
@@ -212,3 +218,37 @@ CREATE TABLE usage_meetings (
     PRIMARY KEY (day, tenant_id, meeting_key)
 ) WITHOUT ROWID;
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[test]
+    fn meetings_stored_before_the_bbb_id_step_get_their_scoped_id() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let step = MIGRATIONS
+            .iter()
+            .position(|(n, _)| *n == "0710-meeting-bbb-id")
+            .unwrap();
+        for (_, sql) in &MIGRATIONS[..step] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO meetings (tenant_id, meeting_id, server_id, voice_bridge, created_at)
+             VALUES ('', 'plain', 's', '1', 0), ('t1', 'room', 's', '2', 0);",
+        )
+        .unwrap();
+        conn.execute_batch(MIGRATIONS[step].1).unwrap();
+        let ids: Vec<String> = conn
+            .prepare("SELECT bbb_id FROM meetings ORDER BY voice_bridge")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            ids,
+            vec!["plain".to_string(), crate::tenant::scope("t1", "room"),]
+        );
+    }
+}

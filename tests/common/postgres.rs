@@ -1,6 +1,7 @@
 //! A private, real PostgreSQL (Debian's) for tests: `initdb` into a temp directory and
 //! `postgres` on a free loopback port, run as the `postgres` system user when the tests run
-//! as root (PostgreSQL refuses to run as root); stopped when dropped.
+//! as root (PostgreSQL refuses to run as root); stopped when dropped. [`Postgres::start_tls`]
+//! turns TLS on with a certificate from a throw-away CA made by `openssl`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,6 +10,9 @@ use std::time::{Duration, Instant};
 pub struct Postgres {
     child: Child,
     pub port: u16,
+    /// With [`Postgres::start_tls`]: the PEM file of the CA that signed the server's
+    /// certificate (for `localhost` and `127.0.0.1`).
+    pub tls_ca: Option<PathBuf>,
     /// `postgres://postgres@127.0.0.1:<port>/postgres` (trust authentication on loopback).
     pub url: String,
     _dir: tempfile::TempDir,
@@ -58,11 +62,109 @@ fn as_pg_user(bin: &Path) -> Command {
     }
 }
 
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (scripts/install-test-deps.sh)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A throw-away CA (`ca.crt`) and a certificate it signed for `localhost` and `127.0.0.1`
+/// (`server.crt`, `server.key`), in `dir`.
+pub fn make_test_certificates(dir: &Path, ca_name: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req", "-x509", "-days", "2", "-keyout", "ca.key", "-out", "ca.crt",
+    ];
+    ca.extend(ec);
+    let subject = format!("/CN={ca_name}");
+    ca.extend([
+        "-subj",
+        &subject,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec![
+        "req",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ];
+    csr.extend(ec);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.crt",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+}
+
 impl Postgres {
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// With `ssl=on`, its certificate signed by a CA of its own ([`Postgres::tls_ca`]);
+    /// clients may still connect without TLS.
+    pub fn start_tls() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Postgres {
         let dir = tempfile::Builder::new().prefix("pg").tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
+        let tls_ca = tls.then(|| {
+            make_test_certificates(dir.path(), "ferrolite-test-ca");
+            // PostgreSQL refuses a key others may read.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                dir.path().join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+            dir.path().join("ca.crt")
+        });
         if is_root() {
             let ok = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -96,11 +198,12 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = super::redis::free_port();
-        let child = spawn(dir.path(), port);
+        let child = spawn(dir.path(), port, tls);
         let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         Postgres {
             child,
             port,
+            tls_ca,
             url,
             _dir: dir,
         }
@@ -110,7 +213,7 @@ impl Postgres {
     /// again on the same port and data; returns once it accepts connections.
     pub fn restart(&mut self) {
         self.stop();
-        self.child = spawn(self._dir.path(), self.port);
+        self.child = spawn(self._dir.path(), self.port, self.tls_ca.is_some());
     }
 
     fn stop(&mut self) {
@@ -153,13 +256,25 @@ pub async fn batch(url: &str, sql: &str) {
 /// Starts `postgres` on the data under `dir` and waits until it is ready (the caller
 /// keeps the child and waits for it in [`Postgres::stop`]).
 #[allow(clippy::zombie_processes)]
-fn spawn(dir: &Path, port: u16) -> Child {
+fn spawn(dir: &Path, port: u16, tls: bool) -> Child {
     let child = as_pg_user(&pg_bin("postgres"))
         .arg("-D")
         .arg(dir.join("data"))
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
         .arg(dir)
         .args(["-c", "fsync=off", "-c", "logging_collector=off"])
+        .args(if tls {
+            vec![
+                "-c".to_string(),
+                "ssl=on".into(),
+                "-c".into(),
+                format!("ssl_cert_file={}", dir.join("server.crt").display()),
+                "-c".into(),
+                format!("ssl_key_file={}", dir.join("server.key").display()),
+            ]
+        } else {
+            vec![]
+        })
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
