@@ -364,6 +364,59 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// [`PoolStore::meeting`] on `conn`: one query for the hottest path (join), the meeting
+    /// and its server together.
+    fn meeting_with_server_sync(
+        conn: &rusqlite::Connection,
+        tenant_id: &str,
+        meeting_id: &str,
+    ) -> StoreResult<Option<(Meeting, Option<Server>)>> {
+        // Built once: this is the join's query.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let prefixed = |cols: &str, t: &str| {
+                cols.split(", ")
+                    .map(|c| format!("{t}.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!(
+                "SELECT {}, s.id IS NOT NULL, {} FROM meetings m LEFT JOIN servers s ON s.id = m.server_id \
+                 WHERE m.tenant_id = ?1 AND m.meeting_id = ?2",
+                prefixed(MEETING_COLUMNS, "m"),
+                prefixed(SERVER_COLUMNS, "s")
+            )
+        });
+        let mut stmt = conn.prepare_cached(&SQL).map_err(backend)?;
+        stmt.query_row([tenant_id, meeting_id], |r| {
+            let m = meeting_from_row(r)?;
+            let has_server: bool = r.get(6)?;
+            let server = if has_server {
+                Some(server_from_row_at(r, 7)?)
+            } else {
+                None
+            };
+            Ok((m, server))
+        })
+        .optional()
+        .map_err(backend)
+    }
+
+    /// [`PoolStore::admit_participant`], blocking.
+    fn admit_sync(&self, tenant_id: &str, meeting_id: &str, limit: u32) -> StoreResult<bool> {
+        let n = self
+            .writer()?
+            .prepare_cached(
+                "UPDATE meetings SET participants = participants + 1
+                 WHERE tenant_id = ?1 AND meeting_id = ?2
+                   AND (SELECT COALESCE(SUM(participants), 0) FROM meetings WHERE tenant_id = ?1) < ?3",
+            )
+            .and_then(|mut st| st.execute(params![tenant_id, meeting_id, limit]))
+            .map_err(backend)?;
+        Ok(n > 0)
+    }
+}
+
 /// Placement on SQLite: the generic snapshot-decide-commit round (`placement`) taken in one
 /// go, inside one `IMMEDIATE` transaction under the writer lock. Nothing can change between
 /// the snapshot and the commit, so no conflict and no retry is possible, and concurrent
@@ -667,35 +720,36 @@ impl PoolStore for SqliteStore {
         self.blocking(move |this| {
             let tenant_id = tenant_id.as_str();
             let meeting_id = meeting_id.as_str();
-            // One query for the hottest path (join): the meeting and its server together.
-            let conn = this.conn()?;
-            let cols = SERVER_COLUMNS
-                .split(", ")
-                .map(|c| format!("s.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mcols = MEETING_COLUMNS
-                .split(", ")
-                .map(|c| format!("m.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "SELECT {mcols}, s.id IS NOT NULL, {cols} FROM meetings m LEFT JOIN servers s ON s.id = m.server_id \
-                 WHERE m.tenant_id = ?1 AND m.meeting_id = ?2"
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-            stmt.query_row([tenant_id, meeting_id], |r| {
-                let m = meeting_from_row(r)?;
-                let has_server: bool = r.get(6)?;
-                let server = if has_server {
-                    Some(server_from_row_at(r, 7)?)
-                } else {
-                    None
-                };
-                Ok((m, server))
-            })
-            .optional()
-            .map_err(backend)
+            Self::meeting_with_server_sync(&*this.conn()?, tenant_id, meeting_id)
+        })
+        .await
+    }
+
+    async fn join_meeting(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+        limit: Option<u32>,
+    ) -> StoreResult<Option<JoinLookup>> {
+        let (tenant_id, meeting_id) = (tenant_id.to_owned(), meeting_id.to_owned());
+        // One step on the blocking pool: the lookup, then (with a limit) the admission.
+        self.blocking(move |this| {
+            let Some((meeting, server)) =
+                Self::meeting_with_server_sync(&*this.conn()?, &tenant_id, &meeting_id)?
+            else {
+                return Ok(None);
+            };
+            let admitted = match (limit, &server) {
+                (Some(limit), Some(s)) if s.takes_joins() => {
+                    Some(this.admit_sync(&tenant_id, &meeting_id, limit)?)
+                }
+                _ => None,
+            };
+            Ok(Some(JoinLookup {
+                meeting,
+                server,
+                admitted,
+            }))
         })
         .await
     }
@@ -1060,23 +1114,9 @@ impl PoolStore for SqliteStore {
         meeting_id: &str,
         limit: u32,
     ) -> StoreResult<bool> {
-        let tenant_id = tenant_id.to_owned();
-        let meeting_id = meeting_id.to_owned();
-        self.blocking(move |this| {
-            let tenant_id = tenant_id.as_str();
-            let meeting_id = meeting_id.as_str();
-            let n = this
-                .writer()?
-                .prepare_cached(
-                    "UPDATE meetings SET participants = participants + 1
-                     WHERE tenant_id = ?1 AND meeting_id = ?2
-                       AND (SELECT COALESCE(SUM(participants), 0) FROM meetings WHERE tenant_id = ?1) < ?3",
-                )
-                .and_then(|mut st| st.execute(params![tenant_id, meeting_id, limit]))
-                .map_err(backend)?;
-            Ok(n > 0)
-        })
-        .await
+        let (tenant_id, meeting_id) = (tenant_id.to_owned(), meeting_id.to_owned());
+        self.blocking(move |this| this.admit_sync(&tenant_id, &meeting_id, limit))
+            .await
     }
 
     async fn add_participant(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<()> {
