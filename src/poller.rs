@@ -20,6 +20,7 @@ use futures_util::stream::{self, StreamExt};
 use crate::app::App;
 use crate::balancer::{server_load, LoadParams};
 use crate::bbb::params::Params;
+use crate::bbb::xml::MeetingLoad;
 use crate::bbb::{parse_meetings, CallError, MeetingEntry};
 use crate::shutdown::Shutdown;
 use crate::store::{now_ms, Fence, PollUpdate, Server, ServerState, ServerStats};
@@ -155,6 +156,18 @@ async fn ask(app: &App, server: &Server) -> Result<(Vec<MeetingEntry>, Option<St
     Ok((entries, version))
 }
 
+/// What a successful poll writes, from its meetings: the IDs BBB lists (the meetings to
+/// keep), participants per meeting (for the tenants' participant limits), and the loads.
+fn poll_lists(entries: &[MeetingEntry]) -> (Vec<String>, Vec<(String, u32)>, Vec<MeetingLoad>) {
+    let ids = entries.iter().map(|e| e.meeting_id.clone()).collect();
+    let counts = entries
+        .iter()
+        .map(|e| (e.meeting_id.clone(), e.load.participants))
+        .collect();
+    let loads = entries.iter().map(|e| e.load.clone()).collect();
+    (ids, counts, loads)
+}
+
 /// Polls one server and writes the outcome.
 async fn poll_server(
     app: &App,
@@ -198,7 +211,9 @@ async fn poll_server(
     .await;
     let update = match outcome {
         Ok((entries, version)) => {
-            let ids: Vec<String> = entries.iter().map(|e| e.meeting_id.clone()).collect();
+            // Tens of thousands of meetings on a big server: the lists are built off the
+            // async worker, so the requests queued on it keep moving.
+            let (ids, counts, loads) = crate::blocking::run(|| poll_lists(&entries));
             match app
                 .store
                 .forget_meetings_except(&server.id, &ids, unseen_before(app, started_ms))
@@ -210,15 +225,9 @@ async fn poll_server(
                 }
             }
             crate::adopt::adopt_unknown(app, &server, &entries).await;
-            // Participants per meeting, for the tenants' participant limits.
-            let counts: Vec<(String, u32)> = entries
-                .iter()
-                .map(|e| (e.meeting_id.clone(), e.load.participants))
-                .collect();
             if let Err(e) = app.store.set_participants(&server.id, &counts).await {
                 tracing::warn!(server = %server.id, error = %e, "could not record participants");
             }
-            let loads: Vec<_> = entries.iter().map(|e| e.load.clone()).collect();
             let load = h
                 .online
                 .then(|| server_load(&loads, server.load_multiplier, now_ms(), &load_params(app)));

@@ -426,24 +426,30 @@ async fn lookup(app: &App, call: &Call) -> Result<Option<(Meeting, Option<Server
 }
 
 async fn join(app: &App, call: Call) -> ApiResult {
-    let Some((meeting, Some(server))) = lookup(app, &call).await? else {
+    let Some(meeting_id) = call.params.non_empty("meetingID") else {
+        return Err(ApiError::missing_meeting_id());
+    };
+    // The lookup and the participant limit (checked and counted in one store step, so
+    // concurrent joins cannot overshoot) in one store call.
+    let limit = call.tenant.as_ref().and_then(|t| t.max_participants);
+    let Some(found) = app
+        .store
+        .join_meeting(&call.tenant_id, meeting_id, limit)
+        .await?
+    else {
         return Err(ApiError::meeting_not_found());
     };
-    if !server.online || server.state == ServerState::Disabled {
+    let (meeting, Some(server)) = (found.meeting, found.server) else {
+        return Err(ApiError::meeting_not_found());
+    };
+    if !server.takes_joins() {
         return Err(ApiError::server_unavailable());
     }
-    if let Some(limit) = call.tenant.as_ref().and_then(|t| t.max_participants) {
-        // Checked and counted in one store step, so concurrent joins cannot overshoot.
-        if !app
-            .store
-            .admit_participant(&meeting.tenant_id, &meeting.meeting_id, limit)
-            .await?
-        {
-            return Err(ApiError::new(
-                "maxParticipantsReached",
-                format!("This tenant already has its maximum of {limit} participants in its meetings; try again later or ask the operator to raise the limit."),
-            ));
-        }
+    if let (Some(limit), Some(false)) = (limit, found.admitted) {
+        return Err(ApiError::new(
+            "maxParticipantsReached",
+            format!("This tenant already has its maximum of {limit} participants in its meetings; try again later or ask the operator to raise the limit."),
+        ));
     }
     let layers = tenant_layers(app, &call).await?;
     let cfg = &app.config;

@@ -190,13 +190,26 @@ impl BbbClient {
         if status.is_server_error() {
             return Err(CallError::Status(status.as_u16()));
         }
-        match parse_reply(&body) {
+        let head = if body.len() <= INLINE_PARSE_MAX {
+            parse_reply(&body)
+        } else {
+            let whole = body.clone();
+            tokio::task::spawn_blocking(move || parse_reply(&whole))
+                .await
+                .map_err(|e| CallError::Other(e.to_string()))?
+        };
+        match head {
             Some(head) => Ok(Reply { body, head }),
             None if !status.is_success() => Err(CallError::Status(status.as_u16())),
             None => Err(CallError::Garbage),
         }
     }
 }
+
+/// Answers up to this size are read where they arrive; larger ones (a `getMeetings` of a
+/// big server is tens of megabytes, a hundred milliseconds of parsing) on the blocking pool,
+/// so the async worker keeps serving the requests queued on it.
+const INLINE_PARSE_MAX: usize = 256 * 1024;
 
 /// Reads an answer into one buffer, refusing it once it passes `max` bytes (declared or
 /// received), so one server cannot make the process hold an arbitrarily large body.

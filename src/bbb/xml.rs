@@ -148,13 +148,67 @@ pub struct MeetingEntry {
     pub moderator_pw: String,
 }
 
+/// An element name on the way to a meeting's fields, read without allocating (a large
+/// server's answer has millions of elements; only metadata keys are kept as text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Response,
+    Meetings,
+    Meeting,
+    Metadata,
+    Field(Field),
+    Other,
+}
+
+/// The `<meeting>` children [`parse_meetings`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    MeetingId,
+    MeetingName,
+    InternalMeetingId,
+    Running,
+    ParticipantCount,
+    ModeratorCount,
+    VoiceParticipantCount,
+    VideoCount,
+    CreateTime,
+    IsBreakout,
+    VoiceBridge,
+    ModeratorPw,
+}
+
+fn tag(name: &[u8]) -> Tag {
+    match name {
+        b"response" => Tag::Response,
+        b"meetings" => Tag::Meetings,
+        b"meeting" => Tag::Meeting,
+        b"metadata" => Tag::Metadata,
+        b"meetingID" => Tag::Field(Field::MeetingId),
+        b"meetingName" => Tag::Field(Field::MeetingName),
+        b"internalMeetingID" => Tag::Field(Field::InternalMeetingId),
+        b"running" => Tag::Field(Field::Running),
+        b"participantCount" => Tag::Field(Field::ParticipantCount),
+        b"moderatorCount" => Tag::Field(Field::ModeratorCount),
+        b"voiceParticipantCount" => Tag::Field(Field::VoiceParticipantCount),
+        b"videoCount" => Tag::Field(Field::VideoCount),
+        b"createTime" => Tag::Field(Field::CreateTime),
+        b"isBreakout" => Tag::Field(Field::IsBreakout),
+        b"voiceBridge" => Tag::Field(Field::VoiceBridge),
+        b"moderatorPW" => Tag::Field(Field::ModeratorPw),
+        _ => Tag::Other,
+    }
+}
+
 /// Every meeting in a successful `getMeetings` answer. `None` if the bytes are not a BBB
-/// document.
+/// document. One pass over the bytes (an event reader, no DOM), allocating only for the
+/// values it keeps; call it off the async workers for a large answer.
 pub fn parse_meetings(body: &[u8]) -> Option<Vec<MeetingEntry>> {
     let mut reader = Reader::from_reader(body);
     let mut out = Vec::new();
-    let mut path: Vec<String> = Vec::new();
+    let mut path: Vec<Tag> = Vec::with_capacity(8);
     let mut current: Option<MeetingEntry> = None;
+    // The metadata key whose value is being read (`<metadata><key>value</key>`).
+    let mut meta_key = String::new();
     let mut start = 0usize;
     let mut closed = false;
     loop {
@@ -162,19 +216,24 @@ pub fn parse_meetings(body: &[u8]) -> Option<Vec<MeetingEntry>> {
         match reader.read_event() {
             Ok(Event::DocType(_)) => return None,
             Ok(Event::Start(e)) => {
-                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                if path.is_empty() && name != "response" {
+                let name = e.local_name();
+                let t = tag(name.as_ref());
+                if path.is_empty() && t != Tag::Response {
                     return None;
                 }
-                if path.len() == 2 && name == "meeting" && path[1] == "meetings" {
+                if path.len() == 2 && t == Tag::Meeting && path[1] == Tag::Meetings {
                     // `before` may sit on whitespace preceding the tag; find the `<`.
                     start = before + body[before..].iter().position(|&b| b == b'<').unwrap_or(0);
                     current = Some(MeetingEntry::default());
                 }
-                path.push(name);
+                if path.len() == 4 && path[3] == Tag::Metadata && current.is_some() {
+                    meta_key.clear();
+                    meta_key.push_str(&String::from_utf8_lossy(name.as_ref()));
+                }
+                path.push(t);
             }
             Ok(Event::End(_)) => {
-                if path.len() == 3 && path[2] == "meeting" {
+                if path.len() == 3 && path[2] == Tag::Meeting {
                     if let Some(mut m) = current.take() {
                         m.raw = start..reader.buffer_position() as usize;
                         out.push(m);
@@ -186,7 +245,7 @@ pub fn parse_meetings(body: &[u8]) -> Option<Vec<MeetingEntry>> {
                 }
             }
             Ok(Event::Empty(_)) if path.is_empty() => return None,
-            Ok(Event::Empty(e)) if path.len() == 4 && path[3] == "metadata" => {
+            Ok(Event::Empty(e)) if path.len() == 4 && path[3] == Tag::Metadata => {
                 if let Some(m) = current.as_mut() {
                     m.metadata.push((
                         String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
@@ -195,15 +254,14 @@ pub fn parse_meetings(body: &[u8]) -> Option<Vec<MeetingEntry>> {
                 }
             }
             Ok(Event::Text(t)) => {
-                let text = t.unescape().map(|c| c.into_owned()).unwrap_or_default();
-                if let Some(m) = current.as_mut() {
-                    meeting_field(m, &path, &text);
+                if let Some(m) = current.as_mut().filter(|_| reads_text(&path)) {
+                    let text = t.unescape().unwrap_or_default();
+                    meeting_field(m, &path, &meta_key, &text);
                 }
             }
             Ok(Event::CData(t)) => {
-                let text = String::from_utf8_lossy(&t).into_owned();
-                if let Some(m) = current.as_mut() {
-                    meeting_field(m, &path, &text);
+                if let Some(m) = current.as_mut().filter(|_| reads_text(&path)) {
+                    meeting_field(m, &path, &meta_key, &String::from_utf8_lossy(&t));
                 }
             }
             Ok(Event::Eof) => break,
@@ -214,25 +272,30 @@ pub fn parse_meetings(body: &[u8]) -> Option<Vec<MeetingEntry>> {
     closed.then_some(out)
 }
 
-fn meeting_field(m: &mut MeetingEntry, path: &[String], text: &str) {
+/// Whether text at `path` is a meeting field or a metadata value.
+fn reads_text(path: &[Tag]) -> bool {
+    (path.len() == 4 && matches!(path[3], Tag::Field(_)))
+        || (path.len() == 5 && path[3] == Tag::Metadata)
+}
+
+fn meeting_field(m: &mut MeetingEntry, path: &[Tag], meta_key: &str, text: &str) {
     let num = |s: &str| s.trim().parse::<u32>().unwrap_or(0);
-    match path.len() {
-        4 => match path[3].as_str() {
-            "meetingID" => m.meeting_id.push_str(text),
-            "meetingName" => m.meeting_name.push_str(text),
-            "internalMeetingID" => m.internal_meeting_id.push_str(text.trim()),
-            "running" => m.running = text.trim() == "true",
-            "participantCount" => m.load.participants = num(text),
-            "moderatorCount" => m.load.moderators = num(text),
-            "voiceParticipantCount" => m.load.voice = num(text),
-            "videoCount" => m.load.video = num(text),
-            "createTime" => m.load.create_time_ms = text.trim().parse().unwrap_or(0),
-            "isBreakout" => m.load.is_breakout = text.trim() == "true",
-            "voiceBridge" => m.voice_bridge.push_str(text.trim()),
-            "moderatorPW" => m.moderator_pw.push_str(text),
-            _ => {}
+    match (path.len(), path[3]) {
+        (4, Tag::Field(f)) => match f {
+            Field::MeetingId => m.meeting_id.push_str(text),
+            Field::MeetingName => m.meeting_name.push_str(text),
+            Field::InternalMeetingId => m.internal_meeting_id.push_str(text.trim()),
+            Field::Running => m.running = text.trim() == "true",
+            Field::ParticipantCount => m.load.participants = num(text),
+            Field::ModeratorCount => m.load.moderators = num(text),
+            Field::VoiceParticipantCount => m.load.voice = num(text),
+            Field::VideoCount => m.load.video = num(text),
+            Field::CreateTime => m.load.create_time_ms = text.trim().parse().unwrap_or(0),
+            Field::IsBreakout => m.load.is_breakout = text.trim() == "true",
+            Field::VoiceBridge => m.voice_bridge.push_str(text.trim()),
+            Field::ModeratorPw => m.moderator_pw.push_str(text),
         },
-        5 if path[3] == "metadata" => m.metadata.push((path[4].clone(), text.to_string())),
+        (5, Tag::Metadata) => m.metadata.push((meta_key.to_string(), text.to_string())),
         _ => {}
     }
 }
@@ -328,6 +391,38 @@ mod tests {
         let raw = &xml[ms[1].raw.clone()];
         assert!(raw.starts_with(b"<meeting>") && raw.ends_with(b"</meeting>"));
         assert!(xml[ms[0].raw.clone()].starts_with(b"<meeting>"));
+    }
+
+    #[test]
+    fn only_a_meetings_own_children_are_its_fields() {
+        let xml = b"<response><returncode>SUCCESS</returncode><meetingID>top</meetingID><meetings><meeting>\
+            <meetingID>m1</meetingID><breakout><meetingID>parent</meetingID><participantCount>9</participantCount></breakout>\
+            <attendees><attendee><moderatorPW>no</moderatorPW></attendee></attendees>\
+            <metadata><bbb-origin>x &lt;1&gt;</bbb-origin><![CDATA[loose]]><a><b>deep</b></a></metadata>\
+            <participantCount>2</participantCount></meeting></meetings></response>";
+        let ms = parse_meetings(xml).unwrap();
+        assert_eq!(ms.len(), 1);
+        assert_eq!(
+            (
+                ms[0].meeting_id.as_str(),
+                ms[0].load.participants,
+                ms[0].moderator_pw.as_str()
+            ),
+            ("m1", 2, "")
+        );
+        assert_eq!(ms[0].metadata, vec![("bbb-origin".into(), "x <1>".into())]);
+        for bad in [
+            &b"<response><meetings><meeting><meetingID>a</meetingID></meeting></meetings>"[..],
+            b"<response><meetings><meeting></meetings></response>",
+            b"<other><meetings/></other>",
+        ] {
+            assert_eq!(
+                parse_meetings(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -33,7 +33,8 @@ where
 }
 
 /// [`PoolStore`]: placement idempotency, one server per room, unique voice bridges and
-/// tenant limits under concurrency, the participant limit's check-and-increment.
+/// tenant limits under concurrency, the participant limit's check-and-increment (alone and
+/// in the join's lookup).
 pub async fn pool<S: PoolStore, F: Fn() -> S>(make: &F) {
     placement_is_idempotent(Arc::new(make())).await;
     concurrent_creates_of_one_room_land_on_one_server(Arc::new(make())).await;
@@ -42,6 +43,7 @@ pub async fn pool<S: PoolStore, F: Fn() -> S>(make: &F) {
     participant_limit_holds_under_concurrency(Arc::new(make())).await;
     placement_rechecks_the_server(Arc::new(make())).await;
     meetings_keep_their_bbb_side_id(Arc::new(make())).await;
+    a_join_looks_up_and_admits_in_one_step(Arc::new(make())).await;
 }
 
 /// [`Outbox`]: a callback is queued once; only due, pending ones are handed out; claims.
@@ -730,6 +732,53 @@ async fn participant_limit_holds_under_concurrency<S: PoolStore>(s: Arc<S>) {
         !s.admit_participant("t1", "nope", 50).await.unwrap(),
         "an unknown meeting admits nobody"
     );
+}
+
+async fn a_join_looks_up_and_admits_in_one_step<S: PoolStore>(s: Arc<S>) {
+    servers(&*s, 1).await;
+    let vbs = vec!["6100".to_string()];
+    place(&*s, "t1", "a", &vbs, &least_loaded, None).await;
+    let joins = (0..12).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.join_meeting("t1", "a", Some(3)).await.unwrap() })
+    });
+    let found: Vec<_> = join(joins).await.into_iter().map(Option::unwrap).collect();
+    assert!(found
+        .iter()
+        .all(|j| j.meeting.meeting_id == "a" && j.server.as_ref().is_some_and(|s| s.id == "s0")));
+    let admitted = found.iter().filter(|j| j.admitted == Some(true)).count();
+    assert_eq!(admitted, 3, "checked and counted in one step");
+    assert_eq!(
+        found.iter().filter(|j| j.admitted == Some(false)).count(),
+        9
+    );
+    assert_eq!(s.tenant_usage("t1").await.unwrap(), (1, 3));
+
+    let unlimited = s.join_meeting("t1", "a", None).await.unwrap().unwrap();
+    assert_eq!(
+        unlimited.admitted, None,
+        "no limit: nothing asked, nothing counted"
+    );
+    assert!(s
+        .join_meeting("t1", "nope", Some(50))
+        .await
+        .unwrap()
+        .is_none());
+    s.update_server(
+        "s0",
+        &ServerPatch {
+            state: Some(ServerState::Disabled),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let refused = s.join_meeting("t1", "a", Some(50)).await.unwrap().unwrap();
+    assert_eq!(
+        refused.admitted, None,
+        "a server that takes no joins admits nobody"
+    );
+    assert_eq!(s.tenant_usage("t1").await.unwrap(), (1, 3));
 }
 
 async fn placement_rechecks_the_server<S: PoolStore>(s: Arc<S>) {

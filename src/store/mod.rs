@@ -143,6 +143,12 @@ impl Server {
         self.state == ServerState::Enabled && self.online && self.load.is_some()
     }
 
+    /// Whether joins may be sent to this server: online and not disabled (a cordoned
+    /// server keeps serving its meetings).
+    pub fn takes_joins(&self) -> bool {
+        self.online && self.state != ServerState::Disabled
+    }
+
     /// The host part of the URL, for tables and dial-in.
     pub fn hostname(&self) -> String {
         url::Url::parse(&self.url)
@@ -534,6 +540,42 @@ pub trait PoolStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Records the participants a poll saw per meeting, by the meeting ID BBB knows.
     async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()>;
+    /// A join's store step: the meeting and its server ([`PoolStore::meeting`]) and, when
+    /// `limit` is set and the server takes joins ([`Server::takes_joins`]), the participant
+    /// admission ([`PoolStore::admit_participant`]). A backend may answer it in one round
+    /// trip; this default makes the two calls.
+    async fn join_meeting(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+        limit: Option<u32>,
+    ) -> StoreResult<Option<JoinLookup>> {
+        let Some((meeting, server)) = self.meeting(tenant_id, meeting_id).await? else {
+            return Ok(None);
+        };
+        let admitted = match (limit, &server) {
+            (Some(limit), Some(s)) if s.takes_joins() => {
+                Some(self.admit_participant(tenant_id, meeting_id, limit).await?)
+            }
+            _ => None,
+        };
+        Ok(Some(JoinLookup {
+            meeting,
+            server,
+            admitted,
+        }))
+    }
+}
+
+/// What [`PoolStore::join_meeting`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinLookup {
+    pub meeting: Meeting,
+    /// `None` if the server was removed.
+    pub server: Option<Server>,
+    /// Whether the participant limit admitted the join; `None` when no limit was asked
+    /// for or the server takes no joins (nothing counted).
+    pub admitted: Option<bool>,
 }
 
 /// The callback outbox: queued outgoing callbacks and their delivery state.

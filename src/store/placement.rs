@@ -11,6 +11,10 @@
 //! (`HGET`/`SCARD`/`SETNX` checks then `HSET`/`SADD`/`HINCRBYFLOAT`), all with the same
 //! guarantees: concurrent creates of one room land on one server, two meetings never share
 //! a voice bridge, and a tenant limit holds under concurrency.
+//!
+//! [`place`] is the round for backends whose snapshot and commit are separate round trips
+//! (Redis). SQLite runs the same [`decide`] between its snapshot and its commit inside one
+//! transaction under its writer lock (`SqliteStore::place_meeting`), so it never conflicts.
 
 use super::{ChoiceError, Meeting, PlaceOutcome, PlaceRequest, PoolStore, Server, ServerState};
 use super::{StoreError, StoreResult};

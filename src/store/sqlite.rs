@@ -373,10 +373,194 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// [`PoolStore::meeting`] on `conn`: one query for the hottest path (join), the meeting
+    /// and its server together.
+    fn meeting_with_server_sync(
+        conn: &rusqlite::Connection,
+        tenant_id: &str,
+        meeting_id: &str,
+    ) -> StoreResult<Option<(Meeting, Option<Server>)>> {
+        // Built once: this is the join's query.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let prefixed = |cols: &str, t: &str| {
+                cols.split(", ")
+                    .map(|c| format!("{t}.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!(
+                "SELECT {}, s.id IS NOT NULL, {} FROM meetings m LEFT JOIN servers s ON s.id = m.server_id \
+                 WHERE m.tenant_id = ?1 AND m.meeting_id = ?2",
+                prefixed(MEETING_COLUMNS, "m"),
+                prefixed(SERVER_COLUMNS, "s")
+            )
+        });
+        let mut stmt = conn.prepare_cached(&SQL).map_err(backend)?;
+        stmt.query_row([tenant_id, meeting_id], |r| {
+            let m = meeting_from_row(r)?;
+            let has_server: bool = r.get(7)?;
+            let server = if has_server {
+                Some(server_from_row_at(r, 8)?)
+            } else {
+                None
+            };
+            Ok((m, server))
+        })
+        .optional()
+        .map_err(backend)
+    }
+
+    /// [`PoolStore::admit_participant`], blocking.
+    fn admit_sync(&self, tenant_id: &str, meeting_id: &str, limit: u32) -> StoreResult<bool> {
+        let n = self
+            .writer()?
+            .prepare_cached(
+                "UPDATE meetings SET participants = participants + 1
+                 WHERE tenant_id = ?1 AND meeting_id = ?2
+                   AND (SELECT COALESCE(SUM(participants), 0) FROM meetings WHERE tenant_id = ?1) < ?3",
+            )
+            .and_then(|mut st| st.execute(params![tenant_id, meeting_id, limit]))
+            .map_err(backend)?;
+        Ok(n > 0)
+    }
+}
+
+/// Placement on SQLite: the generic snapshot-decide-commit round (`placement`) taken in one
+/// go, inside one `IMMEDIATE` transaction under the writer lock. Nothing can change between
+/// the snapshot and the commit, so no conflict and no retry is possible, and concurrent
+/// creates queue on the lock (microseconds) instead of colliding.
+impl SqliteStore {
+    /// [`PoolStore::place_meeting`], blocking: call it off the async workers.
+    fn place_sync(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome> {
+        let mut conn = self.writer()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let snap = Self::snapshot_sync(
+            &tx,
+            req.tenant_id,
+            req.meeting_id,
+            req.max_tenant_meetings.is_some(),
+            req.voice_bridges,
+        )?;
+        let commit = match placement::decide(req, &snap) {
+            placement::Decision::Answer(a) => return Ok(a),
+            placement::Decision::Commit(c) => c,
+        };
+        match Self::commit_sync(&tx, &commit)? {
+            CommitOutcome::Placed(server) => {
+                tx.commit().map_err(backend)?;
+                Ok(PlaceOutcome::Placed(commit.meeting, server))
+            }
+            CommitOutcome::Existing(m) => Ok(PlaceOutcome::Existing(m)),
+            CommitOutcome::Conflict(c) => Err(StoreError::Busy(format!(
+                "placing meeting '{}': {c:?} changed inside its own transaction",
+                req.meeting_id
+            ))),
+        }
+    }
+
+    /// Placement's read ([`PoolStore::placement_snapshot`]) inside the caller's transaction.
+    fn snapshot_sync(
+        tx: &rusqlite::Transaction<'_>,
+        tenant_id: &str,
+        meeting_id: &str,
+        count_tenant: bool,
+        voice_bridges: &[String],
+    ) -> StoreResult<PlacementSnapshot> {
+        let existing = Self::meeting_sync(tx, tenant_id, meeting_id)?;
+        if existing.is_some() {
+            return Ok(PlacementSnapshot {
+                existing,
+                ..Default::default()
+            });
+        }
+        let tenant_meetings = if count_tenant {
+            Self::tenant_meeting_count(tx, tenant_id)?
+        } else {
+            0
+        };
+        let servers = Self::servers_sync(tx)?;
+        let mut free_voice_bridges = Vec::new();
+        {
+            let mut taken = tx
+                .prepare_cached("SELECT 1 FROM meetings WHERE voice_bridge = ?1")
+                .map_err(backend)?;
+            for vb in voice_bridges {
+                if !taken.exists([vb]).map_err(backend)? {
+                    free_voice_bridges.push(vb.clone());
+                }
+            }
+        }
+        Ok(PlacementSnapshot {
+            existing,
+            servers,
+            tenant_meetings,
+            free_voice_bridges,
+        })
+    }
+
+    /// Placement's checked write ([`PoolStore::commit_placement`]) inside the caller's
+    /// `IMMEDIATE` transaction; the caller commits it on [`CommitOutcome::Placed`].
+    fn commit_sync(
+        tx: &rusqlite::Transaction<'_>,
+        commit: &PlacementCommit,
+    ) -> StoreResult<CommitOutcome> {
+        use placement::{Conflict, ServerGuard};
+        let m = &commit.meeting;
+        if let Some(existing) = Self::meeting_sync(tx, &m.tenant_id, &m.meeting_id)? {
+            return Ok(CommitOutcome::Existing(existing));
+        }
+        match Self::server_sync(tx, &m.server_id)? {
+            Some(s) if ServerGuard::of(&s) == commit.guard => {}
+            _ => return Ok(CommitOutcome::Conflict(Conflict::Server)),
+        }
+        if let Some(limit) = commit.max_tenant_meetings {
+            if Self::tenant_meeting_count(tx, &m.tenant_id)? >= limit {
+                return Ok(CommitOutcome::Conflict(Conflict::TenantLimit));
+            }
+        }
+        let inserted = tx
+            .prepare_cached(&format!(
+                "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            ))
+            .and_then(|mut st| {
+                st.execute(params![
+                    m.tenant_id,
+                    m.meeting_id,
+                    m.server_id,
+                    m.moderator_pw,
+                    m.voice_bridge,
+                    m.created_at,
+                    m.bbb_id
+                ])
+            });
+        match inserted {
+            Ok(_) => {}
+            // The meeting key was checked above: the voice bridge is taken.
+            Err(e) if is_unique_violation(&e) => {
+                return Ok(CommitOutcome::Conflict(Conflict::VoiceBridge))
+            }
+            Err(e) => return Err(backend(e)),
+        }
+        if commit.guard.load.is_some() {
+            tx.prepare_cached("UPDATE servers SET load = load + load_multiplier WHERE id = ?1")
+                .and_then(|mut st| st.execute([&m.server_id]))
+                .map_err(backend)?;
+        }
+        let server = Self::server_sync(tx, &m.server_id)?
+            .ok_or_else(|| backend("the server vanished inside its own transaction"))?;
+        Ok(CommitOutcome::Placed(server))
+    }
+}
+
 #[async_trait]
 impl PoolStore for SqliteStore {
     async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome> {
-        super::placement::place(self, req).await
+        // One step off the async workers: `req` borrows the chooser, so it runs in place
+        // (`crate::blocking::run`) rather than on the blocking pool.
+        crate::blocking::run(|| self.place_sync(req))
     }
 
     async fn add_server(&self, s: &Server) -> StoreResult<()> {
@@ -556,35 +740,36 @@ impl PoolStore for SqliteStore {
         self.blocking(move |this| {
             let tenant_id = tenant_id.as_str();
             let meeting_id = meeting_id.as_str();
-            // One query for the hottest path (join): the meeting and its server together.
-            let conn = this.conn()?;
-            let cols = SERVER_COLUMNS
-                .split(", ")
-                .map(|c| format!("s.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mcols = MEETING_COLUMNS
-                .split(", ")
-                .map(|c| format!("m.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "SELECT {mcols}, s.id IS NOT NULL, {cols} FROM meetings m LEFT JOIN servers s ON s.id = m.server_id \
-                 WHERE m.tenant_id = ?1 AND m.meeting_id = ?2"
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-            stmt.query_row([tenant_id, meeting_id], |r| {
-                let m = meeting_from_row(r)?;
-                let has_server: bool = r.get(7)?;
-                let server = if has_server {
-                    Some(server_from_row_at(r, 8)?)
-                } else {
-                    None
-                };
-                Ok((m, server))
-            })
-            .optional()
-            .map_err(backend)
+            Self::meeting_with_server_sync(&*this.conn()?, tenant_id, meeting_id)
+        })
+        .await
+    }
+
+    async fn join_meeting(
+        &self,
+        tenant_id: &str,
+        meeting_id: &str,
+        limit: Option<u32>,
+    ) -> StoreResult<Option<JoinLookup>> {
+        let (tenant_id, meeting_id) = (tenant_id.to_owned(), meeting_id.to_owned());
+        // One step on the blocking pool: the lookup, then (with a limit) the admission.
+        self.blocking(move |this| {
+            let Some((meeting, server)) =
+                Self::meeting_with_server_sync(&*this.conn()?, &tenant_id, &meeting_id)?
+            else {
+                return Ok(None);
+            };
+            let admitted = match (limit, &server) {
+                (Some(limit), Some(s)) if s.takes_joins() => {
+                    Some(this.admit_sync(&tenant_id, &meeting_id, limit)?)
+                }
+                _ => None,
+            };
+            Ok(Some(JoinLookup {
+                meeting,
+                server,
+                admitted,
+            }))
         })
         .await
     }
@@ -600,42 +785,10 @@ impl PoolStore for SqliteStore {
         let meeting_id = meeting_id.to_owned();
         let voice_bridges = voice_bridges.to_vec();
         self.blocking(move |this| {
-            let tenant_id = tenant_id.as_str();
-            let meeting_id = meeting_id.as_str();
-            let voice_bridges = voice_bridges.as_slice();
             let mut conn = this.conn()?;
             // One read transaction: a consistent snapshot (WAL), and no write lock taken.
             let tx = conn.transaction().map_err(backend)?;
-            let existing = Self::meeting_sync(&tx, tenant_id, meeting_id)?;
-            if existing.is_some() {
-                return Ok(PlacementSnapshot {
-                    existing,
-                    ..Default::default()
-                });
-            }
-            let tenant_meetings = if count_tenant {
-                Self::tenant_meeting_count(&tx, tenant_id)?
-            } else {
-                0
-            };
-            let servers = Self::servers_sync(&tx)?;
-            let mut free_voice_bridges = Vec::new();
-            {
-                let mut taken = tx
-                    .prepare_cached("SELECT 1 FROM meetings WHERE voice_bridge = ?1")
-                    .map_err(backend)?;
-                for vb in voice_bridges {
-                    if !taken.exists([vb]).map_err(backend)? {
-                        free_voice_bridges.push(vb.clone());
-                    }
-                }
-            }
-            Ok(PlacementSnapshot {
-                existing,
-                servers,
-                tenant_meetings,
-                free_voice_bridges,
-            })
+            Self::snapshot_sync(&tx, &tenant_id, &meeting_id, count_tenant, &voice_bridges)
         })
         .await
     }
@@ -643,57 +796,15 @@ impl PoolStore for SqliteStore {
     async fn commit_placement(&self, commit: &PlacementCommit) -> StoreResult<CommitOutcome> {
         let commit = commit.clone();
         self.blocking(move |this| {
-            let commit = &commit;
-            use placement::{Conflict, ServerGuard};
-            let m = &commit.meeting;
             let mut conn = this.writer()?;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            if let Some(existing) = Self::meeting_sync(&tx, &m.tenant_id, &m.meeting_id)? {
-                return Ok(CommitOutcome::Existing(existing));
+            let out = Self::commit_sync(&tx, &commit)?;
+            if matches!(out, CommitOutcome::Placed(_)) {
+                tx.commit().map_err(backend)?;
             }
-            match Self::server_sync(&tx, &m.server_id)? {
-                Some(s) if ServerGuard::of(&s) == commit.guard => {}
-                _ => return Ok(CommitOutcome::Conflict(Conflict::Server)),
-            }
-            if let Some(limit) = commit.max_tenant_meetings {
-                if Self::tenant_meeting_count(&tx, &m.tenant_id)? >= limit {
-                    return Ok(CommitOutcome::Conflict(Conflict::TenantLimit));
-                }
-            }
-            let inserted = tx
-                .prepare_cached(&format!(
-                    "INSERT INTO meetings ({MEETING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                ))
-                .and_then(|mut st| {
-                    st.execute(params![
-                        m.tenant_id,
-                        m.meeting_id,
-                        m.server_id,
-                        m.moderator_pw,
-                        m.voice_bridge,
-                        m.created_at,
-                        m.bbb_id
-                    ])
-                });
-            match inserted {
-                Ok(_) => {}
-                // The meeting key was checked above: the voice bridge is taken.
-                Err(e) if is_unique_violation(&e) => {
-                    return Ok(CommitOutcome::Conflict(Conflict::VoiceBridge))
-                }
-                Err(e) => return Err(backend(e)),
-            }
-            if commit.guard.load.is_some() {
-                tx.prepare_cached("UPDATE servers SET load = load + load_multiplier WHERE id = ?1")
-                    .and_then(|mut st| st.execute([&m.server_id]))
-                    .map_err(backend)?;
-            }
-            let server = Self::server_sync(&tx, &m.server_id)?
-                .ok_or_else(|| backend("the server vanished inside its own transaction"))?;
-            tx.commit().map_err(backend)?;
-            Ok(CommitOutcome::Placed(server))
+            Ok(out)
         })
         .await
     }
@@ -1023,23 +1134,9 @@ impl PoolStore for SqliteStore {
         meeting_id: &str,
         limit: u32,
     ) -> StoreResult<bool> {
-        let tenant_id = tenant_id.to_owned();
-        let meeting_id = meeting_id.to_owned();
-        self.blocking(move |this| {
-            let tenant_id = tenant_id.as_str();
-            let meeting_id = meeting_id.as_str();
-            let n = this
-                .writer()?
-                .prepare_cached(
-                    "UPDATE meetings SET participants = participants + 1
-                     WHERE tenant_id = ?1 AND meeting_id = ?2
-                       AND (SELECT COALESCE(SUM(participants), 0) FROM meetings WHERE tenant_id = ?1) < ?3",
-                )
-                .and_then(|mut st| st.execute(params![tenant_id, meeting_id, limit]))
-                .map_err(backend)?;
-            Ok(n > 0)
-        })
-        .await
+        let (tenant_id, meeting_id) = (tenant_id.to_owned(), meeting_id.to_owned());
+        self.blocking(move |this| this.admit_sync(&tenant_id, &meeting_id, limit))
+            .await
     }
 
     async fn add_participant(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<()> {

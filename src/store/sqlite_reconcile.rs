@@ -91,10 +91,13 @@ impl SqliteStore {
     ) -> StoreResult<Vec<Meeting>> {
         let rows = self.reconcile_rows(server_id).await?;
         let keep = keep.to_vec();
-        let candidates =
-            tokio::task::spawn_blocking(move || to_forget(&rows, &keep, created_before_ms))
-                .await
-                .map_err(|e| StoreError::Backend(format!("reconciliation failed: {e}")))?;
+        let candidates = tokio::task::spawn_blocking(move || {
+            let mut gone = to_forget(&rows, &keep, created_before_ms);
+            gone.sort_unstable_by(by_key);
+            gone
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("reconciliation failed: {e}")))?;
         let mut gone = Vec::with_capacity(candidates.len());
         for batch in candidates.chunks(BATCH) {
             let (sid, batch) = (server_id.to_owned(), batch.to_vec());
@@ -119,10 +122,12 @@ impl SqliteStore {
         let rows = self.reconcile_rows(server_id).await?;
         let counts = counts.to_vec();
         let changes: Vec<(Meeting, u32)> = tokio::task::spawn_blocking(move || {
-            participant_changes(&rows, &counts)
+            let mut changes: Vec<(Meeting, u32)> = participant_changes(&rows, &counts)
                 .into_iter()
                 .map(|(m, n)| (m.clone(), n))
-                .collect()
+                .collect();
+            changes.sort_unstable_by(|a, b| by_key(&a.0, &b.0));
+            changes
         })
         .await
         .map_err(|e| StoreError::Backend(format!("reconciliation failed: {e}")))?;
@@ -137,6 +142,12 @@ impl SqliteStore {
         }
         Ok(())
     }
+}
+
+/// The table's key order: a batch written in it touches neighbouring pages, not hundreds
+/// of scattered ones (every page a commit touches is copied to the WAL).
+fn by_key(a: &Meeting, b: &Meeting) -> std::cmp::Ordering {
+    (&a.tenant_id, &a.meeting_id).cmp(&(&b.tenant_id, &b.meeting_id))
 }
 
 /// Deletes one batch in one transaction; returns the meetings that were still there.
