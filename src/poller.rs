@@ -216,7 +216,12 @@ async fn poll_server(
             let (ids, counts, loads) = crate::blocking::run(|| poll_lists(&entries));
             match app
                 .store
-                .forget_meetings_except(&server.id, &ids, unseen_before(app, started_ms))
+                .forget_meetings_except_fenced(
+                    &server.id,
+                    &ids,
+                    unseen_before(app, started_ms),
+                    fence,
+                )
                 .await
             {
                 Ok(gone) => report.forgotten = gone.len(),
@@ -225,7 +230,11 @@ async fn poll_server(
                 }
             }
             crate::adopt::adopt_unknown(app, &server, &entries).await;
-            if let Err(e) = app.store.set_participants(&server.id, &counts).await {
+            if let Err(e) = app
+                .store
+                .set_participants_fenced(&server.id, &counts, fence)
+                .await
+            {
                 tracing::warn!(server = %server.id, error = %e, "could not record participants");
             }
             let load = h
@@ -257,7 +266,7 @@ async fn poll_server(
                 tracing::warn!(server = %server.id, "server is offline; dropping its meetings");
                 match app
                     .store
-                    .forget_meetings_except(&server.id, &[], i64::MAX)
+                    .forget_meetings_except_fenced(&server.id, &[], i64::MAX, fence)
                     .await
                 {
                     Ok(gone) => {

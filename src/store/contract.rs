@@ -964,6 +964,55 @@ pub async fn fenced_pool<S: PoolStore, F: Fn() -> S>(make: &F) {
             .is_ok(),
         "each lease has its own epochs"
     );
+
+    // The poll's reconciliation is fenced the same way: a stale poller neither forgets
+    // meetings nor overwrites participant counts.
+    let vbs = vec!["7100".to_string()];
+    let req = PlaceRequest {
+        tenant_id: "",
+        meeting_id: "fenced-room",
+        moderator_pw: "pw",
+        voice_bridges: &vbs,
+        choose: &least_loaded,
+        now_ms: 1000,
+        max_tenant_meetings: None,
+        bbb_id: None,
+    };
+    let PlaceOutcome::Placed(m, _) = s.place_meeting(&req).await.unwrap() else {
+        panic!("the meeting is placed")
+    };
+    assert!(
+        is_fenced(
+            s.set_participants_fenced("s0", &[(m.bbb_id.clone(), 5)], Some(&fence(100)))
+                .await
+        ),
+        "an older epoch's participant counts are refused"
+    );
+    assert!(
+        is_fenced(
+            s.forget_meetings_except_fenced("s0", &[], i64::MAX, Some(&fence(100)))
+                .await
+        ),
+        "an older epoch's forget is refused"
+    );
+    assert!(
+        s.meeting("", "fenced-room").await.unwrap().is_some(),
+        "a refused forget forgets nothing"
+    );
+    s.set_participants_fenced("s0", &[(m.bbb_id.clone(), 5)], Some(&fence(200)))
+        .await
+        .unwrap();
+    let gone = s
+        .forget_meetings_except_fenced("s0", &[], i64::MAX, Some(&fence(200)))
+        .await
+        .unwrap();
+    assert_eq!(
+        gone.iter()
+            .map(|g| g.meeting_id.as_str())
+            .collect::<Vec<_>>(),
+        ["fenced-room"],
+        "the current poller forgets"
+    );
 }
 
 /// Fenced claims and outcomes ([`Outbox::claim_callbacks`], [`Outbox::finish_callback`]):

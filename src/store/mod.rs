@@ -507,6 +507,19 @@ pub trait PoolStore: Send + Sync + 'static {
         server_id: &str,
         keep: &[String],
         created_before_ms: i64,
+    ) -> StoreResult<Vec<Meeting>> {
+        self.forget_meetings_except_fenced(server_id, keep, created_before_ms, None)
+            .await
+    }
+    /// [`PoolStore::forget_meetings_except`]; with a fence (the poller's), each of its
+    /// writes is refused ([`StoreError::Fenced`]) once a newer poller's epoch was seen, so a
+    /// paused old poller cannot forget meetings on the strength of its stale poll.
+    async fn forget_meetings_except_fenced(
+        &self,
+        server_id: &str,
+        keep: &[String],
+        created_before_ms: i64,
+        fence: Option<&Fence>,
     ) -> StoreResult<Vec<Meeting>>;
     async fn meeting_by_voice_bridge(&self, voice_bridge: &str) -> StoreResult<Option<Meeting>>;
 
@@ -539,7 +552,16 @@ pub trait PoolStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<bool>;
     /// Records the participants a poll saw per meeting, by the meeting ID BBB knows.
-    async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()>;
+    async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()> {
+        self.set_participants_fenced(server_id, counts, None).await
+    }
+    /// [`PoolStore::set_participants`], fenced like [`PoolStore::forget_meetings_except_fenced`].
+    async fn set_participants_fenced(
+        &self,
+        server_id: &str,
+        counts: &[(String, u32)],
+        fence: Option<&Fence>,
+    ) -> StoreResult<()>;
     /// A join's store step: the meeting and its server ([`PoolStore::meeting`]) and, when
     /// `limit` is set and the server takes joins ([`Server::takes_joins`]), the participant
     /// admission ([`PoolStore::admit_participant`]). A backend may answer it in one round

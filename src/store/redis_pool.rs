@@ -128,22 +128,54 @@ return 0
 
 /// Deletes meeting ARGV[2] (if its server is ARGV[3], when given) and its index entries;
 /// returns its fields, or an empty list.
-const DELETE_MEETING: &str = r"
-local ns, mid = ARGV[1], ARGV[2]
-local mkey = ns .. ':meeting:' .. mid
-local m = redis.call('HGETALL', mkey)
-if #m == 0 then return {} end
-local f = {}
-for i = 1, #m, 2 do f[m[i]] = m[i + 1] end
-if ARGV[3] ~= '' and f['server_id'] ~= ARGV[3] then return {} end
-redis.call('DEL', mkey)
-redis.call('SREM', ns .. ':meetings', mid)
-redis.call('SREM', ns .. ':server-meetings:' .. f['server_id'], mid)
-redis.call('SREM', ns .. ':tenant-meetings:' .. f['tenant_id'], mid)
-if redis.call('HGET', ns .. ':voice-bridges', f['voice_bridge']) == mid then
-  redis.call('HDEL', ns .. ':voice-bridges', f['voice_bridge'])
+/// Deletes meeting `mid` (on `server` when it is not empty) and its index entries;
+/// returns its fields, or `{}` when absent. Shared by the scripts below.
+const DELETE_MEETING_FN: &str = r"
+local function delete_meeting(ns, mid, server)
+  local mkey = ns .. ':meeting:' .. mid
+  local m = redis.call('HGETALL', mkey)
+  if #m == 0 then return {} end
+  local f = {}
+  for i = 1, #m, 2 do f[m[i]] = m[i + 1] end
+  if server ~= '' and f['server_id'] ~= server then return {} end
+  redis.call('DEL', mkey)
+  redis.call('SREM', ns .. ':meetings', mid)
+  redis.call('SREM', ns .. ':server-meetings:' .. f['server_id'], mid)
+  redis.call('SREM', ns .. ':tenant-meetings:' .. f['tenant_id'], mid)
+  if redis.call('HGET', ns .. ':voice-bridges', f['voice_bridge']) == mid then
+    redis.call('HDEL', ns .. ':voice-bridges', f['voice_bridge'])
+  end
+  return m
 end
-return m
+";
+
+/// Deletes meeting ARGV[2] (on server ARGV[3] when not empty); its fields, or `{}`.
+const DELETE_MEETING: &str = r"
+return delete_meeting(ARGV[1], ARGV[2], ARGV[3])
+";
+
+/// The poll's forget of meeting ARGV[2] on server ARGV[3], fenced by ARGV[4..5], only if it
+/// is still the one the poll judged (created at ARGV[6]). Returns `{'fenced', newest}`,
+/// `{'kept'}` or `{'gone', fields…}`.
+const FORGET_MEETING: &str = r"
+local ns = ARGV[1]
+local newest = fence_refused(ns, 4)
+if newest then return {'fenced', string.format('%d', newest)} end
+if redis.call('HGET', ns .. ':meeting:' .. ARGV[2], 'created_at') ~= ARGV[6] then return {'kept'} end
+local m = delete_meeting(ns, ARGV[2], ARGV[3])
+if #m == 0 then return {'kept'} end
+return {'gone', unpack(m)}
+";
+
+/// The poll's participant count ARGV[5] for meeting ARGV[4], fenced by ARGV[2..3]; only
+/// on an existing meeting (never resurrects a deleted one).
+const SET_PARTICIPANTS: &str = r"
+local ns = ARGV[1]
+local newest = fence_refused(ns, 2)
+if newest then return {'fenced', string.format('%d', newest)} end
+local key = ns .. ':meeting:' .. ARGV[4]
+if redis.call('EXISTS', key) == 1 then redis.call('HSET', key, 'participants', ARGV[5]) end
+return {'ok'}
 ";
 
 /// Counts one join into meeting ARGV[2] if tenant ARGV[3] has fewer than ARGV[4]
@@ -330,7 +362,12 @@ impl RedisStore {
     }
 
     async fn delete_mid(&self, mid: &str, server: &str) -> StoreResult<Option<Meeting>> {
-        let f = self.script(DELETE_MEETING, &[mid, server]).await?;
+        let f = self
+            .script(
+                &format!("{DELETE_MEETING_FN}{DELETE_MEETING}"),
+                &[mid, server],
+            )
+            .await?;
         Ok((!f.is_empty()).then(|| meeting_of(&fields(&f))))
     }
 }
@@ -679,21 +716,31 @@ impl PoolStore for RedisStore {
             .await
     }
 
-    async fn forget_meetings_except(
+    async fn forget_meetings_except_fenced(
         &self,
         server_id: &str,
         keep: &[String],
         created_before_ms: i64,
+        fence: Option<&Fence>,
     ) -> StoreResult<Vec<Meeting>> {
+        let keep: std::collections::HashSet<&str> = keep.iter().map(String::as_str).collect();
+        let (epoch, lease) = fence.map_or((0, ""), |f| (f.epoch, f.lease.as_str()));
+        let epoch = epoch.to_string();
+        let script = format!("{FENCE_CHECK}{DELETE_MEETING_FN}{FORGET_MEETING}");
         let mut gone = Vec::new();
         for m in self.meetings_on(server_id).await? {
-            if m.created_at < created_before_ms && !keep.contains(&m.bbb_id) {
-                if let Some(m) = self
-                    .delete_mid(&mid(&m.tenant_id, &m.meeting_id), server_id)
-                    .await?
-                {
-                    gone.push(m);
-                }
+            if m.created_at >= created_before_ms || keep.contains(m.bbb_id.as_str()) {
+                continue;
+            }
+            let id = mid(&m.tenant_id, &m.meeting_id);
+            let created = m.created_at.to_string();
+            let out = self
+                .script(&script, &[&id, server_id, &epoch, lease, &created])
+                .await?;
+            match (out.first().map(String::as_str), fence) {
+                (Some("fenced"), Some(f)) => return Err(f.refused(out[1].parse().unwrap_or(0))),
+                (Some("gone"), _) => gone.push(meeting_of(&fields(&out[1..]))),
+                _ => {}
             }
         }
         Ok(gone)
@@ -991,36 +1038,34 @@ impl PoolStore for RedisStore {
         Ok(out == 1)
     }
 
-    async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()> {
+    async fn set_participants_fenced(
+        &self,
+        server_id: &str,
+        counts: &[(String, u32)],
+        fence: Option<&Fence>,
+    ) -> StoreResult<()> {
+        let counts: std::collections::HashMap<&str, u32> =
+            counts.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+        let (epoch, lease) = fence.map_or((0, ""), |f| (f.epoch, f.lease.as_str()));
+        let epoch = epoch.to_string();
+        let script = format!("{FENCE_CHECK}{SET_PARTICIPANTS}");
         for m in self.meetings_on(server_id).await? {
-            if let Some((_, n)) = counts.iter().find(|(id, _)| *id == m.bbb_id) {
-                let key = self.k(&format!("meeting:{}", mid(&m.tenant_id, &m.meeting_id)));
-                self.set_if_exists(&key, "participants", &n.to_string())
-                    .await?;
+            let Some(n) = counts.get(m.bbb_id.as_str()) else {
+                continue;
+            };
+            let id = mid(&m.tenant_id, &m.meeting_id);
+            let out = self
+                .script(&script, &[&epoch, lease, &id, &n.to_string()])
+                .await?;
+            if let (Some("fenced"), Some(f)) = (out.first().map(String::as_str), fence) {
+                return Err(f.refused(out[1].parse().unwrap_or(0)));
             }
         }
         Ok(())
     }
 }
 
-/// Sets a field only on an existing hash (never resurrects a deleted meeting).
-const SET_IF_EXISTS: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-return 1
-";
-
 impl RedisStore {
-    async fn set_if_exists(&self, key: &str, field: &str, value: &str) -> StoreResult<()> {
-        let _: i64 = ::redis::Script::new(SET_IF_EXISTS)
-            .key(key)
-            .arg(field)
-            .arg(value)
-            .invoke_async(&mut self.con())
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
     async fn write_tenant(&self, t: &Tenant) -> StoreResult<()> {
         let set: Vec<(&str, String)> = vec![
             ("name", t.name.clone()),

@@ -868,14 +868,15 @@ impl PoolStore for SqliteStore {
         .await
     }
 
-    async fn forget_meetings_except(
+    async fn forget_meetings_except_fenced(
         &self,
         server_id: &str,
         keep: &[String],
         created_before_ms: i64,
+        fence: Option<&Fence>,
     ) -> StoreResult<Vec<Meeting>> {
         // In bounded batches, off the write path (`sqlite_reconcile`).
-        self.reconcile_forget(server_id, keep, created_before_ms)
+        self.reconcile_forget(server_id, keep, created_before_ms, fence)
             .await
     }
 
@@ -1156,9 +1157,14 @@ impl PoolStore for SqliteStore {
         .await
     }
 
-    async fn set_participants(&self, server_id: &str, counts: &[(String, u32)]) -> StoreResult<()> {
+    async fn set_participants_fenced(
+        &self,
+        server_id: &str,
+        counts: &[(String, u32)],
+        fence: Option<&Fence>,
+    ) -> StoreResult<()> {
         // Only the counts that changed, in bounded batches (`sqlite_reconcile`).
-        self.reconcile_participants(server_id, counts).await
+        self.reconcile_participants(server_id, counts, fence).await
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::params;
 
 use super::sqlite::backend;
-use super::{Meeting, SqliteStore, StoreError, StoreResult};
+use super::{Fence, Meeting, SqliteStore, StoreError, StoreResult};
 
 /// Rows written per write transaction.
 pub const BATCH: usize = 500;
@@ -88,6 +88,7 @@ impl SqliteStore {
         server_id: &str,
         keep: &[String],
         created_before_ms: i64,
+        fence: Option<&Fence>,
     ) -> StoreResult<Vec<Meeting>> {
         let rows = self.reconcile_rows(server_id).await?;
         let keep = keep.to_vec();
@@ -100,11 +101,11 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("reconciliation failed: {e}")))?;
         let mut gone = Vec::with_capacity(candidates.len());
         for batch in candidates.chunks(BATCH) {
-            let (sid, batch) = (server_id.to_owned(), batch.to_vec());
+            let (sid, batch, fence) = (server_id.to_owned(), batch.to_vec(), fence.cloned());
             gone.extend(
                 self.blocking(move |this| {
                     let mut w = this.writer()?;
-                    delete_batch(&mut w, &sid, &batch)
+                    delete_batch(&mut w, &sid, &batch, fence.as_ref())
                 })
                 .await?,
             );
@@ -118,6 +119,7 @@ impl SqliteStore {
         &self,
         server_id: &str,
         counts: &[(String, u32)],
+        fence: Option<&Fence>,
     ) -> StoreResult<()> {
         let rows = self.reconcile_rows(server_id).await?;
         let counts = counts.to_vec();
@@ -132,10 +134,10 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Backend(format!("reconciliation failed: {e}")))?;
         for batch in changes.chunks(BATCH) {
-            let (sid, batch) = (server_id.to_owned(), batch.to_vec());
+            let (sid, batch, fence) = (server_id.to_owned(), batch.to_vec(), fence.cloned());
             self.blocking(move |this| {
                 let mut w = this.writer()?;
-                update_batch(&mut w, &sid, &batch)
+                update_batch(&mut w, &sid, &batch, fence.as_ref())
             })
             .await?;
             tokio::task::yield_now().await;
@@ -155,8 +157,12 @@ fn delete_batch(
     conn: &mut rusqlite::Connection,
     server_id: &str,
     batch: &[Meeting],
+    fence: Option<&Fence>,
 ) -> StoreResult<Vec<Meeting>> {
-    let tx = conn.transaction().map_err(backend)?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    super::sqlite_fence::check(&tx, fence)?;
     let mut gone = Vec::new();
     {
         let mut del = tx
@@ -182,8 +188,12 @@ fn update_batch(
     conn: &mut rusqlite::Connection,
     server_id: &str,
     batch: &[(Meeting, u32)],
+    fence: Option<&Fence>,
 ) -> StoreResult<()> {
-    let tx = conn.transaction().map_err(backend)?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    super::sqlite_fence::check(&tx, fence)?;
     {
         let mut upd = tx
             .prepare_cached(
