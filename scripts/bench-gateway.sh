@@ -9,6 +9,9 @@
 #        BACKEND=redis scripts/bench-gateway.sh   (pool, leases and tokens in a private Redis)
 #        BACKEND=redis+postgres scripts/bench-gateway.sh   (and the recordings index and the
 #            callback outbox in a private PostgreSQL)
+#        NODES=2 BACKEND=redis+postgres scripts/bench-gateway.sh   (then also join,
+#            getRecordings and create through two nodes at once, half the clients on each:
+#            the aggregate rate and each node's CPU per request)
 # Needs wrk (Debian package `wrk`; installed here if missing); redis-server for the Redis
 # modes; PostgreSQL's server and psql (Debian `postgresql`) for redis+postgres.
 set -euo pipefail
@@ -51,6 +54,11 @@ start_postgres() { # a private server in $WORK/pg, as the postgres user when we 
   psql -q -h 127.0.0.1 -p "$PGPORT" -U postgres -c 'CREATE DATABASE ferrolite' postgres
   export DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/ferrolite" SQLITE_PATH="$WORK/f.db"
 }
+NODES=${NODES:-1}
+case "$NODES:$BACKEND" in
+  1:*|2:redis+postgres) ;;
+  *) echo "NODES must be 1, or 2 with BACKEND=redis+postgres" >&2; exit 1 ;;
+esac
 case "$BACKEND" in
   sqlite) ;;
   redis) start_redis ;;
@@ -79,10 +87,15 @@ else
   scripts/bench/seed-recordings.sh "$RECORDINGS" sqlite "$WORK/f.db"
 fi
 SEEDED=$(awk -v a="$SEED_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-$BIN/ferrolite serve > "$WORK/serve.out" 2>"$WORK/serve.err" &
+NODE_ID=bench-1 $BIN/ferrolite serve > "$WORK/serve.out" 2>"$WORK/serve.err" &
 SERVE_PID=$!
+if [ "$NODES" = 2 ]; then # a second node, with its own local file as on another host
+  NODE_ID=bench-2 SQLITE_PATH="$WORK/f2.db" $BIN/ferrolite serve > "$WORK/serve2.out" 2>"$WORK/serve2.err" &
+  SERVE2_PID=$!
+fi
 sleep 0.5
 LB=$(grep -o 'http://[0-9.:]*' "$WORK/serve.out")
+[ "$NODES" = 2 ] && LB2=$(grep -o 'http://[0-9.:]*' "$WORK/serve2.out")
 rss() { awk '/VmRSS/ {print $2/1024}' /proc/$SERVE_PID/status; }
 hwm() { awk '/VmHWM/ {print $2/1024}' /proc/$SERVE_PID/status; }
 FAKE0=$(python3 -c "import json;d=json.load(open('$WORK/fake.json'));print(d['servers'][0]['url'])")
@@ -101,7 +114,8 @@ python3 scripts/bench/paths.py getMeetingInfo bench-lb 1 'meetingID=bench-room' 
 python3 scripts/bench/paths.py getRecordings bench-lb 10000 'meetingID=meeting-{n}' > "$WORK/recordings-meeting.txt"
 python3 scripts/bench/paths.py getRecordings bench-lb 4000 'limit=25&offset={n}' > "$WORK/recordings-page.txt"
 
-cpu_ticks() { awk '{print $14 + $15}' /proc/$SERVE_PID/stat; }
+ticks_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { ticks_of "$SERVE_PID"; }
 # Redis's and PostgreSQL's (its server processes') CPU, for the shared-backend modes.
 backend_ticks() {
   local pids=() p
@@ -145,3 +159,30 @@ run "create, direct to fake-bbb" "$FAKE0_BASE" "$WORK/direct1.txt" 1
 run "create through ferrolite" "$LB" "$WORK/create1.txt" 1
 run "join (no backend call)" "$LB" "$WORK/join.txt" 1
 echo "resident memory: idle ${IDLE} MB, peak under load $(hwm) MB"
+
+run2() { # name paths-file-for-node-1 paths-file-for-node-2: both nodes at once, CONC/2 clients each
+  local c=$((CONC / 2)) b1 b2 bb a1 a2 ba w
+  b1=$(ticks_of "$SERVE_PID") b2=$(ticks_of "$SERVE2_PID") bb=$(backend_ticks)
+  PATHS="$2" wrk -t1 -c$c -d${DUR}s --latency -s scripts/bench/cycle.lua "$LB" > "$WORK/wrk1.out" 2>&1 &
+  w=$!
+  PATHS="$3" wrk -t1 -c$c -d${DUR}s --latency -s scripts/bench/cycle.lua "$LB2" > "$WORK/wrk2.out" 2>&1
+  wait $w
+  a1=$(ticks_of "$SERVE_PID") a2=$(ticks_of "$SERVE2_PID") ba=$(backend_ticks)
+  awk -v name="$1" -v c="$c" -v b1="$b1" -v a1="$a1" -v b2="$b2" -v a2="$a2" -v bb="$bb" -v ba="$ba" -v t="$TICK" '
+    /Requests\/sec/ { rps[FILENAME] = $2 }
+    /requests in/ { n[FILENAME] = $1 }
+    $1 == "99%" { p99[FILENAME] = $2 }
+    END {
+      f1 = ARGV[1]; f2 = ARGV[2]
+      printf "%-34s 2 nodes c=%s+%s  %9.0f req/s in all (%s + %s)  p99 %s / %s  CPU per request: node 1 %.0f us, node 2 %.0f us, backends %.0f us\n",
+        name, c, c, rps[f1] + rps[f2], rps[f1], rps[f2], p99[f1], p99[f2],
+        (a1 - b1) / t * 1e6 / n[f1], (a2 - b2) / t * 1e6 / n[f2], (ba - bb) / t * 1e6 / (n[f1] + n[f2])
+    }' "$WORK/wrk1.out" "$WORK/wrk2.out"
+}
+if [ "$NODES" = 2 ]; then
+  python3 scripts/bench/paths.py create bench-lb 400000 'meetingID=lb2-{n}&name=Bench+{n}' > "$WORK/create2.txt"
+  run2 "join (no backend call)" "$WORK/join.txt" "$WORK/join.txt"
+  run2 "getRecordings meetingID (10 each)" "$WORK/recordings-meeting.txt" "$WORK/recordings-meeting.txt"
+  run2 "create through ferrolite" "$WORK/create.txt" "$WORK/create2.txt"
+  echo "(the load generators, both nodes, Redis and PostgreSQL share the $(nproc) cores)"
+fi
