@@ -36,6 +36,25 @@ local function fence_refused(ns, f)
 end
 ";
 
+/// A fence as a fenced script's two arguments ([`FENCE_CHECK`]): its epoch (`0`: not
+/// fenced) and its lease's name.
+fn fence_args(fence: Option<&Fence>) -> (String, &str) {
+    fence.map_or(("0".to_string(), ""), |f| {
+        (f.epoch.to_string(), f.lease.as_str())
+    })
+}
+
+/// A fenced script's `{'fenced', newest}` reply as [`StoreError::Fenced`]; any other
+/// reply passes.
+fn refused_by(out: &[String], fence: Option<&Fence>) -> StoreResult<()> {
+    match (out.first().map(String::as_str), fence) {
+        (Some("fenced"), Some(f)) => {
+            Err(f.refused(out.get(1).and_then(|n| n.parse().ok()).unwrap_or(0)))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Writes a poll's fields (ARGV[5..], name/value pairs) to server ARGV[2] if it exists,
 /// fenced by ARGV[3..4]. Returns `{'ok'}`, `{'absent'}` or `{'fenced', newest}`.
 const SAVE_POLL: &str = r"
@@ -511,8 +530,7 @@ impl PoolStore for RedisStore {
         if let Some(st) = u.state {
             set.push(("state", st.as_str().to_string()));
         }
-        let (epoch, lease) = fence.map_or((0, ""), |f| (f.epoch, f.lease.as_str()));
-        let epoch = epoch.to_string();
+        let (epoch, lease) = fence_args(fence);
         let mut args: Vec<&str> = vec![id, &epoch, lease];
         for (k, v) in &set {
             args.push(k);
@@ -520,10 +538,7 @@ impl PoolStore for RedisStore {
         }
         let script = format!("{FENCE_CHECK}{SAVE_POLL}");
         let out = self.script(&script, &args).await?;
-        match (out.first().map(String::as_str), fence) {
-            (Some("fenced"), Some(f)) => Err(f.refused(out[1].parse().unwrap_or(0))),
-            _ => Ok(()),
-        }
+        refused_by(&out, fence)
     }
 
     async fn meeting(
@@ -724,8 +739,7 @@ impl PoolStore for RedisStore {
         fence: Option<&Fence>,
     ) -> StoreResult<Vec<Meeting>> {
         let keep: std::collections::HashSet<&str> = keep.iter().map(String::as_str).collect();
-        let (epoch, lease) = fence.map_or((0, ""), |f| (f.epoch, f.lease.as_str()));
-        let epoch = epoch.to_string();
+        let (epoch, lease) = fence_args(fence);
         let script = format!("{FENCE_CHECK}{DELETE_MEETING_FN}{FORGET_MEETING}");
         let mut gone = Vec::new();
         for m in self.meetings_on(server_id).await? {
@@ -737,10 +751,9 @@ impl PoolStore for RedisStore {
             let out = self
                 .script(&script, &[&id, server_id, &epoch, lease, &created])
                 .await?;
-            match (out.first().map(String::as_str), fence) {
-                (Some("fenced"), Some(f)) => return Err(f.refused(out[1].parse().unwrap_or(0))),
-                (Some("gone"), _) => gone.push(meeting_of(&fields(&out[1..]))),
-                _ => {}
+            refused_by(&out, fence)?;
+            if out.first().map(String::as_str) == Some("gone") {
+                gone.push(meeting_of(&fields(&out[1..])));
             }
         }
         Ok(gone)
@@ -1046,8 +1059,7 @@ impl PoolStore for RedisStore {
     ) -> StoreResult<()> {
         let counts: std::collections::HashMap<&str, u32> =
             counts.iter().map(|(id, n)| (id.as_str(), *n)).collect();
-        let (epoch, lease) = fence.map_or((0, ""), |f| (f.epoch, f.lease.as_str()));
-        let epoch = epoch.to_string();
+        let (epoch, lease) = fence_args(fence);
         let script = format!("{FENCE_CHECK}{SET_PARTICIPANTS}");
         for m in self.meetings_on(server_id).await? {
             let Some(n) = counts.get(m.bbb_id.as_str()) else {
@@ -1057,9 +1069,7 @@ impl PoolStore for RedisStore {
             let out = self
                 .script(&script, &[&epoch, lease, &id, &n.to_string()])
                 .await?;
-            if let (Some("fenced"), Some(f)) = (out.first().map(String::as_str), fence) {
-                return Err(f.refused(out[1].parse().unwrap_or(0)));
-            }
+            refused_by(&out, fence)?;
         }
         Ok(())
     }
