@@ -76,30 +76,7 @@ fn install_script_is_safe_to_rerun_in_a_temp_root() {
     assert!(conf.contains("(recordings-only)") && !conf.contains("location /bigbluebutton/"));
 
     // Real nginx accepts the rendered file.
-    let main = root.join("nginx-test.conf");
-    std::fs::write(
-        &main,
-        format!(
-            "pid {0}/nginx.pid;\nerror_log {0}/error.log;\nevents {{}}\nhttp {{ include /etc/nginx/mime.types; include {0}/etc/nginx/sites-available/ferrolite; }}\n",
-            root.display()
-        ),
-    )
-    .unwrap();
-    let t = Command::new(common::nginx::nginx_binary())
-        .args([
-            "-t",
-            "-p",
-            root.to_str().unwrap(),
-            "-c",
-            main.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        t.status.success(),
-        "nginx -t: {}",
-        String::from_utf8_lossy(&t.stderr)
-    );
+    nginx_accepts(root, "ferrolite", conf.as_bytes());
 }
 
 /// `ferrolite-render-nginx` (installed, and from the source tree) reads the settings file
