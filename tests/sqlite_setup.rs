@@ -1,6 +1,6 @@
-//! The SQLite file under concurrency: a fresh database is set up without lock errors, and
-//! writers fail fast with a clear error (not one busy timeout after another) while another
-//! process holds the file locked.
+//! The SQLite file under concurrency: a fresh database is set up without lock errors;
+//! while another process holds the file locked, writers fail fast with a clear error (not
+//! one busy timeout after another) and reads go on answering.
 
 mod common;
 
@@ -76,4 +76,87 @@ async fn writers_fail_fast_while_another_process_holds_the_file() {
         Some("SUCCESS"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn joins_answer_while_creates_wait_for_another_process() {
+    let fake = Fake::start(&["fake-secret"]);
+    let lb = Lb::start(&[]);
+    lb.add_fake_servers(&fake);
+    let (_, body) = lb.get("create", "meetingID=room&name=x").await;
+    assert_eq!(
+        xml_field(&body, "returncode").as_deref(),
+        Some("SUCCESS"),
+        "{body}"
+    );
+    let db = lb.dir.path().join("ferrolite.db");
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+        c.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let done = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    // More waiting writes than the store has threads of any kind.
+    let creates = (0..12).map(|i| {
+        let (url, http, done) = (
+            lb.api_url("create", &format!("meetingID=locked-{i}&name=x")),
+            lb.http.clone(),
+            done.clone(),
+        );
+        async move {
+            let body = http.get(url).send().await.unwrap().text().await.unwrap();
+            done.lock().unwrap().push(("create", body));
+        }
+    });
+    let joins = (0..20).map(|i| {
+        let (url, http, done) = (
+            lb.api_url("join", &format!("meetingID=room&fullName=u{i}&role=VIEWER")),
+            lb.http.clone(),
+            done.clone(),
+        );
+        async move {
+            // After the creates are queued.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let answer = http.get(url).send().await.unwrap();
+            let location = answer
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_string());
+            done.lock()
+                .unwrap()
+                .push(("join", location.unwrap_or_default()));
+        }
+    });
+    futures_util::future::join(
+        futures_util::future::join_all(creates),
+        futures_util::future::join_all(joins),
+    )
+    .await;
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let done = done.lock().unwrap();
+    let order: Vec<&str> = done.iter().map(|(kind, _)| *kind).collect();
+    assert_eq!(order.len(), 32);
+    assert!(
+        order[..20].iter().all(|k| *k == "join"),
+        "every join answered before the first create gave up: {order:?}"
+    );
+    for (kind, answer) in done.iter() {
+        match *kind {
+            "join" => assert!(
+                answer.contains("/bigbluebutton/api/join?"),
+                "a redirect to the server: {answer:?}"
+            ),
+            _ => assert_eq!(
+                xml_field(answer, "messageKey").as_deref(),
+                Some("internalError"),
+                "{answer}"
+            ),
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! whose server is gone, offline, or no longer runs it is placed again instead of being
 //! stuck (Scalelite's most reported failure).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,7 +24,9 @@ use crate::bbb::calls::ApiCall;
 use crate::bbb::params::{cap_duration, Params, Policy};
 use crate::bbb::{parse_meetings, CallError, Reply, Upload};
 use crate::http::response::{self, answer, ApiError, ApiResult, HttpResponse};
-use crate::store::{now_ms, ChoiceError, Meeting, PlaceOutcome, PlaceRequest, Server, ServerState};
+use crate::store::{
+    now_ms, ChoiceError, Chooser, Meeting, PlaceOutcome, PlaceRequest, Server, ServerState,
+};
 use crate::tenant::{scope, unscope_text};
 
 /// How long a call to a server marked offline may take (it is probably down).
@@ -156,14 +159,17 @@ async fn place(
         limits.create_failure_limit,
         limits.create_failure_cooldown.as_millis() as i64,
     );
-    let choose = |servers: &[Server]| choose_healthy_server(servers, spec, exclude, &tripped);
+    let (spec, exclude) = (spec.clone(), exclude.to_vec());
+    let choose: Chooser = Arc::new(move |servers: &[Server]| {
+        choose_healthy_server(servers, &spec, &exclude, &tripped)
+    });
     for _ in 0..3 {
         let req = PlaceRequest {
             tenant_id: &call.tenant_id,
             meeting_id,
             moderator_pw: &moderator_pw,
             voice_bridges: &voice_bridges,
-            choose: &choose,
+            choose: choose.clone(),
             now_ms: now_ms(),
             max_tenant_meetings: call.tenant.as_ref().and_then(|t| t.max_meetings),
             bbb_id: None,

@@ -106,7 +106,7 @@ pub async fn apply(app: &App, plan: &mut Plan) -> Result<(), ImportError> {
             meeting_id: &m.meeting_id,
             moderator_pw: &m.moderator_pw,
             voice_bridges: std::slice::from_ref(&m.voice_bridge),
-            choose: &choose,
+            choose: std::sync::Arc::new(choose),
             now_ms: m.created_at,
             max_tenant_meetings: None,
             bbb_id: Some(&m.bbb_id),

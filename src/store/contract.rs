@@ -563,7 +563,7 @@ async fn place<S: PoolStore>(
     tenant: &str,
     meeting: &str,
     vbs: &[String],
-    choose: &(dyn Fn(&[Server]) -> Result<String, ChoiceError> + Sync),
+    choose: fn(&[Server]) -> Result<String, ChoiceError>,
     max: Option<u32>,
 ) -> PlaceOutcome {
     s.place_meeting(&PlaceRequest {
@@ -571,7 +571,7 @@ async fn place<S: PoolStore>(
         meeting_id: meeting,
         moderator_pw: "pw",
         voice_bridges: vbs,
-        choose,
+        choose: std::sync::Arc::new(choose),
         now_ms: now_ms(),
         max_tenant_meetings: max,
         bbb_id: None,
@@ -583,18 +583,18 @@ async fn place<S: PoolStore>(
 async fn placement_is_idempotent<S: PoolStore>(s: Arc<S>) {
     servers(&*s, 1).await;
     let vbs = vec!["111".to_string(), "222".to_string()];
-    let PlaceOutcome::Placed(m, srv) = place(&*s, NO_TENANT, "m", &vbs, &least_loaded, None).await
+    let PlaceOutcome::Placed(m, srv) = place(&*s, NO_TENANT, "m", &vbs, least_loaded, None).await
     else {
         panic!("the first create places the meeting")
     };
     assert_eq!((m.voice_bridge.as_str(), srv.load), ("111", Some(1.0)));
-    let again = place(&*s, NO_TENANT, "m", &vbs, &least_loaded, None).await;
+    let again = place(&*s, NO_TENANT, "m", &vbs, least_loaded, None).await;
     assert_eq!(
         again,
         PlaceOutcome::Existing(m.clone()),
         "a second create finds the first"
     );
-    let PlaceOutcome::Placed(n, _) = place(&*s, NO_TENANT, "n", &vbs, &least_loaded, None).await
+    let PlaceOutcome::Placed(n, _) = place(&*s, NO_TENANT, "n", &vbs, least_loaded, None).await
     else {
         panic!("another meeting is placed")
     };
@@ -617,7 +617,7 @@ async fn concurrent_creates_of_one_room_land_on_one_server<S: PoolStore>(s: Arc<
     let vbs = Arc::new(vbs);
     let creates = (0..16).map(|_| {
         let (s, vbs) = (s.clone(), vbs.clone());
-        tokio::spawn(async move { place(&*s, NO_TENANT, "room", &vbs, &any_available, None).await })
+        tokio::spawn(async move { place(&*s, NO_TENANT, "room", &vbs, any_available, None).await })
     });
     let outcomes = join(creates).await;
     let placed = outcomes
@@ -645,7 +645,7 @@ async fn voice_bridges_stay_unique_under_concurrency<S: PoolStore>(s: Arc<S>) {
         let mut vbs = pool.clone();
         vbs.rotate_left(i / 4);
         tokio::spawn(async move {
-            place(&*s, NO_TENANT, &format!("m{i}"), &vbs, &least_loaded, None).await
+            place(&*s, NO_TENANT, &format!("m{i}"), &vbs, least_loaded, None).await
         })
     });
     let outcomes = join(creates).await;
@@ -678,7 +678,7 @@ async fn tenant_limits_hold_under_concurrency<S: PoolStore>(s: Arc<S>) {
         let s = s.clone();
         tokio::spawn(async move {
             let vbs = vec![format!("9{i:03}")];
-            place(&*s, "t1", &format!("m{i}"), &vbs, &least_loaded, Some(3)).await
+            place(&*s, "t1", &format!("m{i}"), &vbs, least_loaded, Some(3)).await
         })
     });
     let outcomes = join(creates).await;
@@ -701,7 +701,7 @@ async fn tenant_limits_hold_under_concurrency<S: PoolStore>(s: Arc<S>) {
         "t2",
         "m0",
         &["8000".to_string()],
-        &least_loaded,
+        least_loaded,
         Some(3),
     )
     .await;
@@ -715,7 +715,7 @@ async fn participant_limit_holds_under_concurrency<S: PoolStore>(s: Arc<S>) {
     servers(&*s, 1).await;
     for m in ["a", "b"] {
         let vbs = vec![format!("6{m}")];
-        place(&*s, "t1", m, &vbs, &least_loaded, None).await;
+        place(&*s, "t1", m, &vbs, least_loaded, None).await;
     }
     let joins = (0..20).map(|i| {
         let s = s.clone();
@@ -737,7 +737,7 @@ async fn participant_limit_holds_under_concurrency<S: PoolStore>(s: Arc<S>) {
 async fn a_join_looks_up_and_admits_in_one_step<S: PoolStore>(s: Arc<S>) {
     servers(&*s, 1).await;
     let vbs = vec!["6100".to_string()];
-    place(&*s, "t1", "a", &vbs, &least_loaded, None).await;
+    place(&*s, "t1", "a", &vbs, least_loaded, None).await;
     let joins = (0..12).map(|_| {
         let s = s.clone();
         tokio::spawn(async move { s.join_meeting("t1", "a", Some(3)).await.unwrap() })
@@ -794,7 +794,7 @@ async fn placement_rechecks_the_server<S: PoolStore>(s: Arc<S>) {
         meeting_id: "m",
         moderator_pw: "",
         voice_bridges: &vbs,
-        choose: &least_loaded,
+        choose: std::sync::Arc::new(least_loaded),
         now_ms: now_ms(),
         max_tenant_meetings: None,
         bbb_id: None,
@@ -807,6 +807,7 @@ async fn placement_rechecks_the_server<S: PoolStore>(s: Arc<S>) {
     let other = PlaceRequest {
         meeting_id: "other",
         voice_bridges: &other_vbs,
+        choose: req.choose.clone(),
         ..req
     };
     let other_snap = s
@@ -849,7 +850,7 @@ async fn placement_rechecks_the_server<S: PoolStore>(s: Arc<S>) {
     );
     assert!(s.meeting(NO_TENANT, "m").await.unwrap().is_none());
     assert_eq!(
-        place(&*s, NO_TENANT, "m", &vbs, &least_loaded, None).await,
+        place(&*s, NO_TENANT, "m", &vbs, least_loaded, None).await,
         PlaceOutcome::Refused(ChoiceError::NoServer),
         "the retry decides on the new state"
     );
@@ -973,7 +974,7 @@ pub async fn fenced_pool<S: PoolStore, F: Fn() -> S>(make: &F) {
         meeting_id: "fenced-room",
         moderator_pw: "pw",
         voice_bridges: &vbs,
-        choose: &least_loaded,
+        choose: std::sync::Arc::new(least_loaded),
         now_ms: 1000,
         max_tenant_meetings: None,
         bbb_id: None,
@@ -1188,7 +1189,7 @@ async fn meetings_keep_their_bbb_side_id<S: PoolStore>(s: Arc<S>) {
         meeting_id,
         moderator_pw: "pw",
         voice_bridges: vbs,
-        choose: &least_loaded,
+        choose: std::sync::Arc::new(least_loaded),
         now_ms: at,
         max_tenant_meetings: None,
         bbb_id,

@@ -37,6 +37,7 @@ mod sqlite_playback;
 mod sqlite_reconcile;
 mod sqlite_recordings;
 mod sqlite_schema;
+mod sqlite_threads;
 
 use std::fmt;
 
@@ -229,6 +230,10 @@ pub enum ChoiceError {
     TagUnavailable(String),
 }
 
+/// The pure function that picks a server from the current pool (from `balancer`). Owned,
+/// so a backend may run the whole placement on a thread of its own.
+pub type Chooser = std::sync::Arc<dyn Fn(&[Server]) -> Result<String, ChoiceError> + Send + Sync>;
+
 /// What [`PoolStore::place_meeting`] needs: the meeting, candidate voice bridges in order of
 /// preference, and the pure function that picks a server from the current pool.
 pub struct PlaceRequest<'a> {
@@ -236,7 +241,7 @@ pub struct PlaceRequest<'a> {
     pub meeting_id: &'a str,
     pub moderator_pw: &'a str,
     pub voice_bridges: &'a [String],
-    pub choose: &'a (dyn Fn(&[Server]) -> Result<String, ChoiceError> + Sync),
+    pub choose: Chooser,
     pub now_ms: i64,
     /// The tenant's limit on concurrent meetings, checked inside the placing transaction.
     pub max_tenant_meetings: Option<u32>,

@@ -200,7 +200,7 @@ mod tests {
             meeting_id: "m",
             moderator_pw: "pw",
             voice_bridges: &vbs,
-            choose: &first_available,
+            choose: std::sync::Arc::new(first_available),
             now_ms: 5,
             max_tenant_meetings: Some(2),
             bbb_id: None,

@@ -1,7 +1,8 @@
 //! The embedded store: one SQLite file (WAL mode), shared safely by `serve` and the CLI.
 //!
-//! Every call runs on tokio's blocking pool (`spawn_blocking`), never on an async worker, so
-//! a slow disk stalls no request; writers wait up to five seconds for the file lock
+//! Every call runs on the store's own threads (`sqlite_threads.rs`), or on tokio's blocking
+//! pool for whole-table calls, never on an async worker, so a slow disk stalls no request;
+//! writers wait up to five seconds for the file lock
 //! (`busy_timeout`). Times the store compares (leases, token expiry) come from SQLite's own
 //! clock ([`NOW_MS`]). The schema is migrated forward on open, tracked by
 //! `PRAGMA user_version`, inside one transaction.
@@ -17,6 +18,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 
 use super::sqlite_schema::MIGRATIONS;
+use super::sqlite_threads::{queued_at, Lane, READERS};
 use super::*;
 
 #[derive(Clone)]
@@ -25,8 +27,11 @@ pub struct SqliteStore {
     /// Serializes this process's writers. SQLite allows one writer at a time and its busy
     /// handler waits by sleeping in steps of milliseconds, so in-process writers queue here
     /// instead (microseconds); the busy timeout then only covers other processes (the CLI,
-    /// a second `serve`). Taken on the blocking pool, never on an async worker.
+    /// a second `serve`). Taken on the store's threads, never on an async worker.
     write_lock: Arc<Mutex<()>>,
+    /// The threads that run point calls: [`SqliteStore::read`] and [`SqliteStore::write`].
+    readers: Lane,
+    writes: Lane,
 }
 
 /// A connection that may write: holds the in-process write lock while it lives.
@@ -66,6 +71,9 @@ pub(super) fn durable<T>(
     restored.map_err(backend)?;
     Ok(value)
 }
+
+/// The name of the reader threads (`sqlite-read-N`, as `top -H` shows them).
+const READER_THREADS: &str = "sqlite-read";
 
 /// How long a write waits for the database file's lock, in all.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -168,12 +176,18 @@ impl SqliteStore {
         });
         let pool = Pool::builder()
             .max_size(8)
+            // A local file does not go stale like a network connection: no test query
+            // before every call.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        let threads = |e| StoreError::Backend(format!("cannot start the store's threads: {e}"));
         Ok(SqliteStore {
             pool,
             write_lock: Arc::new(Mutex::new(())),
+            readers: Lane::start(READER_THREADS, READERS).map_err(threads)?,
+            writes: Lane::start("sqlite-write", 1).map_err(threads)?,
         })
     }
 
@@ -193,12 +207,19 @@ impl SqliteStore {
         rows.collect::<Result<_, _>>().map_err(backend)
     }
 
-    /// A connection that may write. Blocks: call it only inside [`SqliteStore::blocking`].
-    /// A write waits at most [`BUSY_TIMEOUT`] in all — for this process's other writers
-    /// and then for another process's lock — and then fails with a clear error, instead of
-    /// every queued writer waiting a full busy timeout in turn.
+    /// A connection that may write. Blocks: call it only inside [`SqliteStore::write`] (or
+    /// [`SqliteStore::bulk`]). A write waits at most [`BUSY_TIMEOUT`] in all, from when it
+    /// was queued — for this process's other writers and then for another process's lock —
+    /// and then fails with a clear error, instead of every queued writer waiting a full busy
+    /// timeout in turn.
     pub(super) fn writer(&self) -> StoreResult<Writer<'_>> {
-        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        debug_assert!(
+            !std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with(READER_THREADS)),
+            "a write on a reader thread would hold up reads: run it with SqliteStore::write"
+        );
+        let deadline = queued_at().unwrap_or_else(std::time::Instant::now) + BUSY_TIMEOUT;
         let guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
@@ -213,8 +234,38 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` (the body of one store call) on the blocking pool.
-    pub(super) async fn blocking<T, F>(&self, f: F) -> StoreResult<T>
+    /// Runs `f`, the body of one store call that reads a few rows, on a reader thread.
+    pub(super) async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SqliteStore) -> StoreResult<T> + Send + 'static,
+    {
+        Self::on(&self.readers, self.clone(), f).await
+    }
+
+    /// Runs `f`, the body of one store call that writes (and takes [`SqliteStore::writer`]),
+    /// on the writer thread.
+    pub(super) async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SqliteStore) -> StoreResult<T> + Send + 'static,
+    {
+        Self::on(&self.writes, self.clone(), f).await
+    }
+
+    async fn on<T, F>(lane: &Lane, this: SqliteStore, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SqliteStore) -> StoreResult<T> + Send + 'static,
+    {
+        lane.run(move || f(&this))
+            .await
+            .map_err(|_| StoreError::Backend("a store call failed unexpectedly".into()))?
+    }
+
+    /// Runs `f` (the body of one store call that scans or rewrites many rows) on tokio's
+    /// blocking pool, so it never holds up the point calls queued for the store's threads.
+    pub(super) async fn bulk<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&SqliteStore) -> StoreResult<T> + Send + 'static,
@@ -558,14 +609,35 @@ impl SqliteStore {
 #[async_trait]
 impl PoolStore for SqliteStore {
     async fn place_meeting(&self, req: &PlaceRequest<'_>) -> StoreResult<PlaceOutcome> {
-        // One step off the async workers: `req` borrows the chooser, so it runs in place
-        // (`crate::blocking::run`) rather than on the blocking pool.
-        crate::blocking::run(|| self.place_sync(req))
+        // One step on the store's threads: the snapshot, the choice and the commit.
+        let owned = (
+            req.tenant_id.to_owned(),
+            req.meeting_id.to_owned(),
+            req.moderator_pw.to_owned(),
+            req.voice_bridges.to_vec(),
+            req.bbb_id.map(str::to_owned),
+        );
+        let (choose, now_ms, max_tenant_meetings) =
+            (req.choose.clone(), req.now_ms, req.max_tenant_meetings);
+        self.write(move |this| {
+            let (tenant_id, meeting_id, moderator_pw, voice_bridges, bbb_id) = &owned;
+            this.place_sync(&PlaceRequest {
+                tenant_id,
+                meeting_id,
+                moderator_pw,
+                voice_bridges,
+                choose,
+                now_ms,
+                max_tenant_meetings,
+                bbb_id: bbb_id.as_deref(),
+            })
+        })
+        .await
     }
 
     async fn add_server(&self, s: &Server) -> StoreResult<()> {
         let s = s.clone();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let s = &s;
             let conn = this.writer()?;
             let n = conn
@@ -597,7 +669,7 @@ impl PoolStore for SqliteStore {
 
     async fn server(&self, id: &str) -> StoreResult<Option<Server>> {
         let id = id.to_owned();
-        self.blocking(move |this| {
+        self.read(move |this| {
             let id = id.as_str();
             Self::server_sync(&*this.conn()?, id)
         })
@@ -605,14 +677,14 @@ impl PoolStore for SqliteStore {
     }
 
     async fn servers(&self) -> StoreResult<Vec<Server>> {
-        self.blocking(move |this| Self::servers_sync(&*this.conn()?))
+        self.read(move |this| Self::servers_sync(&*this.conn()?))
             .await
     }
 
     async fn update_server(&self, id: &str, p: &ServerPatch) -> StoreResult<Option<Server>> {
         let id = id.to_owned();
         let p = p.clone();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let id = id.as_str();
             let p = &p;
             let mut conn = this.writer()?;
@@ -653,7 +725,7 @@ impl PoolStore for SqliteStore {
 
     async fn remove_server(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_owned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let id = id.as_str();
             let mut conn = this.writer()?;
             let tx = conn.transaction().map_err(backend)?;
@@ -670,7 +742,7 @@ impl PoolStore for SqliteStore {
 
     async fn add_load(&self, deltas: &[(String, f64)]) -> StoreResult<()> {
         let deltas = deltas.to_vec();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let deltas = deltas.as_slice();
             let mut conn = this.writer()?;
             let tx = conn.transaction().map_err(backend)?;
@@ -696,7 +768,7 @@ impl PoolStore for SqliteStore {
         let id = id.to_owned();
         let u = u.clone();
         let fence = fence.cloned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let id = id.as_str();
             let u = &u;
             let mut conn = this.writer()?;
@@ -737,7 +809,7 @@ impl PoolStore for SqliteStore {
     ) -> StoreResult<Option<(Meeting, Option<Server>)>> {
         let tenant_id = tenant_id.to_owned();
         let meeting_id = meeting_id.to_owned();
-        self.blocking(move |this| {
+        self.read(move |this| {
             let tenant_id = tenant_id.as_str();
             let meeting_id = meeting_id.as_str();
             Self::meeting_with_server_sync(&*this.conn()?, tenant_id, meeting_id)
@@ -752,8 +824,8 @@ impl PoolStore for SqliteStore {
         limit: Option<u32>,
     ) -> StoreResult<Option<JoinLookup>> {
         let (tenant_id, meeting_id) = (tenant_id.to_owned(), meeting_id.to_owned());
-        // One step on the blocking pool: the lookup, then (with a limit) the admission.
-        self.blocking(move |this| {
+        // One store step: the lookup, then (with a limit) the admission, which writes.
+        let step = move |this: &SqliteStore| {
             let Some((meeting, server)) =
                 Self::meeting_with_server_sync(&*this.conn()?, &tenant_id, &meeting_id)?
             else {
@@ -770,8 +842,11 @@ impl PoolStore for SqliteStore {
                 server,
                 admitted,
             }))
-        })
-        .await
+        };
+        match limit {
+            Some(_) => self.write(step).await,
+            None => self.read(step).await,
+        }
     }
 
     async fn placement_snapshot(
@@ -784,7 +859,7 @@ impl PoolStore for SqliteStore {
         let tenant_id = tenant_id.to_owned();
         let meeting_id = meeting_id.to_owned();
         let voice_bridges = voice_bridges.to_vec();
-        self.blocking(move |this| {
+        self.read(move |this| {
             let mut conn = this.conn()?;
             // One read transaction: a consistent snapshot (WAL), and no write lock taken.
             let tx = conn.transaction().map_err(backend)?;
@@ -795,7 +870,7 @@ impl PoolStore for SqliteStore {
 
     async fn commit_placement(&self, commit: &PlacementCommit) -> StoreResult<CommitOutcome> {
         let commit = commit.clone();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let mut conn = this.writer()?;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -816,7 +891,7 @@ impl PoolStore for SqliteStore {
     ) -> StoreResult<Option<Meeting>> {
         let tenant_id = tenant_id.to_owned();
         let meeting_id = meeting_id.to_owned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let tenant_id = tenant_id.as_str();
             let meeting_id = meeting_id.as_str();
             let conn = this.writer()?;
@@ -838,7 +913,7 @@ impl PoolStore for SqliteStore {
         let tenant_id = tenant_id.to_owned();
         let meeting_id = meeting_id.to_owned();
         let server_id = server_id.to_owned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let tenant_id = tenant_id.as_str();
             let meeting_id = meeting_id.as_str();
             let server_id = server_id.as_str();
@@ -855,13 +930,12 @@ impl PoolStore for SqliteStore {
     }
 
     async fn meetings(&self) -> StoreResult<Vec<Meeting>> {
-        self.blocking(move |this| this.meetings_where("", &[]))
-            .await
+        self.bulk(move |this| this.meetings_where("", &[])).await
     }
 
     async fn meetings_on(&self, server_id: &str) -> StoreResult<Vec<Meeting>> {
         let server_id = server_id.to_owned();
-        self.blocking(move |this| {
+        self.bulk(move |this| {
             let server_id = server_id.as_str();
             this.meetings_where("WHERE server_id = ?1", &[&server_id])
         })
@@ -882,7 +956,7 @@ impl PoolStore for SqliteStore {
 
     async fn meeting_by_voice_bridge(&self, voice_bridge: &str) -> StoreResult<Option<Meeting>> {
         let voice_bridge = voice_bridge.to_owned();
-        self.blocking(move |this| {
+        self.read(move |this| {
             let voice_bridge = voice_bridge.as_str();
             Ok(this
                 .meetings_where("WHERE voice_bridge = ?1", &[&voice_bridge])?
@@ -894,7 +968,7 @@ impl PoolStore for SqliteStore {
 
     async fn add_tenant(&self, t: &Tenant) -> StoreResult<()> {
         let t = t.clone();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let t = &t;
             let conn = this.writer()?;
             conn.execute(
@@ -921,7 +995,7 @@ impl PoolStore for SqliteStore {
 
     async fn tenant(&self, id: &str) -> StoreResult<Option<Tenant>> {
         let id = id.to_owned();
-        self.blocking(move |this| {
+        self.read(move |this| {
             let id = id.as_str();
             this.tenant_where("id = ?1", id)
         })
@@ -930,7 +1004,7 @@ impl PoolStore for SqliteStore {
 
     async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<Tenant>> {
         let name = name.to_owned();
-        self.blocking(move |this| {
+        self.read(move |this| {
             let name = name.as_str();
             this.tenant_where("name = ?1", name)
         })
@@ -938,7 +1012,7 @@ impl PoolStore for SqliteStore {
     }
 
     async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
-        self.blocking(move |this| {
+        self.read(move |this| {
             let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name");
             Self::query_all(&*this.conn()?, &sql, [], tenant_from_row)
         })
@@ -948,7 +1022,7 @@ impl PoolStore for SqliteStore {
     async fn update_tenant(&self, id: &str, p: &TenantPatch) -> StoreResult<Option<Tenant>> {
         let id = id.to_owned();
         let p = p.clone();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let id = id.as_str();
             let p = &p;
             let mut conn = this.writer()?;
@@ -996,7 +1070,7 @@ impl PoolStore for SqliteStore {
     async fn set_tenant_lrs(&self, tenant_id: &str, lrs: Option<&TenantLrs>) -> StoreResult<bool> {
         let tenant_id = tenant_id.to_owned();
         let lrs = lrs.cloned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let tenant_id = tenant_id.as_str();
             let lrs = lrs.as_ref();
             let mut conn = this.writer()?;
@@ -1026,7 +1100,7 @@ impl PoolStore for SqliteStore {
 
     async fn tenant_lrs(&self, tenant_id: &str) -> StoreResult<Option<TenantLrs>> {
         let tenant_id = tenant_id.to_owned();
-        self.blocking(move |this| {
+        self.read(move |this| {
             let tenant_id = tenant_id.as_str();
             this.conn()?
                 .prepare_cached(
@@ -1055,7 +1129,7 @@ impl PoolStore for SqliteStore {
 
     async fn remove_tenant(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_owned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let id = id.as_str();
             let mut conn = this.writer()?;
             let tx = conn.transaction().map_err(backend)?;
@@ -1074,7 +1148,7 @@ impl PoolStore for SqliteStore {
 
     async fn add_tenant_setting(&self, s: &TenantSetting) -> StoreResult<()> {
         let s = s.clone();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let s = &s;
             this.writer()?
                 .execute(
@@ -1089,7 +1163,7 @@ impl PoolStore for SqliteStore {
 
     async fn tenant_settings(&self, tenant_id: &str) -> StoreResult<Vec<TenantSetting>> {
         let tenant_id = tenant_id.to_owned();
-        self.blocking(move |this| {
+        self.read(move |this| {
             let tenant_id = tenant_id.as_str();
             Self::query_all(
                 &*this.conn()?,
@@ -1103,10 +1177,10 @@ impl PoolStore for SqliteStore {
 
     async fn remove_tenant_setting(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_owned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let id = id.as_str();
             let n = this
-                .conn()?
+                .writer()?
                 .execute("DELETE FROM tenant_settings WHERE id = ?1", [id])
                 .map_err(backend)?;
             Ok(n > 0)
@@ -1116,7 +1190,7 @@ impl PoolStore for SqliteStore {
 
     async fn tenant_usage(&self, tenant_id: &str) -> StoreResult<(u32, u32)> {
         let tenant_id = tenant_id.to_owned();
-        self.blocking(move |this| {
+        self.read(move |this| {
             let tenant_id = tenant_id.as_str();
             this.conn()?
                 .query_row(
@@ -1136,14 +1210,14 @@ impl PoolStore for SqliteStore {
         limit: u32,
     ) -> StoreResult<bool> {
         let (tenant_id, meeting_id) = (tenant_id.to_owned(), meeting_id.to_owned());
-        self.blocking(move |this| this.admit_sync(&tenant_id, &meeting_id, limit))
+        self.write(move |this| this.admit_sync(&tenant_id, &meeting_id, limit))
             .await
     }
 
     async fn add_participant(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<()> {
         let tenant_id = tenant_id.to_owned();
         let meeting_id = meeting_id.to_owned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let tenant_id = tenant_id.as_str();
             let meeting_id = meeting_id.as_str();
             this.writer()?
@@ -1172,7 +1246,7 @@ impl PoolStore for SqliteStore {
 impl Outbox for SqliteStore {
     async fn enqueue_callback(&self, cb: &OutgoingCallback) -> StoreResult<bool> {
         let cb = cb.clone();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let cb = &cb;
             let variants = serde_json::to_string(&cb.variants).map_err(backend)?;
             let n = this
@@ -1189,7 +1263,7 @@ impl Outbox for SqliteStore {
     }
 
     async fn due_callbacks(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<OutgoingCallback>> {
-        self.blocking(move |this| {
+        self.read(move |this| {
             this.callbacks_where(
                 "WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2",
                 &[&now_ms, &(limit as i64)],
@@ -1208,7 +1282,7 @@ impl Outbox for SqliteStore {
     ) -> StoreResult<()> {
         let id = id.to_owned();
         let last_error = last_error.to_owned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let id = id.as_str();
             let last_error = last_error.as_str();
             this.writer()?
@@ -1223,7 +1297,7 @@ impl Outbox for SqliteStore {
     }
 
     async fn callbacks(&self) -> StoreResult<Vec<OutgoingCallback>> {
-        self.blocking(move |this| this.callbacks_where("ORDER BY created_at", &[]))
+        self.bulk(move |this| this.callbacks_where("ORDER BY created_at", &[]))
             .await
     }
 
@@ -1237,7 +1311,7 @@ impl Outbox for SqliteStore {
     ) -> StoreResult<Vec<OutgoingCallback>> {
         let claimer = claimer.to_owned();
         let fence = fence.cloned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let mut conn = this.writer()?;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -1280,7 +1354,7 @@ impl Outbox for SqliteStore {
     ) -> StoreResult<bool> {
         let (claimer, id, last_error) = (claimer.to_owned(), id.to_owned(), last_error.to_owned());
         let fence = fence.cloned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let mut conn = this.writer()?;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -1301,7 +1375,7 @@ impl Outbox for SqliteStore {
     }
 
     async fn prune_callbacks(&self, before_ms: i64) -> StoreResult<usize> {
-        self.blocking(move |this| {
+        self.bulk(move |this| {
             this.writer()?
                 .execute(
                     "DELETE FROM callbacks WHERE status <> 'pending' AND created_at < ?1",
@@ -1316,7 +1390,7 @@ impl Outbox for SqliteStore {
 #[async_trait]
 impl LeaseStore for SqliteStore {
     async fn now(&self) -> StoreResult<i64> {
-        self.blocking(move |this| {
+        self.read(move |this| {
             this.conn()?
                 .query_row(&format!("SELECT {NOW_MS}"), [], |r| r.get(0))
                 .map_err(backend)
@@ -1332,7 +1406,7 @@ impl LeaseStore for SqliteStore {
     ) -> StoreResult<Option<u64>> {
         let name = name.to_owned();
         let holder = holder.to_owned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let name = name.as_str();
             let holder = holder.as_str();
             let conn = this.writer()?;
@@ -1357,7 +1431,7 @@ impl LeaseStore for SqliteStore {
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
         let name = name.to_owned();
         let holder = holder.to_owned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let name = name.as_str();
             let holder = holder.as_str();
             let conn = this.writer()?;
@@ -1374,7 +1448,7 @@ impl LeaseStore for SqliteStore {
 
     async fn lease_holder(&self, name: &str) -> StoreResult<Option<(String, i64)>> {
         let name = name.to_owned();
-        self.blocking(move |this| {
+        self.read(move |this| {
             this.conn()?
                 .prepare_cached(
                     "SELECT holder, expires_at FROM leases WHERE name = ?1 AND holder <> ''",
@@ -1396,7 +1470,7 @@ impl LeaseStore for SqliteStore {
         ttl_ms: i64,
     ) -> StoreResult<Option<u64>> {
         let (name, previous, holder) = (name.to_owned(), previous.to_owned(), holder.to_owned());
-        self.blocking(move |this| {
+        self.write(move |this| {
             let epoch: Option<i64> = this
                 .writer()?
                 .query_row(
@@ -1416,7 +1490,7 @@ impl LeaseStore for SqliteStore {
 
     async fn bump_generation(&self, name: &str) -> StoreResult<u64> {
         let name = name.to_owned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             this.writer()?
                 .query_row(
                     "INSERT INTO generations (name, value) VALUES (?1, 1)
@@ -1432,7 +1506,7 @@ impl LeaseStore for SqliteStore {
 
     async fn generation(&self, name: &str) -> StoreResult<u64> {
         let name = name.to_owned();
-        self.blocking(move |this| {
+        self.read(move |this| {
             this.conn()?
                 .prepare_cached("SELECT value FROM generations WHERE name = ?1")
                 .and_then(|mut s| s.query_row([&name], |r| r.get::<_, i64>(0)).optional())
@@ -1507,7 +1581,7 @@ mod tests {
             meeting_id: "m",
             moderator_pw: "pw",
             voice_bridges: &vbs,
-            choose: &pick_first,
+            choose: Arc::new(pick_first),
             now_ms: 1,
             max_tenant_meetings: None,
             bbb_id: None,
@@ -1567,7 +1641,7 @@ mod tests {
             meeting_id: "m",
             moderator_pw: "",
             voice_bridges: &vbs,
-            choose: &pick_first,
+            choose: Arc::new(pick_first),
             now_ms: 1,
             max_tenant_meetings: None,
             bbb_id: None,
@@ -1640,7 +1714,7 @@ mod tests {
             meeting_id: "m",
             moderator_pw: "",
             voice_bridges: &vbs,
-            choose: &pick_first,
+            choose: Arc::new(pick_first),
             now_ms: 1,
             max_tenant_meetings: Some(1),
             bbb_id: None,

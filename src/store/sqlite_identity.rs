@@ -12,7 +12,7 @@ impl SqliteStore {
     /// This file's id: made on the first call, the same ever after (for every process that
     /// opens the file).
     pub async fn identity(&self) -> StoreResult<String> {
-        self.blocking(|this| {
+        self.write(|this| {
             let conn = this.writer()?;
             conn.execute(
                 "INSERT OR IGNORE INTO store_identity (one, id) VALUES (1, ?1)",

@@ -18,23 +18,26 @@ const ELAPSED: &str =
 #[async_trait]
 impl OpsStore for SqliteStore {
     async fn leases(&self) -> StoreResult<Vec<LeaseInfo>> {
-        Self::query_all(
-            &*self.conn()?,
-            "SELECT name, holder, expires_at FROM leases ORDER BY name",
-            [],
-            |r| {
-                Ok(LeaseInfo {
-                    role: r.get(0)?,
-                    holder: r.get(1)?,
-                    expires_at: r.get(2)?,
-                })
-            },
-        )
+        self.read(move |this| {
+            Self::query_all(
+                &*this.conn()?,
+                "SELECT name, holder, expires_at FROM leases ORDER BY name",
+                [],
+                |r| {
+                    Ok(LeaseInfo {
+                        role: r.get(0)?,
+                        holder: r.get(1)?,
+                        expires_at: r.get(2)?,
+                    })
+                },
+            )
+        })
+        .await
     }
 
     async fn save_poll_result(&self, p: &PollResult) -> StoreResult<()> {
         let p = p.clone();
-        self.blocking(move |this| {
+        self.write(move |this| {
         this.writer()?
             .execute(
                 "INSERT INTO poll_results (server_id, at, ok, error) VALUES (?1, ?2, ?3, ?4)
@@ -48,8 +51,9 @@ impl OpsStore for SqliteStore {
     }
 
     async fn poll_results(&self) -> StoreResult<Vec<PollResult>> {
+        self.read(move |this| {
         Self::query_all(
-            &*self.conn()?,
+            &*this.conn()?,
             "SELECT p.server_id, p.at, p.ok, p.error FROM poll_results p JOIN servers s ON s.id = p.server_id ORDER BY p.server_id",
             [],
             |r| {
@@ -61,11 +65,14 @@ impl OpsStore for SqliteStore {
                 })
             },
         )
+    })
+        .await
     }
 
     async fn meeting_rows(&self) -> StoreResult<Vec<MeetingRow>> {
+        self.bulk(move |this| {
         Self::query_all(
-            &*self.conn()?,
+            &*this.conn()?,
             "SELECT tenant_id, meeting_id, server_id, moderator_pw, voice_bridge, created_at, participants, bbb_id
              FROM meetings ORDER BY created_at, tenant_id, meeting_id",
             [],
@@ -76,6 +83,8 @@ impl OpsStore for SqliteStore {
                 })
             },
         )
+    })
+        .await
     }
 
     async fn record_usage(&self, sightings: &[UsageSighting]) -> StoreResult<()> {
@@ -94,7 +103,8 @@ impl OpsStore for SqliteStore {
     }
 
     async fn callback_summary(&self, recent: usize) -> StoreResult<CallbackSummary> {
-        let conn = self.conn()?;
+        self.bulk(move |this| {
+        let conn = this.conn()?;
         let counts = Self::query_all(
             &conn,
             "SELECT status, COUNT(*) FROM callbacks WHERE status IN ('pending', 'failed') GROUP BY status",
@@ -131,6 +141,8 @@ impl OpsStore for SqliteStore {
             failed: count("failed"),
             recent_failures,
         })
+    })
+        .await
     }
 
     async fn usage(
@@ -139,14 +151,16 @@ impl OpsStore for SqliteStore {
         from: &str,
         to: &str,
     ) -> StoreResult<Vec<UsageDay>> {
-        let conn = self.conn()?;
+        let (tenant, from, to) = (tenant.map(str::to_owned), from.to_owned(), to.to_owned());
+        self.bulk(move |this| {
+        let conn = this.conn()?;
         let mut days: BTreeMap<(String, String), UsageDay> = BTreeMap::new();
         let meetings = Self::query_all(
             &conn,
             "SELECT day, tenant_id, COUNT(*), SUM(meeting_ms), SUM(participant_ms), MAX(peak_participants)
              FROM usage_meetings WHERE day >= ?1 AND day <= ?2 AND (?3 IS NULL OR tenant_id = ?3)
              GROUP BY day, tenant_id",
-            params![from, to, tenant],
+            params![from, to, tenant.as_deref()],
             |r| {
                 Ok(UsageDay {
                     day: r.get(0)?,
@@ -172,7 +186,7 @@ impl OpsStore for SqliteStore {
              FROM recordings r
              WHERE (r.state IS NULL OR r.state <> 'deleted') AND day >= ?1 AND day <= ?2
              GROUP BY day, tenant HAVING (?3 IS NULL OR tenant = ?3)",
-            params![from, to, tenant],
+            params![from, to, tenant.as_deref()],
             |r| {
                 Ok((
                     r.get::<_, String>(0)?,
@@ -194,11 +208,13 @@ impl OpsStore for SqliteStore {
             d.recording_bytes = bytes.max(0) as u64;
         }
         Ok(days.into_values().collect())
+    })
+        .await
     }
 
     async fn prune_usage(&self, before_day: &str) -> StoreResult<usize> {
         let before_day = before_day.to_owned();
-        self.blocking(move |this| {
+        self.bulk(move |this| {
             this.writer()?
                 .execute("DELETE FROM usage_meetings WHERE day < ?1", [&before_day])
                 .map_err(backend)
@@ -212,7 +228,7 @@ const USAGE_BATCH: usize = 500;
 
 impl SqliteStore {
     async fn record_usage_batch(&self, sightings: Vec<UsageSighting>) -> StoreResult<()> {
-        self.blocking(move |this| this.write_usage_batch(&sightings))
+        self.bulk(move |this| this.write_usage_batch(&sightings))
             .await
     }
 

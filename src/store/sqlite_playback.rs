@@ -63,7 +63,7 @@ pub(super) fn fold(rows: Vec<AccessRow>) -> BTreeMap<String, PlaybackAccess> {
 impl TokenStore for SqliteStore {
     async fn mint_playback_tokens(&self, tokens: &[NewToken], ttl_ms: i64) -> StoreResult<()> {
         let tokens = tokens.to_vec();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let tokens = tokens.as_slice();
             if tokens.is_empty() {
                 return Ok(());
@@ -96,7 +96,7 @@ impl TokenStore for SqliteStore {
 
     async fn consume_playback_token(&self, hash: &str) -> StoreResult<Option<(String, String)>> {
         let hash = hash.to_owned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let hash = hash.as_str();
             let conn = this.writer()?;
             let row: Option<(String, String, bool)> = conn

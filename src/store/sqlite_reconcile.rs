@@ -103,7 +103,7 @@ impl SqliteStore {
         for batch in candidates.chunks(BATCH) {
             let (sid, batch, fence) = (server_id.to_owned(), batch.to_vec(), fence.cloned());
             gone.extend(
-                self.blocking(move |this| {
+                self.write(move |this| {
                     let mut w = this.writer()?;
                     delete_batch(&mut w, &sid, &batch, fence.as_ref())
                 })
@@ -135,7 +135,7 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("reconciliation failed: {e}")))?;
         for batch in changes.chunks(BATCH) {
             let (sid, batch, fence) = (server_id.to_owned(), batch.to_vec(), fence.cloned());
-            self.blocking(move |this| {
+            self.write(move |this| {
                 let mut w = this.writer()?;
                 update_batch(&mut w, &sid, &batch, fence.as_ref())
             })

@@ -312,7 +312,7 @@ impl SqliteStore {
         policy: Option<ImportPolicy>,
         fence: Option<super::Fence>,
     ) -> StoreResult<Recording> {
-        self.blocking(move |this| {
+        self.write(move |this| {
             let mut conn = this.writer()?;
             // The caller deletes the tarball once this commit returns: it must survive a
             // power loss, so this one commit is FULL-synchronous (fsync of the WAL).
@@ -408,7 +408,7 @@ impl SqliteStore {
 impl RecordingStore for SqliteStore {
     async fn recording(&self, record_id: &str) -> StoreResult<Option<Recording>> {
         let record_id = record_id.to_owned();
-        self.blocking(move |this| {
+        self.read(move |this| {
             let record_id = record_id.as_str();
             let conn = this.conn()?;
             match id_of(&conn, record_id)? {
@@ -426,7 +426,7 @@ impl RecordingStore for SqliteStore {
     ) -> StoreResult<Vec<Recording>> {
         let record_ids = record_ids.to_vec();
         let tenant_id = tenant_id.map(str::to_owned);
-        self.blocking(move |this| {
+        self.read(move |this| {
             let record_ids = record_ids.as_slice();
             let tenant_id = tenant_id.as_deref();
             let conn = this.conn()?;
@@ -438,7 +438,7 @@ impl RecordingStore for SqliteStore {
 
     async fn find_recordings(&self, q: &RecordingQuery) -> StoreResult<RecordingPage> {
         let q = q.clone();
-        self.blocking(move |this| {
+        self.read(move |this| {
             let q = &q;
             let conn = this.conn()?;
             let total = match q.limit {
@@ -463,13 +463,13 @@ impl RecordingStore for SqliteStore {
 
     async fn find_recording_row_ids(&self, q: &RecordingQuery) -> StoreResult<Vec<i64>> {
         let q = q.clone();
-        self.blocking(move |this| matching_ids(&*this.conn()?, &q, None))
+        self.read(move |this| matching_ids(&*this.conn()?, &q, None))
             .await
     }
 
     async fn recordings_by_row_ids(&self, ids: &[i64]) -> StoreResult<Vec<Recording>> {
         let ids = ids.to_vec();
-        self.blocking(move |this| load(&*this.conn()?, &ids)).await
+        self.read(move |this| load(&*this.conn()?, &ids)).await
     }
 
     async fn import_recording(&self, rec: &Recording) -> StoreResult<Recording> {
@@ -488,7 +488,7 @@ impl RecordingStore for SqliteStore {
 
     async fn set_published(&self, record_id: &str, published: bool) -> StoreResult<()> {
         let record_id = record_id.to_owned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let record_id = record_id.as_str();
             this.writer()?
                 .execute(
@@ -516,7 +516,7 @@ impl RecordingStore for SqliteStore {
         let record_ids = record_ids.to_vec();
         let tenant_id = tenant_id.map(str::to_owned);
         let changes = changes.to_vec();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let record_ids = record_ids.as_slice();
             let tenant_id = tenant_id.as_deref();
             let changes = changes.as_slice();
@@ -564,7 +564,7 @@ impl RecordingStore for SqliteStore {
 
     async fn tombstone_recording(&self, record_id: &str) -> StoreResult<bool> {
         let record_id = record_id.to_owned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let record_id = record_id.as_str();
             let mut conn = this.writer()?;
             let tx = conn.transaction().map_err(backend)?;
@@ -586,7 +586,7 @@ impl RecordingStore for SqliteStore {
     }
 
     async fn recordings_started_before(&self, before_ms: i64) -> StoreResult<Vec<Recording>> {
-        self.blocking(move |this| {
+        self.bulk(move |this| {
             let conn = this.conn()?;
             let ids: Vec<i64> = {
                 let mut stmt = conn
@@ -602,7 +602,7 @@ impl RecordingStore for SqliteStore {
 
     async fn list_recordings(&self, meeting_id: Option<&str>) -> StoreResult<Vec<Recording>> {
         let meeting_id = meeting_id.map(str::to_owned);
-        self.blocking(move |this| {
+        self.bulk(move |this| {
             let meeting_id = meeting_id.as_deref();
             let conn = this.conn()?;
             let ids: Vec<i64> = {
@@ -630,7 +630,7 @@ impl RecordingStore for SqliteStore {
     async fn put_text_track(&self, record_id: &str, t: &TextTrack) -> StoreResult<bool> {
         let record_id = record_id.to_owned();
         let t = t.clone();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let record_id = record_id.as_str();
             let t = &t;
             let conn = this.writer()?;
@@ -652,7 +652,7 @@ impl RecordingStore for SqliteStore {
 
     async fn text_tracks(&self, record_id: &str) -> StoreResult<Vec<TextTrack>> {
         let record_id = record_id.to_owned();
-        self.blocking(move |this| {
+        self.read(move |this| {
             let record_id = record_id.as_str();
             SqliteStore::query_all(
                 &*this.conn()?,
@@ -677,7 +677,7 @@ impl RecordingStore for SqliteStore {
         let tenant_id = tenant_id.to_owned();
         let meeting_id = meeting_id.to_owned();
         let url = url.to_owned();
-        self.blocking(move |this| {
+        self.write(move |this| {
             let tenant_id = tenant_id.as_str();
             let meeting_id = meeting_id.as_str();
             let url = url.as_str();
@@ -696,7 +696,7 @@ impl RecordingStore for SqliteStore {
     async fn ready_url(&self, tenant_id: &str, meeting_id: &str) -> StoreResult<Option<String>> {
         let tenant_id = tenant_id.to_owned();
         let meeting_id = meeting_id.to_owned();
-        self.blocking(move |this| {
+        self.read(move |this| {
             let tenant_id = tenant_id.as_str();
             let meeting_id = meeting_id.as_str();
             this.conn()?
@@ -717,7 +717,7 @@ impl RecordingStore for SqliteStore {
         record_id: &str,
     ) -> StoreResult<Option<super::playback::PlaybackAccess>> {
         let record_id = record_id.to_owned();
-        self.blocking(move |this| {
+        self.read(move |this| {
             let record_id = record_id.as_str();
             super::sqlite_playback::access_of(&*this.conn()?, record_id)
         })
@@ -725,12 +725,12 @@ impl RecordingStore for SqliteStore {
     }
 
     async fn playback_all(&self) -> StoreResult<Vec<(String, super::playback::PlaybackAccess)>> {
-        self.blocking(move |this| super::sqlite_playback::access_all(&*this.conn()?))
+        self.bulk(move |this| super::sqlite_playback::access_all(&*this.conn()?))
             .await
     }
 
     async fn prune_ready_urls(&self, before_ms: i64) -> StoreResult<usize> {
-        self.blocking(move |this| {
+        self.bulk(move |this| {
             this.writer()?
                 .execute(
                     "DELETE FROM recording_ready_urls WHERE created_at < ?1",
