@@ -8,6 +8,7 @@
 //! JSON), `setting-tenant` (setting id → tenant), `tenant-lrs:<tenant>` (JSON).
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 
@@ -222,6 +223,28 @@ end
 return {}
 ";
 
+/// The scripts as they are run, each hashed once: `redis::Script` computes the SHA-1 that
+/// `EVALSHA` names it by, which per call (once per meeting in a reconciliation) cost more
+/// than building the call.
+macro_rules! scripts {
+    ($($name:ident = $($part:ident)+;)+) => {
+        $(static $name: LazyLock<::redis::Script> =
+            LazyLock::new(|| ::redis::Script::new(&[$($part),+].concat()));)+
+    };
+}
+
+scripts! {
+    SAVE_POLL_SCRIPT = FENCE_CHECK SAVE_POLL;
+    COMMIT_PLACEMENT_SCRIPT = COMMIT_PLACEMENT;
+    SNAPSHOT_SCRIPT = SNAPSHOT;
+    UNLOCK_SCRIPT = UNLOCK;
+    DELETE_MEETING_SCRIPT = DELETE_MEETING_FN DELETE_MEETING;
+    FORGET_MEETING_SCRIPT = FENCE_CHECK DELETE_MEETING_FN FORGET_MEETING;
+    SET_PARTICIPANTS_SCRIPT = FENCE_CHECK SET_PARTICIPANTS;
+    ADMIT_PARTICIPANT_SCRIPT = ADMIT_PARTICIPANT;
+    ADD_LOAD_SCRIPT = ADD_LOAD;
+}
+
 fn mid(tenant_id: &str, meeting_id: &str) -> String {
     format!("{tenant_id}/{meeting_id}")
 }
@@ -338,8 +361,7 @@ impl RedisStore {
             .map_err(|e| self.err(e))
     }
 
-    async fn script(&self, src: &str, args: &[&str]) -> StoreResult<Vec<String>> {
-        let script = ::redis::Script::new(src);
+    async fn script(&self, script: &::redis::Script, args: &[&str]) -> StoreResult<Vec<String>> {
         let mut inv = script.prepare_invoke();
         inv.arg(self.namespace());
         for a in args {
@@ -381,12 +403,7 @@ impl RedisStore {
     }
 
     async fn delete_mid(&self, mid: &str, server: &str) -> StoreResult<Option<Meeting>> {
-        let f = self
-            .script(
-                &format!("{DELETE_MEETING_FN}{DELETE_MEETING}"),
-                &[mid, server],
-            )
-            .await?;
+        let f = self.script(&DELETE_MEETING_SCRIPT, &[mid, server]).await?;
         Ok((!f.is_empty()).then(|| meeting_of(&fields(&f))))
     }
 }
@@ -493,7 +510,7 @@ impl PoolStore for RedisStore {
 
     async fn add_load(&self, deltas: &[(String, f64)]) -> StoreResult<()> {
         for (id, d) in deltas {
-            self.script(ADD_LOAD, &[id, &d.to_string()]).await?;
+            self.script(&ADD_LOAD_SCRIPT, &[id, &d.to_string()]).await?;
         }
         Ok(())
     }
@@ -536,8 +553,7 @@ impl PoolStore for RedisStore {
             args.push(k);
             args.push(v);
         }
-        let script = format!("{FENCE_CHECK}{SAVE_POLL}");
-        let out = self.script(&script, &args).await?;
+        let out = self.script(&SAVE_POLL_SCRIPT, &args).await?;
         refused_by(&out, fence)
     }
 
@@ -584,7 +600,7 @@ impl PoolStore for RedisStore {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         let out = placement::place(self, req).await;
-        let _: i64 = ::redis::Script::new(UNLOCK)
+        let _: i64 = UNLOCK_SCRIPT
             .key(&key)
             .arg(&token)
             .invoke_async(&mut self.con())
@@ -600,8 +616,7 @@ impl PoolStore for RedisStore {
         count_tenant: bool,
         voice_bridges: &[String],
     ) -> StoreResult<PlacementSnapshot> {
-        let script = ::redis::Script::new(SNAPSHOT);
-        let mut inv = script.prepare_invoke();
+        let mut inv = SNAPSHOT_SCRIPT.prepare_invoke();
         inv.arg(self.namespace())
             .arg(mid(tenant_id, meeting_id))
             .arg(tenant_id)
@@ -665,7 +680,7 @@ impl PoolStore for RedisStore {
             .to_string();
         let out = self
             .script(
-                COMMIT_PLACEMENT,
+                &COMMIT_PLACEMENT_SCRIPT,
                 &[
                     &id,
                     &m.tenant_id,
@@ -740,7 +755,6 @@ impl PoolStore for RedisStore {
     ) -> StoreResult<Vec<Meeting>> {
         let keep: std::collections::HashSet<&str> = keep.iter().map(String::as_str).collect();
         let (epoch, lease) = fence_args(fence);
-        let script = format!("{FENCE_CHECK}{DELETE_MEETING_FN}{FORGET_MEETING}");
         let mut gone = Vec::new();
         for m in self.meetings_on(server_id).await? {
             if m.created_at >= created_before_ms || keep.contains(m.bbb_id.as_str()) {
@@ -749,7 +763,10 @@ impl PoolStore for RedisStore {
             let id = mid(&m.tenant_id, &m.meeting_id);
             let created = m.created_at.to_string();
             let out = self
-                .script(&script, &[&id, server_id, &epoch, lease, &created])
+                .script(
+                    &FORGET_MEETING_SCRIPT,
+                    &[&id, server_id, &epoch, lease, &created],
+                )
                 .await?;
             refused_by(&out, fence)?;
             if out.first().map(String::as_str) == Some("gone") {
@@ -1040,7 +1057,7 @@ impl PoolStore for RedisStore {
         meeting_id: &str,
         limit: u32,
     ) -> StoreResult<bool> {
-        let out: i64 = ::redis::Script::new(ADMIT_PARTICIPANT)
+        let out: i64 = ADMIT_PARTICIPANT_SCRIPT
             .arg(self.namespace())
             .arg(mid(tenant_id, meeting_id))
             .arg(tenant_id)
@@ -1060,14 +1077,16 @@ impl PoolStore for RedisStore {
         let counts: std::collections::HashMap<&str, u32> =
             counts.iter().map(|(id, n)| (id.as_str(), *n)).collect();
         let (epoch, lease) = fence_args(fence);
-        let script = format!("{FENCE_CHECK}{SET_PARTICIPANTS}");
         for m in self.meetings_on(server_id).await? {
             let Some(n) = counts.get(m.bbb_id.as_str()) else {
                 continue;
             };
             let id = mid(&m.tenant_id, &m.meeting_id);
             let out = self
-                .script(&script, &[&epoch, lease, &id, &n.to_string()])
+                .script(
+                    &SET_PARTICIPANTS_SCRIPT,
+                    &[&epoch, lease, &id, &n.to_string()],
+                )
                 .await?;
             refused_by(&out, fence)?;
         }
