@@ -26,8 +26,29 @@ pub enum Decision {
     },
 }
 
-/// Decides, for every meeting on `server_id` that no mapping points at (`known` holds the
-/// BBB-side IDs of every mapped meeting), whether and as what to adopt it. The tenant comes
+/// What the store already maps: the BBB-side ID and the voice bridge of every meeting.
+#[derive(Debug, Default)]
+pub struct Known {
+    pub bbb_ids: HashSet<String>,
+    pub voice_bridges: HashSet<String>,
+}
+
+impl Known {
+    pub fn of(meetings: Vec<Meeting>) -> Known {
+        let mut k = Known::default();
+        for m in meetings {
+            k.bbb_ids.insert(m.bbb_id);
+            k.voice_bridges.insert(m.voice_bridge);
+        }
+        k
+    }
+}
+
+/// Decides, for every meeting on `server_id` that no mapping points at (`known`), whether
+/// and as what to adopt it. A meeting whose voice bridge another mapped meeting (or an
+/// earlier one of this poll) has is left: BBB servers pick their bridges independently,
+/// and a dial-in must reach one room (decided here, so such a meeting costs no placement
+/// attempt on every poll). The tenant comes
 /// from a scoped ID (`room~<tenant uuid>`, a meeting Ferrolite created) or, for a plain ID,
 /// from its `tenant-id` metadatum (a meeting Scalelite created for a tenant: Scalelite
 /// sends the front end's ID unchanged); either must name a known tenant. The adopted
@@ -35,14 +56,15 @@ pub enum Decision {
 pub fn adoptions(
     server_id: &str,
     entries: &[MeetingEntry],
-    known: &HashSet<String>,
+    known: &Known,
     tenants: &HashSet<String>,
     multitenancy: bool,
     now_ms: i64,
 ) -> Vec<Decision> {
     let mut out = Vec::new();
+    let mut bridges_taken: HashSet<&str> = HashSet::new();
     for e in entries {
-        if e.meeting_id.is_empty() || e.load.is_breakout || known.contains(&e.meeting_id) {
+        if e.meeting_id.is_empty() || e.load.is_breakout || known.bbb_ids.contains(&e.meeting_id) {
             continue;
         }
         let leave = |reason: &str| Decision::Leave {
@@ -77,6 +99,10 @@ pub fn adoptions(
             out.push(leave("BBB reported no voice bridge"));
             continue;
         }
+        if known.voice_bridges.contains(&e.voice_bridge) || !bridges_taken.insert(&e.voice_bridge) {
+            out.push(leave(VOICE_BRIDGE_TAKEN));
+            continue;
+        }
         out.push(Decision::Adopt(Meeting {
             tenant_id,
             meeting_id,
@@ -94,6 +120,8 @@ pub fn adoptions(
     out
 }
 
+const VOICE_BRIDGE_TAKEN: &str = "its voice bridge is used by another meeting";
+
 static LEFT: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
 fn first_time(key: String) -> bool {
@@ -103,28 +131,42 @@ fn first_time(key: String) -> bool {
 
 /// Adopts the unknown meetings a successful poll of `server` found.
 pub async fn adopt_unknown(app: &App, server: &Server, entries: &[MeetingEntry]) {
-    let known: HashSet<String> = match app.store.meetings().await {
-        Ok(ms) => ms.into_iter().map(|m| m.bbb_id).collect(),
-        Err(e) => {
-            tracing::warn!(server = %server.id, error = %e, "could not read meetings to adopt unknown ones");
-            return;
-        }
+    let unread = |e: crate::store::StoreError| {
+        tracing::warn!(server = %server.id, error = %e, "could not read meetings to adopt unknown ones");
     };
-    if entries.iter().all(|e| known.contains(&e.meeting_id)) {
+    // Nearly every poll finds only meetings the store has on this server: check those
+    // first, rather than reading the whole pool's meetings once per server per cycle.
+    let on_server = match app.store.meetings_on(&server.id).await {
+        Ok(ms) => ms,
+        Err(e) => return unread(e),
+    };
+    let all_known = crate::blocking::run(|| {
+        let known: HashSet<&str> = on_server.iter().map(|m| m.bbb_id.as_str()).collect();
+        entries
+            .iter()
+            .all(|e| known.contains(e.meeting_id.as_str()))
+    });
+    if all_known {
         return;
     }
+    let known = match app.store.meetings().await {
+        Ok(ms) => crate::blocking::run(|| Known::of(ms)),
+        Err(e) => return unread(e),
+    };
     let tenants: HashSet<String> = match app.store.tenants().await {
         Ok(ts) => ts.into_iter().map(|t| t.id).collect(),
         Err(_) => HashSet::new(),
     };
-    let decisions = adoptions(
-        &server.id,
-        entries,
-        &known,
-        &tenants,
-        app.config.tenancy.enabled,
-        crate::store::now_ms(),
-    );
+    let decisions = crate::blocking::run(|| {
+        adoptions(
+            &server.id,
+            entries,
+            &known,
+            &tenants,
+            app.config.tenancy.enabled,
+            crate::store::now_ms(),
+        )
+    });
     for d in decisions {
         let m = match d {
             Decision::Adopt(m) => m,
@@ -146,6 +188,7 @@ pub async fn adopt_unknown(app: &App, server: &Server, entries: &[MeetingEntry])
             now_ms: m.created_at,
             max_tenant_meetings: None,
             bbb_id: Some(&m.bbb_id),
+            only_server: Some(&m.server_id),
         };
         match app.store.place_meeting(&req).await {
             Ok(PlaceOutcome::Placed(..)) => tracing::info!(
@@ -155,7 +198,7 @@ pub async fn adopt_unknown(app: &App, server: &Server, entries: &[MeetingEntry])
             ),
             Ok(PlaceOutcome::NoVoiceBridge) => {
                 if first_time(format!("{}/{}", server.id, m.meeting_id)) {
-                    tracing::warn!(server = %server.id, meeting = %m.meeting_id, voice_bridge = %m.voice_bridge, "meeting not adopted: its voice bridge is used by another meeting");
+                    tracing::warn!(server = %server.id, meeting = %m.meeting_id, voice_bridge = %m.voice_bridge, "meeting not adopted: {VOICE_BRIDGE_TAKEN}");
                 }
             }
             Ok(_) => {}
@@ -182,7 +225,10 @@ mod tests {
     #[test]
     fn unknown_meetings_are_adopted_with_their_tenant_and_bbb_side_id() {
         let tenants: HashSet<String> = ["t1".to_string()].into();
-        let known: HashSet<String> = ["known".to_string()].into();
+        let known = Known {
+            bbb_ids: ["known".to_string()].into(),
+            voice_bridges: ["70001".to_string()].into(),
+        };
         let tagged = |id: &str, vb: &str, tenant: &str| {
             let mut e = entry(id, vb);
             e.metadata.push(("tenant-id".into(), tenant.into()));
@@ -240,6 +286,38 @@ mod tests {
         assert_eq!(
             plain,
             vec![("", "room~t1"), ("", "lonely"), ("", "plain-t")]
+        );
+    }
+
+    #[test]
+    fn a_meeting_on_a_bridge_already_in_use_is_left_without_a_placement() {
+        let known = Known {
+            bbb_ids: ["mapped".to_string()].into(),
+            voice_bridges: ["70000".to_string()].into(),
+        };
+        let es = vec![
+            entry("mapped", "70000"),
+            entry("same-as-mapped", "70000"),
+            entry("first", "71000"),
+            entry("second-on-71000", "71000"),
+            entry("free", "72000"),
+        ];
+        let d = adoptions("s1", &es, &known, &HashSet::new(), false, 5);
+        let summary: Vec<(&str, Option<&str>)> = d
+            .iter()
+            .map(|d| match d {
+                Decision::Adopt(m) => (m.bbb_id.as_str(), None),
+                Decision::Leave { bbb_id, reason } => (bbb_id.as_str(), Some(reason.as_str())),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("same-as-mapped", Some(VOICE_BRIDGE_TAKEN)),
+                ("first", None),
+                ("second-on-71000", Some(VOICE_BRIDGE_TAKEN)),
+                ("free", None),
+            ]
         );
     }
 }

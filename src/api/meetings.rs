@@ -173,6 +173,7 @@ async fn place(
             now_ms: now_ms(),
             max_tenant_meetings: call.tenant.as_ref().and_then(|t| t.max_meetings),
             bbb_id: None,
+            only_server: None,
         };
         match app.store.place_meeting(&req).await? {
             PlaceOutcome::Placed(m, s) => {

@@ -689,7 +689,12 @@ pub async fn run(cfg: FakeConfig) -> std::io::Result<()> {
         let mut meetings = BTreeMap::new();
         for n in 0..cfg.seed_meetings {
             let id = format!("seed-{i}-{n}");
-            let mut m = new_meeting(&id, &Params::new());
+            // A bridge of its own, unique across the fake servers, as BBB would pick.
+            let bridge = (100_000 + i * cfg.seed_meetings + n).to_string();
+            let mut m = new_meeting(
+                &id,
+                &[("voiceBridge", bridge.as_str())].into_iter().collect(),
+            );
             m.participants = cfg.seed_users;
             m.moderators = 1.min(cfg.seed_users);
             m.create_time_ms -= 3_600_000;

@@ -110,6 +110,7 @@ pub async fn apply(app: &App, plan: &mut Plan) -> Result<(), ImportError> {
             now_ms: m.created_at,
             max_tenant_meetings: None,
             bbb_id: Some(&m.bbb_id),
+            only_server: Some(&m.server_id),
         };
         match app.store.place_meeting(&req).await? {
             PlaceOutcome::Placed(..) => {

@@ -575,6 +575,7 @@ async fn place<S: PoolStore>(
         now_ms: now_ms(),
         max_tenant_meetings: max,
         bbb_id: None,
+        only_server: None,
     })
     .await
     .expect("placement failed")
@@ -798,6 +799,7 @@ async fn placement_rechecks_the_server<S: PoolStore>(s: Arc<S>) {
         now_ms: now_ms(),
         max_tenant_meetings: None,
         bbb_id: None,
+        only_server: None,
     };
     let placement::Decision::Commit(commit) = placement::decide(&req, &snap) else {
         panic!("the snapshot allows a placement")
@@ -978,6 +980,7 @@ pub async fn fenced_pool<S: PoolStore, F: Fn() -> S>(make: &F) {
         now_ms: 1000,
         max_tenant_meetings: None,
         bbb_id: None,
+        only_server: None,
     };
     let PlaceOutcome::Placed(m, _) = s.place_meeting(&req).await.unwrap() else {
         panic!("the meeting is placed")
@@ -1193,6 +1196,7 @@ async fn meetings_keep_their_bbb_side_id<S: PoolStore>(s: Arc<S>) {
         now_ms: at,
         max_tenant_meetings: None,
         bbb_id,
+        only_server: None,
     };
     let PlaceOutcome::Placed(m, _) = s
         .place_meeting(&req("plain", Some("plain"), &vb))

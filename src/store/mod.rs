@@ -248,6 +248,9 @@ pub struct PlaceRequest<'a> {
     /// The meeting's ID on BBB when it is not the scoped one (a meeting Scalelite created);
     /// `None` for the meetings Ferrolite creates.
     pub bbb_id: Option<&'a str>,
+    /// The one server the chooser can pick (an adoption, an import): a backend may read
+    /// only that server for its snapshot instead of the whole pool.
+    pub only_server: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

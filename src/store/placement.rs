@@ -204,6 +204,7 @@ mod tests {
             now_ms: 5,
             max_tenant_meetings: Some(2),
             bbb_id: None,
+            only_server: None,
         };
         let mut snap = PlacementSnapshot {
             servers: vec![server("a", false), server("b", true)],

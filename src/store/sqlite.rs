@@ -494,6 +494,7 @@ impl SqliteStore {
             req.meeting_id,
             req.max_tenant_meetings.is_some(),
             req.voice_bridges,
+            req.only_server,
         )?;
         let commit = match placement::decide(req, &snap) {
             placement::Decision::Answer(a) => return Ok(a),
@@ -519,6 +520,7 @@ impl SqliteStore {
         meeting_id: &str,
         count_tenant: bool,
         voice_bridges: &[String],
+        only_server: Option<&str>,
     ) -> StoreResult<PlacementSnapshot> {
         let existing = Self::meeting_sync(tx, tenant_id, meeting_id)?;
         if existing.is_some() {
@@ -532,7 +534,10 @@ impl SqliteStore {
         } else {
             0
         };
-        let servers = Self::servers_sync(tx)?;
+        let servers = match only_server {
+            Some(id) => Self::server_sync(tx, id)?.into_iter().collect(),
+            None => Self::servers_sync(tx)?,
+        };
         let mut free_voice_bridges = Vec::new();
         {
             let mut taken = tx
@@ -616,11 +621,12 @@ impl PoolStore for SqliteStore {
             req.moderator_pw.to_owned(),
             req.voice_bridges.to_vec(),
             req.bbb_id.map(str::to_owned),
+            req.only_server.map(str::to_owned),
         );
         let (choose, now_ms, max_tenant_meetings) =
             (req.choose.clone(), req.now_ms, req.max_tenant_meetings);
         self.write(move |this| {
-            let (tenant_id, meeting_id, moderator_pw, voice_bridges, bbb_id) = &owned;
+            let (tenant_id, meeting_id, moderator_pw, voice_bridges, bbb_id, only_server) = &owned;
             this.place_sync(&PlaceRequest {
                 tenant_id,
                 meeting_id,
@@ -630,6 +636,7 @@ impl PoolStore for SqliteStore {
                 now_ms,
                 max_tenant_meetings,
                 bbb_id: bbb_id.as_deref(),
+                only_server: only_server.as_deref(),
             })
         })
         .await
@@ -863,7 +870,14 @@ impl PoolStore for SqliteStore {
             let mut conn = this.conn()?;
             // One read transaction: a consistent snapshot (WAL), and no write lock taken.
             let tx = conn.transaction().map_err(backend)?;
-            Self::snapshot_sync(&tx, &tenant_id, &meeting_id, count_tenant, &voice_bridges)
+            Self::snapshot_sync(
+                &tx,
+                &tenant_id,
+                &meeting_id,
+                count_tenant,
+                &voice_bridges,
+                None,
+            )
         })
         .await
     }
@@ -1585,6 +1599,7 @@ mod tests {
             now_ms: 1,
             max_tenant_meetings: None,
             bbb_id: None,
+            only_server: None,
         };
         let PlaceOutcome::Placed(m, srv) = st.place_meeting(&req).await.unwrap() else {
             panic!()
@@ -1645,6 +1660,7 @@ mod tests {
             now_ms: 1,
             max_tenant_meetings: None,
             bbb_id: None,
+            only_server: None,
         };
         st.place_meeting(&req).await.unwrap();
         assert!(st.remove_server("a").await.unwrap());
@@ -1718,6 +1734,7 @@ mod tests {
             now_ms: 1,
             max_tenant_meetings: Some(1),
             bbb_id: None,
+            only_server: None,
         };
         assert!(matches!(
             st.place_meeting(&req).await.unwrap(),
