@@ -120,6 +120,8 @@ pub fn adoptions(
     out
 }
 
+static ADOPTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const VOICE_BRIDGE_TAKEN: &str = "its voice bridge is used by another meeting";
 
 static LEFT: Mutex<Option<HashSet<String>>> = Mutex::new(None);
@@ -149,6 +151,10 @@ pub async fn adopt_unknown(app: &App, server: &Server, entries: &[MeetingEntry])
     if all_known {
         return;
     }
+    // One server's adoptions at a time: each reads the whole pool's meetings (a copy per
+    // concurrent poll would be hundreds of MB on the first cycle after a switch), and each
+    // then sees the meetings the one before it adopted.
+    let _one_at_a_time = ADOPTING.lock().await;
     let known = match app.store.meetings().await {
         Ok(ms) => crate::blocking::run(|| Known::of(ms)),
         Err(e) => return unread(e),
