@@ -8,6 +8,35 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// A write lock on the database file held by another connection, as another process (a
+/// long CLI command, a backup) would hold it, until released.
+struct OtherProcessLock {
+    release: std::sync::mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<()>,
+}
+
+impl OtherProcessLock {
+    fn take(db: &std::path::Path) -> OtherProcessLock {
+        let db = db.to_path_buf();
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let c = rusqlite::Connection::open(db).unwrap();
+            c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            locked_tx.send(()).unwrap();
+            let _ = released.recv();
+            c.execute_batch("COMMIT").unwrap();
+        });
+        locked_rx.recv().unwrap();
+        OtherProcessLock { release, holder }
+    }
+
+    fn release(self) {
+        self.release.send(()).unwrap();
+        self.holder.join().unwrap();
+    }
+}
+
 #[tokio::test]
 async fn fresh_databases_start_without_lock_errors() {
     for _ in 0..8 {
@@ -26,18 +55,8 @@ async fn writers_fail_fast_while_another_process_holds_the_file() {
     let fake = Fake::start(&["fake-secret"]);
     let lb = Lb::start(&[]);
     lb.add_fake_servers(&fake);
-    let db = lb.dir.path().join("ferrolite.db");
-    // Another process's write lock (a long CLI command, a backup): held until dropped.
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        let c = rusqlite::Connection::open(db).unwrap();
-        c.execute_batch("BEGIN EXCLUSIVE").unwrap();
-        locked_tx.send(()).unwrap();
-        let _ = release_rx.recv();
-        c.execute_batch("COMMIT").unwrap();
-    });
-    locked_rx.recv().unwrap();
+    // Another process's write lock (a long CLI command, a backup).
+    let lock = OtherProcessLock::take(&lb.dir.path().join("ferrolite.db"));
     let started = Instant::now();
     let creates = (0..5).map(|i| {
         let url = lb.api_url("create", &format!("meetingID=locked-{i}&name=x"));
@@ -68,8 +87,7 @@ async fn writers_fail_fast_while_another_process_holds_the_file() {
         "a clear error in the log: {}",
         lb.logs()
     );
-    release_tx.send(()).unwrap();
-    holder.join().unwrap();
+    lock.release();
     let (_, body) = lb.get("create", "meetingID=after&name=x").await;
     assert_eq!(
         xml_field(&body, "returncode").as_deref(),
@@ -89,17 +107,7 @@ async fn joins_answer_while_creates_wait_for_another_process() {
         Some("SUCCESS"),
         "{body}"
     );
-    let db = lb.dir.path().join("ferrolite.db");
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        let c = rusqlite::Connection::open(db).unwrap();
-        c.execute_batch("BEGIN EXCLUSIVE").unwrap();
-        locked_tx.send(()).unwrap();
-        let _ = release_rx.recv();
-        c.execute_batch("COMMIT").unwrap();
-    });
-    locked_rx.recv().unwrap();
+    let lock = OtherProcessLock::take(&lb.dir.path().join("ferrolite.db"));
     let done = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     // More waiting writes than the store has threads of any kind.
     let creates = (0..12).map(|i| {
@@ -137,8 +145,7 @@ async fn joins_answer_while_creates_wait_for_another_process() {
         futures_util::future::join_all(joins),
     )
     .await;
-    release_tx.send(()).unwrap();
-    holder.join().unwrap();
+    lock.release();
     let done = done.lock().unwrap();
     let order: Vec<&str> = done.iter().map(|(kind, _)| *kind).collect();
     assert_eq!(order.len(), 32);
