@@ -589,6 +589,40 @@ async fn get_meetings_merges_servers_and_survives_dead_and_slow_ones() {
 }
 
 #[tokio::test]
+async fn get_meetings_relays_a_server_with_thousands_of_meetings_whole() {
+    // Large enough that Ferrolite reads the answer off the async worker.
+    let fake = Fake::start_with(&["s0", "s1"], &["--seed-meetings", "1500"]);
+    let direct = reqwest::get(format!(
+        "{}/getMeetings?{}",
+        fake.servers[0].url,
+        sign("getMeetings", "", "s0", "sha256")
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(
+        count(&direct, "meeting"),
+        1500,
+        "{}",
+        &direct[..direct.len().min(300)]
+    );
+    assert!(direct.len() > 256 * 1024, "{} bytes only", direct.len());
+    let lb = Lb::start(&[]);
+    lb.add_fake_servers(&fake);
+    let (status, body) = lb.get("getMeetings", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        count(&body, "meeting"),
+        3000,
+        "both servers' meetings, every one"
+    );
+    assert!(body.contains("<meetingID>seed-0-1499</meetingID>"));
+    assert!(body.contains("<meetingID>seed-1-0</meetingID>"));
+}
+
+#[tokio::test]
 async fn get_meetings_can_be_disabled() {
     let fake = Fake::start(&["s0"]);
     let lb = Lb::start(&[("GET_MEETINGS_API_DISABLED", "true")]);

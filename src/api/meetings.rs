@@ -616,16 +616,14 @@ async fn get_meetings(app: &App, call: Call) -> ApiResult {
     let mut merged = Vec::new();
     for (server, result) in join_all(asks).await {
         match result {
-            Ok(reply) if reply.success() => match parse_meetings(&reply.body) {
-                Some(entries) => {
-                    for e in entries {
-                        if belongs_to(&e.metadata, &call.tenant_id) {
-                            merged.extend_from_slice(&reply.body[e.raw]);
-                        }
+            Ok(reply) if reply.success() => {
+                match tenant_meetings(reply.body, &call.tenant_id).await {
+                    Some(xml) => merged.extend_from_slice(&xml),
+                    None => {
+                        tracing::warn!(server = %server.id, "getMeetings answer could not be read")
                     }
                 }
-                None => tracing::warn!(server = %server.id, "getMeetings answer could not be read"),
-            },
+            }
             Ok(reply) => {
                 tracing::warn!(server = %server.id, key = %reply.head.message_key, "getMeetings refused")
             }
@@ -640,6 +638,30 @@ async fn get_meetings(app: &App, call: Call) -> ApiResult {
     body.extend_from_slice(&unscope_text(&call.tenant_id, &merged));
     body.extend_from_slice(b"</meetings></response>");
     Ok(response::xml(body))
+}
+
+/// The `<meeting>` elements of one server's getMeetings answer that belong to `tenant_id`,
+/// as BBB wrote them; `None` if the answer cannot be read. A large answer (tens of
+/// thousands of meetings) is read on the blocking pool, so the requests queued on this
+/// async worker keep moving.
+async fn tenant_meetings(body: Bytes, tenant_id: &str) -> Option<Vec<u8>> {
+    let pick = |body: &[u8], tenant_id: &str| {
+        let mut out = Vec::new();
+        for e in parse_meetings(body)? {
+            if belongs_to(&e.metadata, tenant_id) {
+                out.extend_from_slice(&body[e.raw]);
+            }
+        }
+        Some(out)
+    };
+    if body.len() <= crate::bbb::INLINE_PARSE_MAX {
+        return pick(&body, tenant_id);
+    }
+    let tenant_id = tenant_id.to_owned();
+    tokio::task::spawn_blocking(move || pick(&body, &tenant_id))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Whether a meeting's metadata says it belongs to `tenant_id` (empty: to no tenant).

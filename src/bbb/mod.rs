@@ -209,7 +209,7 @@ impl BbbClient {
 /// Answers up to this size are read where they arrive; larger ones (a `getMeetings` of a
 /// big server is tens of megabytes, a hundred milliseconds of parsing) on the blocking pool,
 /// so the async worker keeps serving the requests queued on it.
-const INLINE_PARSE_MAX: usize = 256 * 1024;
+pub const INLINE_PARSE_MAX: usize = 256 * 1024;
 
 /// Reads an answer into one buffer, refusing it once it passes `max` bytes (declared or
 /// received), so one server cannot make the process hold an arbitrarily large body.
