@@ -120,6 +120,7 @@ pub fn adoptions(
     out
 }
 
+/// Held by the one server whose adoptions run (see [`adopt_unknown`]).
 static ADOPTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const VOICE_BRIDGE_TAKEN: &str = "its voice bridge is used by another meeting";
@@ -146,6 +147,7 @@ pub async fn adopt_unknown(app: &App, server: &Server, entries: &[MeetingEntry])
         let known: HashSet<&str> = on_server.iter().map(|m| m.bbb_id.as_str()).collect();
         entries
             .iter()
+            .filter(|e| !e.meeting_id.is_empty() && !e.load.is_breakout)
             .all(|e| known.contains(e.meeting_id.as_str()))
     });
     if all_known {
