@@ -642,26 +642,22 @@ async fn get_meetings(app: &App, call: Call) -> ApiResult {
 
 /// The `<meeting>` elements of one server's getMeetings answer that belong to `tenant_id`,
 /// as BBB wrote them; `None` if the answer cannot be read. A large answer (tens of
-/// thousands of meetings) is read on the blocking pool, so the requests queued on this
-/// async worker keep moving.
+/// thousands of meetings) is read on the blocking pool ([`crate::bbb::read_answer`]), so
+/// the requests queued on this async worker keep moving.
 async fn tenant_meetings(body: Bytes, tenant_id: &str) -> Option<Vec<u8>> {
-    let pick = |body: &[u8], tenant_id: &str| {
+    let tenant_id = tenant_id.to_owned();
+    crate::bbb::read_answer(body, move |body| {
         let mut out = Vec::new();
         for e in parse_meetings(body)? {
-            if belongs_to(&e.metadata, tenant_id) {
+            if belongs_to(&e.metadata, &tenant_id) {
                 out.extend_from_slice(&body[e.raw]);
             }
         }
         Some(out)
-    };
-    if body.len() <= crate::bbb::INLINE_PARSE_MAX {
-        return pick(&body, tenant_id);
-    }
-    let tenant_id = tenant_id.to_owned();
-    tokio::task::spawn_blocking(move || pick(&body, &tenant_id))
-        .await
-        .ok()
-        .flatten()
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Whether a meeting's metadata says it belongs to `tenant_id` (empty: to no tenant).

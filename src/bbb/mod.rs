@@ -190,14 +190,9 @@ impl BbbClient {
         if status.is_server_error() {
             return Err(CallError::Status(status.as_u16()));
         }
-        let head = if body.len() <= INLINE_PARSE_MAX {
-            parse_reply(&body)
-        } else {
-            let whole = body.clone();
-            tokio::task::spawn_blocking(move || parse_reply(&whole))
-                .await
-                .map_err(|e| CallError::Other(e.to_string()))?
-        };
+        let head = read_answer(body.clone(), parse_reply)
+            .await
+            .map_err(|e| CallError::Other(e.to_string()))?;
         match head {
             Some(head) => Ok(Reply { body, head }),
             None if !status.is_success() => Err(CallError::Status(status.as_u16())),
@@ -209,7 +204,21 @@ impl BbbClient {
 /// Answers up to this size are read where they arrive; larger ones (a `getMeetings` of a
 /// big server is tens of megabytes, a hundred milliseconds of parsing) on the blocking pool,
 /// so the async worker keeps serving the requests queued on it.
-pub const INLINE_PARSE_MAX: usize = 256 * 1024;
+const INLINE_PARSE_MAX: usize = 256 * 1024;
+
+/// Runs `read` over an answer's bytes: in place when the answer is small, on the blocking
+/// pool when it is larger than [`INLINE_PARSE_MAX`]. The error is the blocking task's
+/// (a panic inside `read`).
+pub async fn read_answer<T, F>(body: Bytes, read: F) -> Result<T, tokio::task::JoinError>
+where
+    T: Send + 'static,
+    F: FnOnce(&[u8]) -> T + Send + 'static,
+{
+    if body.len() <= INLINE_PARSE_MAX {
+        return Ok(read(&body));
+    }
+    tokio::task::spawn_blocking(move || read(&body)).await
+}
 
 /// Reads an answer into one buffer, refusing it once it passes `max` bytes (declared or
 /// received), so one server cannot make the process hold an arbitrarily large body.
