@@ -52,38 +52,38 @@ impl OpsStore for SqliteStore {
 
     async fn poll_results(&self) -> StoreResult<Vec<PollResult>> {
         self.read(move |this| {
-        Self::query_all(
-            &*this.conn()?,
-            "SELECT p.server_id, p.at, p.ok, p.error FROM poll_results p JOIN servers s ON s.id = p.server_id ORDER BY p.server_id",
-            [],
-            |r| {
-                Ok(PollResult {
-                    server_id: r.get(0)?,
-                    at: r.get(1)?,
-                    ok: r.get(2)?,
-                    error: r.get(3)?,
-                })
-            },
-        )
-    })
+            Self::query_all(
+                &*this.conn()?,
+                "SELECT p.server_id, p.at, p.ok, p.error FROM poll_results p JOIN servers s ON s.id = p.server_id ORDER BY p.server_id",
+                [],
+                |r| {
+                    Ok(PollResult {
+                        server_id: r.get(0)?,
+                        at: r.get(1)?,
+                        ok: r.get(2)?,
+                        error: r.get(3)?,
+                    })
+                },
+            )
+        })
         .await
     }
 
     async fn meeting_rows(&self) -> StoreResult<Vec<MeetingRow>> {
         self.bulk(move |this| {
-        Self::query_all(
-            &*this.conn()?,
-            "SELECT tenant_id, meeting_id, server_id, moderator_pw, voice_bridge, created_at, participants, bbb_id
-             FROM meetings ORDER BY created_at, tenant_id, meeting_id",
-            [],
-            |r| {
-                Ok(MeetingRow {
-                    meeting: super::sqlite::meeting_from_row_with(r, 7)?,
-                    participants: r.get(6)?,
-                })
-            },
-        )
-    })
+            Self::query_all(
+                &*this.conn()?,
+                "SELECT tenant_id, meeting_id, server_id, moderator_pw, voice_bridge, created_at, participants, bbb_id
+                 FROM meetings ORDER BY created_at, tenant_id, meeting_id",
+                [],
+                |r| {
+                    Ok(MeetingRow {
+                        meeting: super::sqlite::meeting_from_row_with(r, 7)?,
+                        participants: r.get(6)?,
+                    })
+                },
+            )
+        })
         .await
     }
 
@@ -104,44 +104,44 @@ impl OpsStore for SqliteStore {
 
     async fn callback_summary(&self, recent: usize) -> StoreResult<CallbackSummary> {
         self.bulk(move |this| {
-        let conn = this.conn()?;
-        let counts = Self::query_all(
-            &conn,
-            "SELECT status, COUNT(*) FROM callbacks WHERE status IN ('pending', 'failed') GROUP BY status",
-            [],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-        )?;
-        let count = |s: &str| {
-            counts
-                .iter()
-                .find(|(k, _)| k == s)
-                .map(|(_, n)| *n as u64)
-                .unwrap_or(0)
-        };
-        let recent_failures = Self::query_all(
-            &conn,
-            "SELECT id, kind, url, status, attempts, last_error, created_at FROM callbacks
-             WHERE status = 'failed' OR (status = 'pending' AND last_error <> '')
-             ORDER BY created_at DESC LIMIT ?1",
-            [recent as i64],
-            |r| {
-                Ok(CallbackProblem {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    url: r.get(2)?,
-                    status: r.get(3)?,
-                    attempts: r.get(4)?,
-                    last_error: r.get(5)?,
-                    created_at: r.get(6)?,
-                })
-            },
-        )?;
-        Ok(CallbackSummary {
-            pending: count("pending"),
-            failed: count("failed"),
-            recent_failures,
+            let conn = this.conn()?;
+            let counts = Self::query_all(
+                &conn,
+                "SELECT status, COUNT(*) FROM callbacks WHERE status IN ('pending', 'failed') GROUP BY status",
+                [],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )?;
+            let count = |s: &str| {
+                counts
+                    .iter()
+                    .find(|(k, _)| k == s)
+                    .map(|(_, n)| *n as u64)
+                    .unwrap_or(0)
+            };
+            let recent_failures = Self::query_all(
+                &conn,
+                "SELECT id, kind, url, status, attempts, last_error, created_at FROM callbacks
+                 WHERE status = 'failed' OR (status = 'pending' AND last_error <> '')
+                 ORDER BY created_at DESC LIMIT ?1",
+                [recent as i64],
+                |r| {
+                    Ok(CallbackProblem {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        url: r.get(2)?,
+                        status: r.get(3)?,
+                        attempts: r.get(4)?,
+                        last_error: r.get(5)?,
+                        created_at: r.get(6)?,
+                    })
+                },
+            )?;
+            Ok(CallbackSummary {
+                pending: count("pending"),
+                failed: count("failed"),
+                recent_failures,
+            })
         })
-    })
         .await
     }
 
@@ -153,62 +153,62 @@ impl OpsStore for SqliteStore {
     ) -> StoreResult<Vec<UsageDay>> {
         let (tenant, from, to) = (tenant.map(str::to_owned), from.to_owned(), to.to_owned());
         self.bulk(move |this| {
-        let conn = this.conn()?;
-        let mut days: BTreeMap<(String, String), UsageDay> = BTreeMap::new();
-        let meetings = Self::query_all(
-            &conn,
-            "SELECT day, tenant_id, COUNT(*), SUM(meeting_ms), SUM(participant_ms), MAX(peak_participants)
-             FROM usage_meetings WHERE day >= ?1 AND day <= ?2 AND (?3 IS NULL OR tenant_id = ?3)
-             GROUP BY day, tenant_id",
-            params![from, to, tenant.as_deref()],
-            |r| {
-                Ok(UsageDay {
-                    day: r.get(0)?,
-                    tenant_id: r.get(1)?,
-                    meetings: r.get::<_, i64>(2)? as u64,
-                    meeting_minutes: r.get::<_, i64>(3)? as f64 / 60_000.0,
-                    participant_minutes: r.get::<_, i64>(4)? as f64 / 60_000.0,
-                    peak_participants: r.get(5)?,
-                    ..Default::default()
-                })
-            },
-        )?;
-        for d in meetings {
-            days.insert((d.day.clone(), d.tenant_id.clone()), d);
-        }
-        // Recordings by the day their meeting started, and the bytes of their formats.
-        let recordings = Self::query_all(
-            &conn,
-            "SELECT date(r.starttime / 1000, 'unixepoch') AS day,
-                    COALESCE((SELECT m.value FROM recording_metadata m WHERE m.recording_id = r.id AND m.key = 'tenant-id'), '') AS tenant,
-                    COUNT(*),
-                    SUM(COALESCE((SELECT SUM(f.size) FROM playback_formats f WHERE f.recording_id = r.id), r.raw_size, 0))
-             FROM recordings r
-             WHERE (r.state IS NULL OR r.state <> 'deleted') AND day >= ?1 AND day <= ?2
-             GROUP BY day, tenant HAVING (?3 IS NULL OR tenant = ?3)",
-            params![from, to, tenant.as_deref()],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            },
-        )?;
-        for (day, tenant_id, n, bytes) in recordings {
-            let d = days
-                .entry((day.clone(), tenant_id.clone()))
-                .or_insert_with(|| UsageDay {
-                    day,
-                    tenant_id,
-                    ..Default::default()
-                });
-            d.recordings = n as u64;
-            d.recording_bytes = bytes.max(0) as u64;
-        }
-        Ok(days.into_values().collect())
-    })
+            let conn = this.conn()?;
+            let mut days: BTreeMap<(String, String), UsageDay> = BTreeMap::new();
+            let meetings = Self::query_all(
+                &conn,
+                "SELECT day, tenant_id, COUNT(*), SUM(meeting_ms), SUM(participant_ms), MAX(peak_participants)
+                 FROM usage_meetings WHERE day >= ?1 AND day <= ?2 AND (?3 IS NULL OR tenant_id = ?3)
+                 GROUP BY day, tenant_id",
+                params![from, to, tenant.as_deref()],
+                |r| {
+                    Ok(UsageDay {
+                        day: r.get(0)?,
+                        tenant_id: r.get(1)?,
+                        meetings: r.get::<_, i64>(2)? as u64,
+                        meeting_minutes: r.get::<_, i64>(3)? as f64 / 60_000.0,
+                        participant_minutes: r.get::<_, i64>(4)? as f64 / 60_000.0,
+                        peak_participants: r.get(5)?,
+                        ..Default::default()
+                    })
+                },
+            )?;
+            for d in meetings {
+                days.insert((d.day.clone(), d.tenant_id.clone()), d);
+            }
+            // Recordings by the day their meeting started, and the bytes of their formats.
+            let recordings = Self::query_all(
+                &conn,
+                "SELECT date(r.starttime / 1000, 'unixepoch') AS day,
+                        COALESCE((SELECT m.value FROM recording_metadata m WHERE m.recording_id = r.id AND m.key = 'tenant-id'), '') AS tenant,
+                        COUNT(*),
+                        SUM(COALESCE((SELECT SUM(f.size) FROM playback_formats f WHERE f.recording_id = r.id), r.raw_size, 0))
+                 FROM recordings r
+                 WHERE (r.state IS NULL OR r.state <> 'deleted') AND day >= ?1 AND day <= ?2
+                 GROUP BY day, tenant HAVING (?3 IS NULL OR tenant = ?3)",
+                params![from, to, tenant.as_deref()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )?;
+            for (day, tenant_id, n, bytes) in recordings {
+                let d = days
+                    .entry((day.clone(), tenant_id.clone()))
+                    .or_insert_with(|| UsageDay {
+                        day,
+                        tenant_id,
+                        ..Default::default()
+                    });
+                d.recordings = n as u64;
+                d.recording_bytes = bytes.max(0) as u64;
+            }
+            Ok(days.into_values().collect())
+        })
         .await
     }
 
